@@ -1,0 +1,112 @@
+"""What every query engine returns, what a query costs, and how a query says who ran it."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import pyarrow as pa
+
+# Athena's price: $5 per TB scanned, billed per whole MB, 10 MB minimum per query; DDL and failed
+# queries are free. AWS bills storage and scans in binary units (1 MB = 2**20 bytes).
+PRICE_PER_TB_USD = 5.0
+MB = 2**20
+TB = 2**40
+MIN_BILLED_BYTES = 10 * MB
+
+
+def athena_cost(bytes_scanned: int, *, succeeded: bool = True) -> float:
+    """The dollars Athena charges for a query that scanned ``bytes_scanned`` bytes."""
+    if not succeeded:
+        return 0.0
+    billed = max(math.ceil(bytes_scanned / MB) * MB, MIN_BILLED_BYTES)
+    return billed / TB * PRICE_PER_TB_USD
+
+
+# Query tags travel in a leading SQL comment, because Athena has no per-query tags: the query
+# history keeps the text, so the cost monitor can attribute every query to its DAG, task and date.
+_TAG_PREFIX = "/* ioc-tags: "
+_TAG_RE = re.compile(r"^/\* ioc-tags: (\{.*?\}) \*/\n", re.S)
+
+
+def with_tags(sql: str, tags: Mapping[str, str] | None) -> str:
+    if not tags:
+        return sql
+    return f"{_TAG_PREFIX}{json.dumps(dict(tags), sort_keys=True)} */\n{sql}"
+
+
+def read_tags(sql: str) -> dict[str, str]:
+    match = _TAG_RE.match(sql)
+    return json.loads(match.group(1)) if match else {}
+
+
+@dataclass
+class QueryStats:
+    """What a query did, as the query history records it."""
+
+    query_id: str
+    state: str  # SUCCEEDED | FAILED | CANCELLED
+    bytes_scanned: int = 0
+    elapsed_s: float = 0.0
+    cost_usd: float = 0.0
+    rows: int = 0
+    #: Partitions and files the engine read; ``None`` where the backend does not say (Athena).
+    partitions_scanned: int | None = None
+    files_scanned: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        scanned = f"{self.bytes_scanned / MB:,.2f} MB scanned"
+        parts = f", {self.partitions_scanned} partitions" if self.partitions_scanned is not None else ""
+        return (
+            f"{self.rows:,} rows, {scanned}{parts}, {self.elapsed_s:.2f} s, "
+            f"${self.cost_usd:.6f} at Athena's price (query {self.query_id})"
+        )
+
+
+@dataclass
+class QueryResult:
+    table: pa.Table
+    stats: QueryStats
+
+    def to_pandas(self):
+        return self.table.to_pandas()
+
+
+class Engine(Protocol):
+    """One interface over DuckDB (``local``) and Athena (``aws``).
+
+    ``sql`` is always Athena SQL; ``parameters`` bind to ``?`` placeholders (never pasted into
+    the text); ``tags`` name who ran the query (DAG, task, date) for the cost monitor.
+    """
+
+    backend: str
+
+    def query(
+        self,
+        sql: str,
+        parameters: Sequence[object] = (),
+        tags: Mapping[str, str] | None = None,
+    ) -> QueryResult: ...
+
+    def replace_partition(
+        self,
+        table: str,
+        partition: Mapping[str, str],
+        select_sql: str,
+        parameters: Sequence[object] = (),
+        tags: Mapping[str, str] | None = None,
+    ) -> QueryStats:
+        """Replace one partition of ``table`` with the rows of ``select_sql``.
+
+        ``select_sql`` returns the table's data columns (not its partition keys) in DDL order.
+        """
+        ...

@@ -1,0 +1,59 @@
+"""Errors a user can cause. Each carries one message that says what is wrong and what to do.
+
+The CLI prints ``str(error)`` and exits 2 for any :class:`IocError`; tasks let them propagate so
+that Airflow marks the task failed with the same message.
+"""
+
+from __future__ import annotations
+
+
+class IocError(Exception):
+    """Base class: a failure the user can fix, with a message that says how."""
+
+
+class ConfigError(IocError):
+    """A setting is missing or invalid."""
+
+
+class LakeNotFoundError(IocError):
+    """The lake root does not exist or holds no table folders."""
+
+
+class CatalogError(IocError):
+    """A DDL file cannot be read as a table definition."""
+
+
+class QueryError(IocError):
+    """A query could not run: bad SQL, unknown table or column, or an engine failure."""
+
+    def __init__(self, message: str, *, query_id: str | None = None) -> None:
+        super().__init__(message)
+        self.query_id = query_id
+
+
+class SqlSyntaxError(QueryError):
+    pass
+
+
+class UnknownTableError(QueryError):
+    pass
+
+
+class UnknownColumnError(QueryError):
+    pass
+
+
+class NoDataError(QueryError):
+    """The partitions a query selects hold no data: an empty result would be a wrong answer."""
+
+
+class QueryTimeoutError(QueryError):
+    pass
+
+
+class BytesScannedCutoffError(QueryError):
+    """The query would scan more than the workgroup's per-query cutoff."""
+
+
+class FreshnessError(IocError):
+    """A source partition for the run's date is missing or empty."""

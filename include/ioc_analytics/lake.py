@@ -1,0 +1,110 @@
+"""The lake's objects: which partitions of a table hold which data files.
+
+A partition's place comes from the table's location template (catalog.py); this module lists
+what is actually there. Like Athena and Hive, it ignores objects whose name starts with ``_`` or
+``.`` (that is how writers hide files that are still being written), and it reports objects that
+match no partition of the layout instead of dropping them silently.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ioc_analytics.catalog import Table
+from ioc_analytics.errors import LakeNotFoundError
+
+
+@dataclass(frozen=True)
+class DataFile:
+    path: str  # a local path, or an s3:// URI
+    size: int
+
+
+@dataclass
+class Partition:
+    values: dict[str, str]
+    files: list[DataFile] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.values.items())
+
+
+@dataclass
+class Listing:
+    table: str
+    partitions: list[Partition]
+    #: Data objects under the table's location that match no partition of its layout.
+    strays: list[str] = field(default_factory=list)
+
+
+def is_hidden(name: str) -> bool:
+    return name.startswith(("_", "."))
+
+
+class Lake(Protocol):
+    root: str
+
+    def check(self) -> None:
+        """Raise :class:`LakeNotFoundError` with a fix if the lake is not there."""
+
+    def list_table(self, table: Table) -> Listing: ...
+
+    def partition_files(self, table: Table, values: dict[str, str]) -> list[DataFile]: ...
+
+
+def group_into_partitions(table: Table, files: list[DataFile]) -> Listing:
+    """Group a table's data files by the partition their folder names (shared by all lakes)."""
+    base = table.location.rstrip("/") + "/"
+    partitions: dict[tuple[str, ...], Partition] = {}
+    strays: list[str] = []
+    for f in files:
+        folder = f.path[len(base) :].rpartition("/")[0]
+        match = table.partition_regex.fullmatch(folder)
+        if not match:
+            strays.append(f.path)
+            continue
+        values = {k: match.group(k) for k in table.partition_names}
+        key = tuple(values.values())
+        partitions.setdefault(key, Partition(values)).files.append(f)
+    ordered = [partitions[k] for k in sorted(partitions)]
+    return Listing(table.name, ordered, strays)
+
+
+class LocalLake:
+    """A lake in a local folder, laid out exactly as the S3 lake is."""
+
+    def __init__(self, root: str) -> None:
+        self.root = str(Path(root).expanduser().resolve())
+
+    def check(self) -> None:
+        if not Path(self.root).is_dir():
+            raise LakeNotFoundError(
+                f"the lake folder {self.root} does not exist: set IOC_LAKE_ROOT to your lake, "
+                "or create a sample one with `ioc generate --lake DIR --start YYYY-MM-DD --days N`"
+            )
+
+    def _walk(self, folder: str) -> list[DataFile]:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+            for name in sorted(filenames):
+                if not is_hidden(name):
+                    path = os.path.join(dirpath, name)
+                    found.append(DataFile(path, os.path.getsize(path)))
+        return found
+
+    def list_table(self, table: Table) -> Listing:
+        self.check()
+        return group_into_partitions(table, self._walk(table.location))
+
+    def partition_files(self, table: Table, values: dict[str, str]) -> list[DataFile]:
+        self.check()
+        folder = table.partition_location(values)
+        return [f for f in self._walk(folder) if os.path.dirname(f.path) == folder.rstrip("/")]

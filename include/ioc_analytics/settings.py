@@ -1,0 +1,105 @@
+"""The project's one settings module.
+
+Every setting comes, in this order, from an ``IOC_*`` environment variable, from the Airflow
+Variable of the same name in lower case (``ioc_lake_root``), or from the default below. DAGs, the
+CLI and the tests all read settings through :func:`get_settings`, so the backend and every
+location are chosen by configuration, never by editing a DAG.
+
+Airflow Variables are only consulted inside an Airflow process (where ``airflow.sdk`` is already
+imported): the CLI stays fast and never needs a metadata database. ``AIRFLOW_VAR_IOC_*``
+environment variables work in both places, because the SDK reads them first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ioc_analytics.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SQL_DIR = PROJECT_ROOT / "include" / "sql"
+DDL_DIR = SQL_DIR / "ddl"
+
+BACKENDS = ("local", "aws")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Field names map to ``IOC_<NAME>`` environment variables."""
+
+    backend: str = "local"
+    #: The lake: a folder for ``local``, an ``s3://bucket/prefix`` URI for ``aws``.
+    lake_root: str = str(PROJECT_ROOT / "data" / "lake")
+    #: Local state: the query log, the local catalog's partition registry, scratch space.
+    state_dir: str = str(PROJECT_ROOT / "data" / "state")
+    #: Where exports are published: a folder for ``local``, an ``s3://`` URI for ``aws``.
+    exports_root: str = str(PROJECT_ROOT / "data" / "exports")
+    database: str = "ioc_analytics"
+    workgroup: str = "ioc-analytics"
+    #: Athena's result location (``aws`` only).
+    athena_output: str = "s3://ioc-athena-query-results/"
+    aws_conn_id: str = "aws_default"
+    region: str = "us-east-1"
+    #: Per-query bytes-scanned cutoff, as the workgroup enforces it (1 GiB).
+    bytes_scanned_cutoff: int = 1_073_741_824
+    #: How long a query may run before the engine gives up on it.
+    query_timeout_s: int = 600
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"IOC_BACKEND={self.backend!r} is not a backend; use one of {', '.join(BACKENDS)}"
+            )
+        if self.backend == "aws" and not self.lake_root.startswith("s3://"):
+            raise ConfigError(
+                f"IOC_LAKE_ROOT={self.lake_root!r}: the aws backend needs an s3:// URI, "
+                "for example s3://ioc-analytics-data-lake"
+            )
+        if self.backend == "local" and self.lake_root.startswith("s3://"):
+            raise ConfigError(
+                f"IOC_LAKE_ROOT={self.lake_root!r}: the local backend needs a folder; "
+                "set IOC_BACKEND=aws to query S3"
+            )
+
+    @property
+    def lake_uri(self) -> str:
+        """The lake root without a trailing slash, absolute for a local folder."""
+        if self.lake_root.startswith("s3://"):
+            return self.lake_root.rstrip("/")
+        return str(Path(self.lake_root).expanduser().resolve())
+
+    @property
+    def query_log_path(self) -> Path:
+        return Path(self.state_dir).expanduser().resolve() / "query_log.jsonl"
+
+
+def _lookup(name: str) -> str | None:
+    value = os.environ.get(f"IOC_{name.upper()}")
+    if value not in (None, ""):
+        return value
+    if "airflow.sdk" in sys.modules:
+        from airflow.sdk import Variable
+
+        return Variable.get(f"ioc_{name}", default=None)
+    return None
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Resolve settings now (never at import time, so DAG parsing does no lookups)."""
+    values: dict[str, object] = {}
+    for field in fields(Settings):
+        raw = overrides.get(field.name)
+        if raw is None:
+            raw = _lookup(field.name)
+        if raw is None:
+            continue
+        if field.type == "int":
+            try:
+                raw = int(raw)
+            except ValueError:
+                raise ConfigError(f"IOC_{field.name.upper()}={raw!r} must be a whole number") from None
+        values[field.name] = raw
+    return Settings(**values)

@@ -1,0 +1,24 @@
+-- Aggregate: daily active users and sessions, one partition per day, written by the daily DAG
+-- (include/sql/daily_active_users.sql). Exact counts: the aggregate is the source of truth that
+-- the guide's approximate query reads cheaply.
+CREATE EXTERNAL TABLE IF NOT EXISTS daily_active_users (
+  unique_users bigint,
+  total_sessions bigint,
+  completed_sessions bigint,
+  returning_users bigint
+)
+PARTITIONED BY (
+  `date` string
+)
+STORED AS PARQUET
+LOCATION '{{ lake_root }}/aggregates/daily_active_users/'
+TBLPROPERTIES (
+  'parquet.compression' = 'SNAPPY',
+  'projection.enabled' = 'true',
+  'projection.date.type' = 'date',
+  'projection.date.format' = 'yyyy/MM/dd',
+  'projection.date.range' = '2024/01/01,NOW',
+  'projection.date.interval' = '1',
+  'projection.date.interval.unit' = 'DAYS',
+  'storage.location.template' = '{{ lake_root }}/aggregates/daily_active_users/${date}/'
+)
