@@ -57,3 +57,7 @@ class BytesScannedCutoffError(QueryError):
 
 class FreshnessError(IocError):
     """A source partition for the run's date is missing or empty."""
+
+
+class DataQualityError(IocError):
+    """A data-quality gate failed: the date's outputs must not be published."""

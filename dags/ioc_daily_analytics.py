@@ -1,0 +1,102 @@
+"""
+### IOC daily analytics
+
+Builds the day's analytics from the assessment lake, checks them, and publishes them.
+
+`check_freshness -> register_partitions -> build_daily_active_users -> quality_gate -> export_csv`
+
+**Tasks, and what to do when one fails**
+
+- `check_freshness`: the date's `assessment_events` partitions (any assessment type) and the
+  month's `ocean_scores` partition hold data. *Fails when* the upstream export is late or failed;
+  the message names the partitions and where it looked. Re-run once the data has landed.
+- `register_partitions`: makes the date's partitions visible to the engine; a logged no-op for
+  tables with partition projection. *Fails when* Glue refuses a partition: check the `aws`
+  connection's permissions.
+- `build_daily_active_users`: replaces the date's partition of `daily_active_users`
+  (`include/sql/daily_active_users.sql`). *Fails when* the query fails; the message has the
+  error and the query id (local query log, or the Athena history).
+- `quality_gate`: `include/sql/checks/daily_active_users.sql`, one check per column. *Fails
+  when* the data is wrong: nothing of the date is exported. Fix the source, then clear the run.
+- `export_csv`: writes `daily_active_users_<date>.csv` under the exports root. *Fails when* the
+  exports location is not writable.
+
+Re-running a date replaces exactly that date's outputs. The backend (`local` or `aws`) and all
+locations come from `IOC_*` settings (README, "Configuration"), never from this file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, dag, get_current_context, task
+
+DAILY_ACTIVE_USERS = Asset("ioc://aggregates/daily_active_users")
+
+
+def _run() -> tuple:
+    """The settings, the logical date and the query tags of the running task."""
+    from ioc_analytics.settings import get_settings
+
+    context = get_current_context()
+    ti = context["ti"]
+    day = context["logical_date"].date()
+    tags = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "ds": day.isoformat()}
+    return get_settings(), day, tags
+
+
+@dag(
+    schedule="@daily",
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["ioc", "daily", "analytics"],
+    default_args={
+        "owner": "ioc-analytics",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(minutes=30),
+    },
+)
+def ioc_daily_analytics():
+    @task
+    def check_freshness() -> dict:
+        from ioc_analytics import pipeline
+
+        settings, day, _ = _run()
+        return pipeline.check_freshness(settings, day)
+
+    @task
+    def register_partitions() -> dict:
+        from ioc_analytics import pipeline
+
+        settings, day, _ = _run()
+        return pipeline.register_partitions(settings, day)
+
+    @task(outlets=[DAILY_ACTIVE_USERS])
+    def build_daily_active_users() -> dict:
+        from ioc_analytics import pipeline
+
+        settings, day, tags = _run()
+        return pipeline.build_aggregate(settings, day, "daily_active_users", tags)
+
+    @task
+    def quality_gate() -> dict:
+        from ioc_analytics import pipeline
+
+        settings, day, tags = _run()
+        return pipeline.quality_gate(settings, day, "daily_active_users", tags)
+
+    @task
+    def export_csv() -> str:
+        from ioc_analytics import pipeline
+
+        settings, day, tags = _run()
+        return pipeline.export_csv(settings, day, "daily_active_users", tags)
+
+    check_freshness() >> register_partitions() >> build_daily_active_users() >> quality_gate() >> export_csv()
+
+
+ioc_daily_analytics()

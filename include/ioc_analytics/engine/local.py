@@ -1,0 +1,382 @@
+"""Athena SQL on embedded DuckDB over the local Parquet lake.
+
+How a query runs:
+
+1. sqlglot parses it as Athena (Trino) SQL; every table it names is looked up in the catalog that
+   the DDL under ``include/sql/ddl/`` defines.
+2. Partition pruning, as Athena does it: for each table reference, the conjuncts of its WHERE
+   clause that read only the table's partition keys are evaluated, by DuckDB itself, over the
+   partitions that the lake holds (so ``date >= date_format(current_date - interval '7' day,
+   '%Y/%m/%d')`` prunes exactly as it would on Athena). Only the selected partitions' files are
+   handed to DuckDB.
+3. Each reference becomes a view over ``read_parquet`` of those files, with the partition keys
+   recovered from the object paths; the query is transpiled to DuckDB and run with DuckDB's
+   profiler on, which reports the bytes it read (``total_bytes_scanned``).
+4. The query, failed ones too, is appended to the local query log with its statistics and cost
+   at Athena's price.
+
+A new in-memory DuckDB connection serves each query: no database file to lock, so parallel tasks
+never clash (NOTES.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlglot
+from sqlglot import exp
+
+from ioc_analytics.catalog import Catalog, Table, load_catalog
+from ioc_analytics.engine.base import QueryResult, QueryStats, athena_cost, with_tags
+from ioc_analytics.errors import (
+    IocError,
+    NoDataError,
+    QueryError,
+    SqlSyntaxError,
+    UnknownColumnError,
+    UnknownTableError,
+)
+from ioc_analytics.lake import LocalLake, Partition
+from ioc_analytics.querylog import QueryLog
+from ioc_analytics.settings import Settings
+
+_VIEW_PREFIX = "__ioc_"
+
+
+@dataclass
+class _Scan:
+    """One table reference of a query and the partitions it reads."""
+
+    table: Table
+    view: str
+    partitions: list[Partition]
+    filter_sql: str | None
+    #: Why the scan selects no partition (the query then fails only if every scan is empty).
+    empty_reason: str | None = None
+
+    @property
+    def files(self) -> list[str]:
+        return [f.path for p in self.partitions for f in p.files]
+
+
+@dataclass
+class _Plan:
+    duckdb_sql: str
+    scans: list[_Scan] = field(default_factory=list)
+
+
+class LocalEngine:
+    backend = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.catalog: Catalog = load_catalog(settings.lake_uri, settings.database)
+        self.lake = LocalLake(settings.lake_uri)
+        self.log = QueryLog(settings.query_log_path)
+
+    # -- the Engine interface -------------------------------------------------------------
+
+    def query(
+        self,
+        sql: str,
+        parameters: Sequence[object] = (),
+        tags: Mapping[str, str] | None = None,
+    ) -> QueryResult:
+        query_id = str(uuid.uuid4())
+        record: dict[str, object] = {
+            "query_id": query_id,
+            "submitted_at": datetime.now(UTC).isoformat(),
+            "engine": "duckdb",
+            "database": self.settings.database,
+            "workgroup": self.settings.workgroup,
+            "query": with_tags(sql, tags),
+        }
+        started = time.perf_counter()
+        try:
+            plan = self._plan(sql, list(parameters))
+            table, bytes_scanned = self._run(plan, list(parameters))
+            if table.num_rows == 0:
+                self._check_not_empty(plan)
+        except IocError as err:
+            if isinstance(err, QueryError):
+                err.query_id = query_id
+            stats = QueryStats(query_id, "FAILED", elapsed_s=time.perf_counter() - started,
+                               tags=dict(tags or {}), error=str(err))
+            self.log.append({**record, **stats.as_dict()})
+            raise
+        stats = QueryStats(
+            query_id,
+            "SUCCEEDED",
+            bytes_scanned=bytes_scanned,
+            elapsed_s=time.perf_counter() - started,
+            cost_usd=athena_cost(bytes_scanned),
+            rows=table.num_rows,
+            partitions_scanned=sum(len(s.partitions) for s in plan.scans),
+            files_scanned=sum(len(s.files) for s in plan.scans),
+            tags=dict(tags or {}),
+        )
+        self.log.append({**record, **stats.as_dict()})
+        return QueryResult(table, stats)
+
+    def replace_partition(
+        self,
+        table: str,
+        partition: Mapping[str, str],
+        select_sql: str,
+        parameters: Sequence[object] = (),
+        tags: Mapping[str, str] | None = None,
+    ) -> QueryStats:
+        """Run ``select_sql`` and swap its rows in as the whole partition (see LocalLake)."""
+        target = self.catalog.table(table)
+        values = dict(partition)
+        target.check_partition_values(values)
+        result = self.query(select_sql, parameters, tags)
+        expected = [c.name for c in target.columns]
+        if result.table.column_names != expected:
+            raise QueryError(
+                f"the query for {target.name} returns columns ({', '.join(result.table.column_names)}) "
+                f"but the table declares ({', '.join(expected)}): make the SELECT list match the DDL",
+                query_id=result.stats.query_id,
+            )
+        self.lake.write_partition(target.partition_location(values), result.table.cast(target.arrow_schema))
+        return result.stats
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def _plan(self, sql: str, parameters: list[object]) -> _Plan:
+        tree = _parse_one(sql)
+        placeholders = [n for n in tree.walk(bfs=False) if isinstance(n, exp.Placeholder)]
+        if len(placeholders) != len(parameters):
+            raise QueryError(
+                f"the query has {len(placeholders)} ? placeholders but {len(parameters)} parameters were given"
+            )
+        position = {id(p): i for i, p in enumerate(placeholders)}
+        ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+        plan = _Plan(duckdb_sql="")
+        for ref in list(tree.find_all(exp.Table)):
+            if not ref.name or ref.name.lower() in ctes and not ref.db:
+                continue
+            if ref.db and ref.db.lower() != self.settings.database.lower():
+                raise UnknownTableError(
+                    f"database {ref.db!r} does not exist here; the tables live in {self.settings.database}"
+                )
+            table = self.catalog.table(ref.name)
+            scan = self._scan(ref, table, len(plan.scans), parameters, position)
+            plan.scans.append(scan)
+            alias = ref.alias or table.name
+            ref.replace(exp.to_table(scan.view).as_(alias))
+        if plan.scans and all(s.empty_reason for s in plan.scans):
+            raise NoDataError("; ".join(s.empty_reason for s in plan.scans))
+        _fix_dialect_gaps(tree, self.catalog)
+        plan.duckdb_sql = tree.sql(dialect="duckdb")
+        return plan
+
+    def _scan(
+        self, ref: exp.Table, table: Table, index: int, parameters: list[object], position: dict[int, int]
+    ) -> _Scan:
+        listing = self.lake.list_table(table)
+        view = f"{_VIEW_PREFIX}{table.name}_{index}"
+        if not listing.partitions:
+            return _Scan(table, view, [], None, empty_reason=(
+                f"{table.name} has no data: no Parquet files under {table.location} in its layout "
+                f"({table.location_template}). Generate a sample lake with `ioc generate` or check IOC_LAKE_ROOT."
+            ))
+        conjuncts = _partition_conjuncts(ref, table)
+        if not conjuncts:
+            return _Scan(table, view, listing.partitions, None)
+        selected = _select_partitions(table, listing.partitions, conjuncts, parameters, position)
+        filter_sql = " AND ".join(c.sql("athena") for c in conjuncts)
+        scan = _Scan(table, view, selected, filter_sql)
+        if not selected:
+            first, last = listing.partitions[0], listing.partitions[-1]
+            bound = f" with parameters {parameters}" if parameters else ""
+            scan.empty_reason = (
+                f"{table.name} has no partitions matching {filter_sql}{bound} "
+                f"(the lake holds {len(listing.partitions)} partitions, "
+                f"from {first.label()} to {last.label()})"
+            )
+        return scan
+
+    # -- execution -------------------------------------------------------------------------
+
+    def _run(self, plan: _Plan, parameters: list[object]) -> tuple[pa.Table, int]:
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            for scan in plan.scans:
+                con.execute(_view_sql(scan, self.lake.root))
+            with tempfile.TemporaryDirectory(prefix="ioc-profile-") as tmp:
+                profile_path = Path(tmp) / "profile.json"
+                con.execute("PRAGMA enable_profiling = 'json'")
+                con.execute(f"PRAGMA profiling_output = '{profile_path}'")
+                con.execute("SET profiling_mode = 'detailed'")
+                try:
+                    table = con.sql(plan.duckdb_sql, params=parameters or None).to_arrow_table()
+                except duckdb.Error as err:
+                    raise _translate_duckdb_error(err, plan) from None
+                con.execute("PRAGMA disable_profiling")
+                profile = json.loads(profile_path.read_text())
+        finally:
+            con.close()
+        return table, int(profile["query"]["total_bytes_scanned"])
+
+    def _check_not_empty(self, plan: _Plan) -> None:
+        """An empty result from partitions that hold no rows is missing data, not an answer."""
+        for scan in plan.scans:
+            if scan.files and sum(pq.read_metadata(path).num_rows for path in scan.files) == 0:
+                where = f" matching {scan.filter_sql}" if scan.filter_sql else ""
+                labels = ", ".join(p.label() for p in scan.partitions[:5])
+                raise NoDataError(
+                    f"the partitions of {scan.table.name}{where} hold no rows ({labels}"
+                    f"{' ...' if len(scan.partitions) > 5 else ''}): the source data for them is empty"
+                )
+
+
+# -- helpers, kept free of engine state so they read as the steps above ----------------------
+
+
+def _parse_one(sql: str) -> exp.Query:
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="athena") if s is not None]
+    except sqlglot.errors.ParseError as err:
+        first = err.errors[0] if err.errors else {}
+        raise SqlSyntaxError(
+            f"syntax error at line {first.get('line', '?')}, column {first.get('col', '?')} "
+            f"near {first.get('highlight', '')!r}: {first.get('description', str(err))}"
+        ) from None
+    if len(statements) != 1:
+        raise SqlSyntaxError(f"expected one SQL statement, got {len(statements)}")
+    tree = statements[0]
+    if not isinstance(tree, exp.Query):
+        raise QueryError(
+            f"the local engine runs read-only queries (SELECT, WITH); got {tree.key.upper()}. "
+            "Tables are created from include/sql/ddl/ and written by the pipeline."
+        )
+    return tree
+
+
+def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    if isinstance(node, exp.And):
+        return _conjuncts(node.left) + _conjuncts(node.right)
+    if isinstance(node, exp.Paren):
+        return _conjuncts(node.this)
+    return [node]
+
+
+def _partition_conjuncts(ref: exp.Table, table: Table) -> list[exp.Expression]:
+    """The WHERE conjuncts around ``ref`` that read only its partition keys."""
+    select = ref.find_ancestor(exp.Select)
+    where = select.args.get("where") if select else None
+    if where is None:
+        return []
+    names = {ref.alias_or_name.lower(), table.name}
+    keep = []
+    for conjunct in _conjuncts(where.this):
+        columns = list(conjunct.find_all(exp.Column))
+        if not columns or conjunct.find(exp.Query) or conjunct.find(exp.AggFunc):
+            continue
+        if all(c.name in table.partition_names and (not c.table or c.table.lower() in names) for c in columns):
+            keep.append(conjunct)
+    return keep
+
+
+def _select_partitions(
+    table: Table,
+    partitions: list[Partition],
+    conjuncts: list[exp.Expression],
+    parameters: list[object],
+    position: dict[int, int],
+) -> list[Partition]:
+    """Evaluate the partition conjuncts in DuckDB over the partitions' key values."""
+    bound: list[object] = []
+    predicates = []
+    for conjunct in conjuncts:
+        originals = [n for n in conjunct.walk(bfs=False) if isinstance(n, exp.Placeholder)]
+        copy = conjunct.copy()
+        for original, placeholder in zip(
+            originals, [n for n in copy.walk(bfs=False) if isinstance(n, exp.Placeholder)], strict=True
+        ):
+            bound.append(parameters[position[id(original)]])
+            placeholder.replace(exp.Placeholder(this=str(len(bound))))
+        for column in copy.find_all(exp.Column):
+            column.set("table", None)
+        predicates.append(copy)
+    keys = table.partition_names
+    values = pa.table({"__index": list(range(len(partitions))),
+                       **{k: [p.values[k] for p in partitions] for k in keys}})
+    query = exp.select("__index").from_("__partitions").where(exp.and_(*predicates)).sql("duckdb")
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("__partitions", values)
+        rows = con.execute(query, bound or None).fetchall()
+    except duckdb.Error as err:
+        raise QueryError(f"cannot evaluate the partition filter on {table.name}: {_first_lines(err)}") from None
+    finally:
+        con.close()
+    return [partitions[i] for (i,) in sorted(rows)]
+
+
+def _view_sql(scan: _Scan, lake_root: str) -> str:
+    """A view with the table's columns, reading only the scan's files."""
+    table = scan.table
+    path_pattern = "^" + re.escape(table.location.rstrip("/") + "/") + table.partition_regex.pattern + "/[^/]+$"
+    files = exp.Array(expressions=[exp.Literal.string(f) for f in scan.files])
+    columns = [exp.column(c.name, quoted=True) for c in table.columns]
+    keys = [
+        exp.alias_(
+            # Anonymous: sqlglot's RegexpExtract drops the group argument when it writes DuckDB.
+            exp.Anonymous(this="regexp_extract", expressions=[
+                exp.column("filename"), exp.Literal.string(path_pattern), exp.Literal.number(i + 1)]),
+            key, quoted=True,
+        )
+        for i, key in enumerate(table.partition_names)
+    ]
+    if not scan.files:
+        typed_nulls = [exp.alias_(exp.cast(exp.null(), c.type), c.name, quoted=True) for c in table.all_columns]
+        empty = exp.select(*typed_nulls).where(exp.false())
+        return f"CREATE TEMP VIEW {exp.to_identifier(scan.view).sql('duckdb')} AS {empty.sql('duckdb')}"
+    source = exp.func("read_parquet", files, exp.EQ(this=exp.var("filename"), expression=exp.true()),
+                      exp.EQ(this=exp.var("union_by_name"), expression=exp.true()))
+    select = exp.select(*columns, *keys).from_(source)
+    return f"CREATE TEMP VIEW {exp.to_identifier(scan.view).sql('duckdb')} AS {select.sql('duckdb')}"
+
+
+def _fix_dialect_gaps(tree: exp.Expression, catalog: Catalog) -> None:
+    """Patch what sqlglot's Trino-to-DuckDB transpilation gets wrong for our types.
+
+    ``cardinality(m)`` on a map comes out as ``ARRAY_LENGTH(m)``, which DuckDB refuses for maps;
+    DuckDB's ``cardinality`` counts map entries as Athena's does.
+    """
+    map_columns = {
+        c.name for t in catalog.tables.values() for c in t.all_columns if c.type.this == exp.DataType.Type.MAP
+    }
+    for node in list(tree.find_all(exp.ArraySize)):
+        if isinstance(node.this, exp.Column) and node.this.name in map_columns:
+            node.replace(exp.Anonymous(this="cardinality", expressions=[node.this.copy()]))
+
+
+def _first_lines(err: Exception) -> str:
+    text = str(err).split("\n\nLINE")[0].strip()
+    return re.sub(rf"{_VIEW_PREFIX}(\w+?)_\d+", r"\1", text)
+
+
+def _translate_duckdb_error(err: duckdb.Error, plan: _Plan) -> QueryError:
+    message = _first_lines(err)
+    if isinstance(err, duckdb.BinderException) and "column" in message.lower():
+        tables = ", ".join(sorted({s.table.name for s in plan.scans}))
+        return UnknownColumnError(f"{message.removeprefix('Binder Error: ')} (tables read: {tables})")
+    if isinstance(err, duckdb.ParserException):
+        return SqlSyntaxError(f"DuckDB cannot run the translated query: {message}")
+    return QueryError(message)
