@@ -41,3 +41,38 @@ def airflow_db() -> Path:
         check=True, capture_output=True, env=os.environ.copy(),
     )
     return home
+
+
+# -- sample lakes, generated once per session -------------------------------------------------
+
+from tests.helpers import EVENTS_PER_DAY, RECENT_DAYS, TODAY  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sample_lake(tmp_path_factory) -> Path:
+    """January 2024 (the guide's OCEAN query reads it) and the 35 days up to today, in UTC."""
+    import datetime as dt
+
+    from ioc_analytics.generate import generate_lake
+
+    lake = tmp_path_factory.mktemp("lake")
+    generate_lake(lake, dt.date(2024, 1, 1), 31, EVENTS_PER_DAY, seed=11)
+    generate_lake(lake, TODAY - dt.timedelta(days=RECENT_DAYS - 1), RECENT_DAYS, EVENTS_PER_DAY, seed=11)
+    return lake
+
+
+@pytest.fixture()
+def local_settings(sample_lake, tmp_path):
+    from ioc_analytics.settings import get_settings
+
+    return get_settings(
+        backend="local", lake_root=str(sample_lake), state_dir=str(tmp_path / "state"),
+        exports_root=str(tmp_path / "exports"),
+    )
+
+
+@pytest.fixture()
+def local_engine(local_settings):
+    from ioc_analytics.engine.local import LocalEngine
+
+    return LocalEngine(local_settings)

@@ -1,0 +1,82 @@
+"""``ioc`` as a user runs it: real processes, real lake, one clear line per error."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import read_events
+
+IOC = str(Path(sys.executable).parent / "ioc")
+
+
+def run_ioc(*args: str, lake: Path, state: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "IOC_BACKEND": "local", "IOC_LAKE_ROOT": str(lake), "IOC_STATE_DIR": str(state)}
+    return subprocess.run([IOC, *args], capture_output=True, text=True, env=env, input=stdin, timeout=120)
+
+
+def test_query_csv_reports_bytes_and_cost(sample_lake, tmp_path):
+    out = run_ioc("query", "--format", "csv",
+                  "SELECT assessment_type, COUNT(*) AS n FROM assessment_events "
+                  "WHERE date = '2024/01/15' GROUP BY assessment_type ORDER BY assessment_type",
+                  lake=sample_lake, state=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    events = read_events(sample_lake)
+    expected = events[events["date"] == "2024/01/15"].groupby("assessment_type").size()
+    assert {r["assessment_type"]: int(r["n"]) for r in rows} == expected.to_dict()
+    assert "MB scanned" in out.stderr and "$" in out.stderr
+
+
+def test_query_json_from_stdin(sample_lake, tmp_path):
+    out = run_ioc("query", "--format", "json", "-", lake=sample_lake, state=tmp_path,
+                  stdin="SELECT COUNT(*) AS n FROM ocean_scores WHERE year = '2024' AND month = '01'")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)[0]["n"] > 0
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("SELECT * FROM nope", "table 'nope' does not exist"),
+        ("SELECT nope FROM assessment_events WHERE date = '2024/01/15'", 'column "nope" not found'),
+        ("SELEC 1", "syntax error"),
+        ("SELECT COUNT(*) FROM assessment_events WHERE date = '2023/01/01'", "no partitions matching"),
+        ("", "no SQL given"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(sample_lake, tmp_path, sql, message):
+    out = run_ioc("query", sql, lake=sample_lake, state=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: ") and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def test_missing_lake_is_explained(tmp_path):
+    out = run_ioc("query", "SELECT 1 FROM assessment_events", lake=tmp_path / "missing", state=tmp_path)
+    assert out.returncode == 2 and "does not exist" in out.stderr and "ioc generate" in out.stderr
+
+
+def test_bad_backend_is_explained(sample_lake, tmp_path):
+    env = {**os.environ, "IOC_BACKEND": "gcp", "IOC_LAKE_ROOT": str(sample_lake)}
+    out = subprocess.run([IOC, "query", "SELECT 1"], capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and "IOC_BACKEND='gcp' is not a backend" in out.stderr
+
+
+def test_generate_rejects_a_bad_date(tmp_path):
+    out = run_ioc("generate", "--lake", str(tmp_path), "--start", "2024-13-01", lake=tmp_path, state=tmp_path)
+    assert out.returncode == 2 and "not a date as YYYY-MM-DD" in out.stderr
+
+
+def test_tables_lists_the_catalog(tmp_path):
+    out = run_ioc("tables", lake=tmp_path, state=tmp_path)
+    assert out.returncode == 0
+    assert "ioc_analytics.assessment_events" in out.stdout and "assessment_type" in out.stdout
+    assert "facets                   map<string, struct<score: double" in out.stdout.lower()

@@ -1,0 +1,108 @@
+"""The guide's three "Essential Queries", verbatim, on generated data.
+
+Expected answers are computed here with pandas straight from the Parquet files. Exact functions
+must match exactly; the approximate ones within a stated tolerance:
+
+- ``approx_distinct``: within 5 % of the exact distinct count (Athena documents a 2.3 % standard
+  error; DuckDB's HyperLogLog is of the same order).
+- ``approx_percentile(x, p)``: the returned value's rank among the exact values lies within
+  p +/- 0.03.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from tests.helpers import TODAY, read_events, read_scores
+
+DAILY_ACTIVE_USERS = """SELECT 
+  date,
+  approx_distinct(anonymous_user_id) as unique_users,
+  COUNT(*) as total_sessions
+FROM assessment_events
+WHERE date >= date_format(current_date - interval '30' day, '%Y/%m/%d')
+GROUP BY date
+ORDER BY date DESC"""
+
+OCEAN_PERCENTILES = """SELECT 
+  industry,
+  approx_percentile(openness, 0.25) as openness_p25,
+  approx_percentile(openness, 0.50) as openness_p50,
+  approx_percentile(openness, 0.75) as openness_p75
+FROM ocean_scores
+WHERE year = '2024' AND month = '01'
+GROUP BY industry"""
+
+COMPLETION_RATE = """SELECT 
+  device,
+  assessment_type,
+  COUNT(*) as total,
+  AVG(CASE WHEN completion_time > 0 THEN 1 ELSE 0 END) as completion_rate
+FROM assessment_events
+WHERE date >= date_format(current_date - interval '7' day, '%Y/%m/%d')
+GROUP BY device, assessment_type"""
+
+
+def _since(days: int) -> str:
+    return (TODAY - dt.timedelta(days=days)).strftime("%Y/%m/%d")
+
+
+def test_daily_active_users(local_engine, sample_lake):
+    result = local_engine.query(DAILY_ACTIVE_USERS)
+    got = result.to_pandas()
+    events = read_events(sample_lake)
+    window = events[events["date"] >= _since(30)]
+    expected = window.groupby("date").agg(users=("anonymous_user_id", "nunique"), sessions=("date", "size"))
+
+    assert list(got["date"]) == sorted(expected.index, reverse=True)
+    assert len(got) == 31  # today and the 30 days before it
+    merged = got.set_index("date").join(expected)
+    assert (merged["total_sessions"] == merged["sessions"]).all()
+    relative_error = (merged["unique_users"] - merged["users"]).abs() / merged["users"]
+    assert relative_error.max() <= 0.05, relative_error.describe()
+    # 31 days x 5 assessment types: the filter on the partition key pruned the rest of the lake.
+    assert result.stats.partitions_scanned == window.groupby(["date", "assessment_type"]).ngroups
+
+
+def test_ocean_score_percentiles(local_engine, sample_lake):
+    got = local_engine.query(OCEAN_PERCENTILES).to_pandas().set_index("industry")
+    scores = read_scores(sample_lake)
+    january = scores[(scores["year"] == "2024") & (scores["month"] == "01")]
+
+    assert set(got.index) == set(january["industry"])
+    for industry, values in january.groupby("industry")["openness"]:
+        ordered = np.sort(values.to_numpy())
+        for p, column in ((0.25, "openness_p25"), (0.50, "openness_p50"), (0.75, "openness_p75")):
+            rank = np.searchsorted(ordered, got.loc[industry, column], side="right") / len(ordered)
+            assert abs(rank - p) <= 0.03, f"{industry} {column}: rank {rank:.3f} for p={p}"
+        assert got.loc[industry, "openness_p25"] <= got.loc[industry, "openness_p50"] <= got.loc[
+            industry, "openness_p75"]
+
+
+def test_completion_rate(local_engine, sample_lake):
+    got = local_engine.query(COMPLETION_RATE).to_pandas().set_index(["device", "assessment_type"]).sort_index()
+    events = read_events(sample_lake)
+    window = events[events["date"] >= _since(7)].assign(completed=lambda f: (f["completion_time"] > 0).astype(float))
+    expected = window.groupby(["device", "assessment_type"]).agg(
+        total=("completed", "size"), completion_rate=("completed", "mean")
+    ).sort_index()
+
+    assert list(got.index) == list(expected.index)
+    assert (got["total"].to_numpy() == expected["total"].to_numpy()).all()
+    np.testing.assert_allclose(got["completion_rate"], expected["completion_rate"], rtol=1e-12)
+    # Incomplete sessions are part of the data: the rates are neither 0 nor 1.
+    assert 0.5 < got["completion_rate"].min() and got["completion_rate"].max() < 1.0
+
+
+@pytest.mark.parametrize("query", [DAILY_ACTIVE_USERS, OCEAN_PERCENTILES, COMPLETION_RATE])
+def test_guide_queries_are_logged_with_cost(local_engine, query):
+    result = local_engine.query(query, tags={"dag_id": "test"})
+    logged = [r for r in local_engine.log if r["query_id"] == result.stats.query_id]
+    assert len(logged) == 1
+    record = logged[0]
+    assert record["state"] == "SUCCEEDED" and record["bytes_scanned"] == result.stats.bytes_scanned > 0
+    assert record["cost_usd"] == result.stats.cost_usd > 0
+    assert record["tags"] == {"dag_id": "test"}

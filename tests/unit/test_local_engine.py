@@ -1,0 +1,166 @@
+"""The local engine: partition pruning, statistics, the query log, bad input, partition writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ioc_analytics.engine.base import MB, TB, athena_cost
+from ioc_analytics.engine.local import LocalEngine
+from ioc_analytics.errors import (
+    LakeNotFoundError,
+    NoDataError,
+    QueryError,
+    SqlSyntaxError,
+    UnknownColumnError,
+    UnknownTableError,
+)
+from ioc_analytics.settings import get_settings
+from tests.helpers import TODAY, read_events
+
+ONE_DAY = (TODAY - dt.timedelta(days=3)).strftime("%Y/%m/%d")
+
+
+def test_athena_cost_rounds_up_to_the_megabyte_with_a_ten_megabyte_minimum():
+    assert athena_cost(0) == athena_cost(10 * MB) == 10 * MB / TB * 5
+    assert athena_cost(10 * MB + 1) == 11 * MB / TB * 5
+    assert athena_cost(TB) == 5.0
+    assert athena_cost(TB, succeeded=False) == 0.0
+
+
+def test_one_day_scans_a_small_fraction_of_a_30_day_lake(local_engine, sample_lake):
+    sql = "SELECT device, COUNT(*) AS n, AVG(completion_time) AS t FROM assessment_events {} GROUP BY device"
+    last_30_days = local_engine.query(sql.format(
+        f"WHERE date >= '{(TODAY - dt.timedelta(days=29)).strftime('%Y/%m/%d')}'"))
+    one_day = local_engine.query(sql.format(f"WHERE date = '{ONE_DAY}'"))
+
+    day_partitions = {p.parent for p in sample_lake.glob(f"assessments/{ONE_DAY}/*/*.parquet")}
+    assert one_day.stats.partitions_scanned == len(day_partitions) >= 3
+    assert last_30_days.stats.partitions_scanned == 30 * len(day_partitions)
+    assert 0 < one_day.stats.bytes_scanned < 0.1 * last_30_days.stats.bytes_scanned
+    # and the pruned answer is still the right one
+    events = read_events(sample_lake)
+    assert one_day.table.column("n").to_pylist() and sum(one_day.table.column("n").to_pylist()) == (
+        events["date"] == ONE_DAY).sum()
+
+
+def test_bound_parameters_prune_too(local_engine, sample_lake):
+    result = local_engine.query(
+        "SELECT COUNT(*) AS n FROM assessment_events WHERE date = ? AND assessment_type = ?",
+        [ONE_DAY, "personality"],
+    )
+    events = read_events(sample_lake)
+    expected = ((events["date"] == ONE_DAY) & (events["assessment_type"] == "personality")).sum()
+    assert result.table.column("n").to_pylist() == [expected]
+    assert result.stats.partitions_scanned == 1
+
+
+def test_a_value_with_a_quote_is_bound_not_pasted(local_engine):
+    with pytest.raises(NoDataError):
+        local_engine.query("SELECT COUNT(*) FROM assessment_events WHERE date = ?", ["2024/01/01' OR '1'='1"])
+
+
+def test_columns_are_only_those_of_the_ddl_and_map_functions_work(local_engine):
+    result = local_engine.query(
+        "SELECT cardinality(facets) AS facets, cardinality(dark_side_indicators) AS dark, "
+        "element_at(facets, 'openness.fantasy').score AS fantasy, year, month "
+        "FROM ocean_scores WHERE year = '2024' AND month = '01' LIMIT 5"
+    )
+    rows = result.table.to_pylist()
+    assert {r["facets"] for r in rows} == {30}
+    assert {r["dark"] for r in rows} == {11}
+    assert all(0 <= r["fantasy"] <= 100 for r in rows)
+    assert {(r["year"], r["month"]) for r in rows} == {("2024", "01")}
+
+
+@pytest.mark.parametrize(
+    ("sql", "error", "words"),
+    [
+        ("SELECT * FROM assesment_events", UnknownTableError, ["assesment_events", "did you mean assessment_events"]),
+        ("SELECT * FROM other_db.assessment_events", UnknownTableError, ["other_db"]),
+        ("SELECT nope FROM assessment_events WHERE date = '2024/01/02'", UnknownColumnError, ["nope"]),
+        ("SELECT * FORM assessment_events", SqlSyntaxError, ["line 1", "assessment_events"]),
+        ("SELECT (1", SqlSyntaxError, ["Expecting )"]),
+        ("SELECT 1; SELECT 2", SqlSyntaxError, ["one SQL statement"]),
+        ("DROP TABLE assessment_events", QueryError, ["read-only"]),
+        ("SELECT COUNT(*) FROM assessment_events WHERE date = '1999/01/01'", NoDataError,
+         ["no partitions matching", "1999/01/01", "the lake holds"]),
+        ("SELECT COUNT(*) FROM assessment_events WHERE date = ?", QueryError, ["1 ? placeholders but 0"]),
+    ],
+)
+def test_bad_queries_get_one_clear_error_and_are_logged(local_engine, sql, error, words):
+    with pytest.raises(error) as caught:
+        local_engine.query(sql)
+    message = str(caught.value)
+    for word in words:
+        assert word in message, message
+    assert "Traceback" not in message and "__ioc_" not in message
+    failed = [r for r in local_engine.log if r["state"] == "FAILED"]
+    assert failed[-1]["error"] == message and failed[-1]["cost_usd"] == 0.0
+
+
+def test_missing_lake_folder(tmp_path):
+    engine = LocalEngine(get_settings(lake_root=str(tmp_path / "nowhere"), state_dir=str(tmp_path / "s")))
+    with pytest.raises(LakeNotFoundError, match="does not exist.*IOC_LAKE_ROOT"):
+        engine.query("SELECT COUNT(*) FROM assessment_events")
+
+
+def test_empty_partition_is_an_error_not_an_empty_answer(sample_lake, tmp_path):
+    lake = tmp_path / "lake"
+    shutil.copytree(sample_lake / "assessments" / ONE_DAY, lake / "assessments" / ONE_DAY)
+    # Empty the personality partition: a valid Parquet file with the schema and no rows.
+    partition = lake / "assessments" / ONE_DAY / "personality"
+    schema = pq.read_schema(next(partition.glob("*.parquet")))
+    for f in partition.glob("*.parquet"):
+        f.unlink()
+    pq.write_table(pa.Table.from_pylist([], schema=schema), partition / "part-00000.parquet")
+    engine = LocalEngine(get_settings(lake_root=str(lake), state_dir=str(tmp_path / "s")))
+
+    with pytest.raises(NoDataError, match="hold no rows"):
+        engine.query("SELECT device, COUNT(*) FROM assessment_events "
+                     "WHERE date = ? AND assessment_type = 'personality' GROUP BY device", [ONE_DAY])
+    # The other partitions of the day still answer.
+    other = engine.query("SELECT COUNT(*) AS n FROM assessment_events WHERE date = ? AND assessment_type = 'career'",
+                         [ONE_DAY])
+    assert other.table.column("n")[0].as_py() > 0
+
+
+def test_an_empty_lookback_does_not_fail_a_query_that_has_data(local_engine):
+    result = local_engine.query(
+        "SELECT COUNT(*) AS n, (SELECT COUNT(*) FROM assessment_events WHERE date < '2000/01/01') AS old "
+        "FROM assessment_events WHERE date = ?", [ONE_DAY])
+    row = result.table.to_pylist()[0]
+    assert row["n"] > 0 and row["old"] == 0
+
+
+def test_replace_partition_replaces_exactly_that_partition(local_settings, sample_lake, tmp_path):
+    engine = LocalEngine(local_settings)
+    select = ("SELECT CAST(COUNT(DISTINCT anonymous_user_id) AS bigint) AS unique_users, "
+              "CAST(COUNT(*) AS bigint) AS total_sessions, CAST(COUNT_IF(completion_time > 0) AS bigint) "
+              "AS completed_sessions, CAST(? AS bigint) AS returning_users FROM assessment_events WHERE date = ?")
+    other_day = (TODAY - dt.timedelta(days=4)).strftime("%Y/%m/%d")
+    engine.replace_partition("daily_active_users", {"date": other_day}, select, [0, other_day])
+    engine.replace_partition("daily_active_users", {"date": ONE_DAY}, select, [1, ONE_DAY])
+    engine.replace_partition("daily_active_users", {"date": ONE_DAY}, select, [2, ONE_DAY])
+
+    folder = sample_lake / "aggregates" / "daily_active_users" / ONE_DAY
+    assert [p.name for p in folder.iterdir()] == ["part-00000.parquet"]
+    assert not list(folder.parent.glob(".*")), "staging folders left behind"
+    rows = engine.query("SELECT date, returning_users, total_sessions FROM daily_active_users "
+                        "WHERE date IN (?, ?) ORDER BY date", [other_day, ONE_DAY]).table.to_pylist()
+    events = read_events(sample_lake)
+    assert rows == [
+        {"date": other_day, "returning_users": 0, "total_sessions": (events["date"] == other_day).sum()},
+        {"date": ONE_DAY, "returning_users": 2, "total_sessions": (events["date"] == ONE_DAY).sum()},
+    ]
+    shutil.rmtree(sample_lake / "aggregates")
+
+
+def test_replace_partition_refuses_columns_that_differ_from_the_ddl(local_engine):
+    with pytest.raises(QueryError, match="make the SELECT list match the DDL"):
+        local_engine.replace_partition("daily_active_users", {"date": ONE_DAY},
+                                       "SELECT COUNT(*) AS n FROM assessment_events WHERE date = ?", [ONE_DAY])
