@@ -110,3 +110,10 @@ class Engine(Protocol):
         ``select_sql`` returns the table's data columns (not its partition keys) in DDL order.
         """
         ...
+
+    def register_partitions(self, table: str, partitions: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+        """Make those of ``partitions`` that hold data visible to queries; return them.
+
+        Only tables without partition projection need it (the pipeline skips the others).
+        """
+        ...

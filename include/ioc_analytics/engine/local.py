@@ -152,6 +152,12 @@ class LocalEngine:
         self.lake.write_partition(target.partition_location(values), result.table.cast(target.arrow_schema))
         return result.stats
 
+    def register_partitions(self, table: str, partitions: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+        """The local engine reads partitions straight from the lake folders, for every table, so
+        there is no metastore to write: this returns the partitions that hold files."""
+        target = self.catalog.table(table)
+        return [dict(v) for v in partitions if self.lake.partition_files(target, dict(v))]
+
     # -- planning ---------------------------------------------------------------------------
 
     def _plan(self, sql: str, parameters: list[object]) -> _Plan:

@@ -1,0 +1,122 @@
+"""Fixtures for the ``aws`` backend: a real moto server on localhost, reached by the real boto3 calls.
+
+One server per session (it starts in well under a second); its state is reset before every test,
+so each test starts from empty buckets, an empty Athena history and no queued results. The AWS
+connection and region are set per test with ``monkeypatch`` (never for the whole process), with
+dummy credentials, so nothing can reach a real AWS account.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from ioc_analytics.settings import Settings
+
+REGION = "us-east-1"
+LAKE_BUCKET = "ioc-analytics-data-lake"
+RESULTS_BUCKET = "ioc-athena-query-results"
+WORKGROUP = "ioc-analytics"
+DATABASE = "ioc_analytics"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """The endpoint URL of a moto server running in a thread of this process, on a free port."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@dataclass
+class MotoApi:
+    """moto's own control API (``/moto-api/...``) and boto3 clients on the same server."""
+
+    endpoint: str
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> None:
+        response = requests.post(f"{self.endpoint}{path}", json=body, timeout=10)
+        response.raise_for_status()
+
+    def reset(self) -> None:
+        self.post("/moto-api/reset")
+
+    def seed_athena_results(self, *results: dict[str, Any]) -> None:
+        """Queue results (each ``{"rows": [...], "column_info": [...]}``) for the next queries."""
+        self.post("/moto-api/static/athena/query-results", {"region": REGION, "results": list(results)})
+
+    def set_transition(self, model_name: str, transition: dict[str, Any]) -> None:
+        self.post("/moto-api/state-manager/set-transition", {"model_name": model_name, "transition": transition})
+
+    def unset_transition(self, model_name: str) -> None:
+        self.post("/moto-api/state-manager/unset-transition", {"model_name": model_name})
+
+    def client(self, service: str):
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+
+@pytest.fixture
+def moto(moto_server: str) -> MotoApi:
+    api = MotoApi(moto_server)
+    api.reset()
+    return api
+
+
+@pytest.fixture
+def aws_settings(moto: MotoApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
+    """Settings of the ``aws`` backend pointed at the moto server, with the lake, results bucket
+    and workgroup created (as the setup DAG creates them on AWS)."""
+    connection = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": moto.endpoint, "region_name": REGION},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    # Dummy credentials for anything that falls back to boto3's default chain.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket=LAKE_BUCKET)
+    s3.create_bucket(Bucket=RESULTS_BUCKET)
+    moto.client("athena").create_work_group(
+        Name=WORKGROUP,
+        Configuration={"ResultConfiguration": {"OutputLocation": f"s3://{RESULTS_BUCKET}/"}},
+    )
+    return Settings(
+        backend="aws",
+        lake_root=f"s3://{LAKE_BUCKET}",
+        state_dir=str(tmp_path / "state"),
+        exports_root=f"s3://{LAKE_BUCKET}/exports",
+        database=DATABASE,
+        workgroup=WORKGROUP,
+        athena_output=f"s3://{RESULTS_BUCKET}/",
+        aws_conn_id="aws_default",
+        region=REGION,
+        query_timeout_s=30,
+    )

@@ -1,0 +1,553 @@
+"""AthenaEngine and S3Lake against a real moto server (the real boto3 calls, through the provider).
+
+What moto 5.2.5 cannot do, and what these tests do instead:
+
+- It does not run queries: results are seeded (``/moto-api/static/athena/query-results``) and
+  UNLOAD writes no files. So the tests check what the engine sends (read back from moto's query
+  history) and what it makes of the results, not what Athena would compute.
+- ``DataScannedInBytes`` and ``TotalExecutionTimeInMillis`` are always 0: the cost is checked at
+  Athena's 10 MB minimum only (``athena_cost`` itself has its own unit tests).
+- A query cannot end FAILED, and ``Status`` never carries ``AthenaError``: the error mapping is
+  tested as the pure function :func:`athena_error` on ``Status`` dicts shaped like Athena's.
+  CANCELLED can be reached (StopQueryExecution), with moto's state manager holding a query in
+  QUEUED, and is tested on the server.
+- ``GetQueryResults`` ignores ``MaxResults`` and returns one page: paging (and the header row
+  appearing on the first page only) is tested on :func:`result_table` with pages as Athena sends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import replace
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from ioc_analytics.catalog import Catalog, load_catalog, parse_ddl
+from ioc_analytics.engine.athena import AthenaEngine, athena_error, athena_literal, result_table, unload_sql
+from ioc_analytics.engine.base import MB, athena_cost, read_tags, with_tags
+from ioc_analytics.errors import (
+    BytesScannedCutoffError,
+    LakeNotFoundError,
+    QueryError,
+    QueryTimeoutError,
+    SqlSyntaxError,
+    UnknownColumnError,
+    UnknownTableError,
+)
+from ioc_analytics.s3lake import S3Lake
+
+pytestmark = pytest.mark.integration
+
+# As the aws_settings fixture (tests/aws/conftest.py) creates them.
+LAKE_BUCKET = "ioc-analytics-data-lake"
+RESULTS_BUCKET = "ioc-athena-query-results"
+WORKGROUP = "ioc-analytics"
+DATABASE = "ioc_analytics"
+
+TAGS = {"dag_id": "daily_aggregates", "task_id": "daily_active_users", "ds": "2024-01-15"}
+
+
+def _column(name: str, type_: str, precision: int = 0, scale: int = 0) -> dict:
+    return {"Name": name, "Label": name, "Type": type_, "Precision": precision, "Scale": scale,
+            "Nullable": "NULLABLE", "CaseSensitive": type_ == "varchar"}
+
+
+def _row(*values: str | None) -> dict:
+    return {"Data": [{} if v is None else {"VarCharValue": v} for v in values]}
+
+
+def _executions(moto) -> list[dict]:
+    """Every query moto received, as GetQueryExecution reports it (oldest first)."""
+    athena = moto.client("athena")
+    ids = athena.list_query_executions(WorkGroup=WORKGROUP)["QueryExecutionIds"]
+    return [athena.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
+
+
+def _put(moto, *keys: str, body: bytes = b"parquet bytes") -> None:
+    s3 = moto.client("s3")
+    for key in keys:
+        s3.put_object(Bucket=LAKE_BUCKET, Key=key, Body=body)
+
+
+def _keys(moto, prefix: str = "") -> set[str]:
+    pages = moto.client("s3").get_paginator("list_objects_v2").paginate(Bucket=LAKE_BUCKET, Prefix=prefix)
+    return {obj["Key"] for page in pages for obj in page.get("Contents", [])}
+
+
+# -- query ----------------------------------------------------------------------------------------
+
+
+TYPED_COLUMNS = [
+    _column("platform", "varchar", 2147483647),
+    _column("sessions", "integer", 10),
+    _column("users", "bigint", 19),
+    _column("avg_minutes", "double", 17),
+    _column("returning", "boolean"),
+    _column("day", "date"),
+    _column("first_seen", "timestamp", 3),
+    _column("revenue", "decimal", 10, 2),
+]
+
+
+def test_query_returns_a_typed_table(aws_settings, moto):
+    moto.seed_athena_results({
+        "rows": [
+            _row("platform", "sessions", "users", "avg_minutes", "returning", "day", "first_seen", "revenue"),
+            _row("web", "120", "9007199254740993", "12.5", "true", "2024-01-15", "2024-01-15 08:30:00.123", "19.99"),
+            _row("ios", None, "0", "NaN", "false", "2024-01-16", "2024-01-16 00:00:00.000", None),
+            _row("", "-3", None, None, None, None, None, "0.10"),
+        ],
+        "column_info": TYPED_COLUMNS,
+    })
+    engine = AthenaEngine(aws_settings)
+
+    result = engine.query("SELECT platform, sessions FROM daily_platform WHERE date = ?", ["2024/01/15"])
+
+    assert result.table.schema == pa.schema([
+        ("platform", pa.string()), ("sessions", pa.int32()), ("users", pa.int64()),
+        ("avg_minutes", pa.float64()), ("returning", pa.bool_()), ("day", pa.date32()),
+        ("first_seen", pa.timestamp("us")), ("revenue", pa.decimal128(10, 2)),
+    ])
+    rows = result.table.to_pylist()
+    assert len(rows) == 3  # the header row is not data
+    assert rows[0] == {
+        "platform": "web", "sessions": 120, "users": 9007199254740993, "avg_minutes": 12.5,
+        "returning": True, "day": dt.date(2024, 1, 15),
+        "first_seen": dt.datetime(2024, 1, 15, 8, 30, 0, 123000), "revenue": Decimal("19.99"),
+    }
+    assert rows[1]["sessions"] is None and rows[1]["revenue"] is None
+    assert rows[1]["avg_minutes"] != rows[1]["avg_minutes"]  # NaN stays NaN
+    assert rows[2]["platform"] == ""  # an empty string is not NULL
+    assert rows[2]["sessions"] == -3 and rows[2]["users"] is None and rows[2]["revenue"] == Decimal("0.10")
+
+    stats = result.stats
+    assert stats.state == "SUCCEEDED" and stats.rows == 3
+    assert stats.query_id == _executions(moto)[0]["QueryExecutionId"]
+    # moto reports 0 bytes scanned and 0 ms: the cost is Athena's 10 MB minimum.
+    assert stats.bytes_scanned == 0 and stats.cost_usd == pytest.approx(athena_cost(10 * MB))
+
+
+def test_an_empty_result_keeps_its_columns(aws_settings, moto):
+    moto.seed_athena_results({"rows": [_row("platform", "sessions")], "column_info": TYPED_COLUMNS[:2]})
+
+    table = AthenaEngine(aws_settings).query("SELECT platform, sessions FROM t WHERE false").table
+
+    assert table.num_rows == 0
+    assert table.schema == pa.schema([("platform", pa.string()), ("sessions", pa.int32())])
+
+
+def test_start_query_execution_carries_workgroup_database_output_tags_and_parameters(aws_settings, moto):
+    sql = "SELECT count(*) AS n FROM assessment_events WHERE date = ? AND completion_time > ? AND region = ?"
+
+    AthenaEngine(aws_settings).query(sql, ["2024/01/15", 300, "Côte d'Ivoire"], tags=TAGS)
+
+    [execution] = _executions(moto)
+    assert execution["WorkGroup"] == WORKGROUP
+    assert execution["QueryExecutionContext"] == {"Database": DATABASE}
+    # moto appends <query id>.csv to the location, as Athena does.
+    assert execution["ResultConfiguration"]["OutputLocation"].startswith(f"s3://{RESULTS_BUCKET}/")
+    assert execution["Query"] == with_tags(sql, TAGS)
+    assert read_tags(execution["Query"]) == TAGS
+    # Bound, not pasted: the text keeps its placeholders and the values travel as literals.
+    assert "2024/01/15" not in execution["Query"]
+    assert execution["ExecutionParameters"] == ["'2024/01/15'", "300", "'Côte d''Ivoire'"]
+
+
+def test_a_query_without_parameters_sends_no_execution_parameters(aws_settings, moto):
+    AthenaEngine(aws_settings).query("SELECT 1")
+
+    [execution] = _executions(moto)
+    assert "ExecutionParameters" not in execution  # Athena rejects an empty list
+    assert execution["Query"] == "SELECT 1"
+
+
+@pytest.mark.parametrize(
+    ("value", "literal"),
+    [
+        ("2024/01/15", "'2024/01/15'"),
+        ("O'Brien", "'O''Brien'"),
+        ("", "''"),
+        (42, "42"),
+        (-7, "-7"),
+        (2.5, "2.5"),
+        (Decimal("19.990"), "19.990"),
+        (True, "true"),
+        (False, "false"),
+        (None, "NULL"),
+        (dt.date(2024, 1, 15), "DATE '2024-01-15'"),
+        (dt.datetime(2024, 1, 15, 8, 30), "TIMESTAMP '2024-01-15 08:30:00.000'"),
+        (dt.datetime(2024, 1, 15, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+         "TIMESTAMP '2024-01-15 08:30:00.000'"),
+    ],
+)
+def test_parameters_become_athena_literals(value, literal):
+    assert athena_literal(value) == literal
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), object(), [1, 2]])
+def test_parameters_that_have_no_athena_literal_are_refused(value):
+    with pytest.raises(QueryError, match="Athena parameter"):
+        athena_literal(value)
+
+
+def test_a_query_past_the_timeout_is_stopped(aws_settings, moto):
+    # Hold every query in QUEUED (moto's state manager), as a long Athena query would stay RUNNING.
+    moto.set_transition("athena::execution", {"progression": "manual", "times": 10**9})
+    try:
+        engine = AthenaEngine(replace(aws_settings, query_timeout_s=1))
+        started = time.monotonic()
+        with pytest.raises(QueryTimeoutError, match="did not finish within 1 s") as caught:
+            engine.query("SELECT * FROM assessment_events")
+        assert time.monotonic() - started < 5
+    finally:
+        moto.unset_transition("athena::execution")
+
+    [execution] = _executions(moto)
+    assert caught.value.query_id == execution["QueryExecutionId"]
+    assert caught.value.query_id in str(caught.value)
+    assert execution["Status"]["State"] == "CANCELLED"  # StopQueryExecution was sent
+
+
+def test_a_cancelled_query_raises_with_its_id(aws_settings, moto):
+    # moto cannot fail a query, but StopQueryExecution cancels one: hold it in QUEUED and stop it
+    # from "another client" while the engine waits.
+    moto.set_transition("athena::execution", {"progression": "manual", "times": 10**9})
+    athena = moto.client("athena")
+
+    def cancel_first_query() -> None:
+        for _ in range(200):
+            ids = athena.list_query_executions(WorkGroup=WORKGROUP)["QueryExecutionIds"]
+            if ids:
+                athena.stop_query_execution(QueryExecutionId=ids[0])
+                return
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=cancel_first_query)
+    canceller.start()
+    try:
+        with pytest.raises(QueryError, match="was cancelled") as caught:
+            AthenaEngine(aws_settings).query("SELECT 1")
+    finally:
+        canceller.join()
+        moto.unset_transition("athena::execution")
+
+    assert type(caught.value) is QueryError
+    [execution] = _executions(moto)
+    assert caught.value.query_id == execution["QueryExecutionId"]
+    assert caught.value.query_id in str(caught.value)
+
+
+def test_an_unknown_workgroup_is_reported(aws_settings, moto):
+    engine = AthenaEngine(replace(aws_settings, workgroup="nope"))
+
+    with pytest.raises(QueryError, match="WorkGroup does not exist"):
+        engine.query("SELECT 1")
+
+
+# -- error mapping (pure: moto cannot produce FAILED) ----------------------------------------------
+
+
+def _failed(message: str, *, error_type: int = 1000, category: int = 2, retryable: bool = False) -> dict:
+    return {
+        "State": "FAILED",
+        "StateChangeReason": message,
+        "AthenaError": {"ErrorCategory": category, "ErrorType": error_type, "Retryable": retryable,
+                        "ErrorMessage": message},
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (_failed("line 1:8: mismatched input 'FORM'. Expecting: ',', 'FROM', <EOF>"), SqlSyntaxError),
+        (_failed("SYNTAX_ERROR: line 1:1: Incorrect syntax"), SqlSyntaxError),
+        (_failed("TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.ioc_analytics.nope' does not exist"),
+         UnknownTableError),
+        (_failed("SYNTAX_ERROR: line 1:15: Table awsdatacatalog.ioc_analytics.nope does not exist"),
+         UnknownTableError),
+        (_failed("COLUMN_NOT_FOUND: line 1:8: Column 'nope' cannot be resolved or requester is not authorized "
+                 "to access requested resources"), UnknownColumnError),
+        (_failed("SYNTAX_ERROR: line 1:8: Column 'nope' cannot be resolved"), UnknownColumnError),
+        ({"State": "CANCELLED", "StateChangeReason": "Query cancelled: Bytes scanned limit was exceeded"},
+         BytesScannedCutoffError),
+        (_failed("Query timeout", error_type=206, category=1, retryable=True), QueryTimeoutError),
+        (_failed("HIVE_CURSOR_ERROR: Failed to read Parquet file", error_type=1001), QueryError),
+    ],
+)
+def test_athena_errors_map_to_project_errors(status, kind):
+    error = athena_error("q-123", status)
+
+    assert type(error) is kind
+    assert error.query_id == "q-123"
+    assert "q-123" in str(error)
+    assert status["StateChangeReason"] in str(error)
+
+
+def test_the_athena_error_message_wins_over_the_state_change_reason():
+    status = {"State": "FAILED", "StateChangeReason": "generic",
+              "AthenaError": {"ErrorCategory": 2, "ErrorType": 1006, "ErrorMessage": "COLUMN_NOT_FOUND: x"}}
+
+    error = athena_error("q-1", status)
+
+    assert isinstance(error, UnknownColumnError) and "COLUMN_NOT_FOUND: x" in str(error)
+
+
+def test_retryable_errors_say_so():
+    assert "retryable" in str(athena_error("q-1", _failed("Internal error", error_type=100, retryable=True)))
+
+
+# -- result pages (pure: moto returns a single page) ----------------------------------------------
+
+
+def test_result_pages_are_joined_and_only_the_first_has_a_header():
+    columns = [_column("n", "bigint"), _column("label", "varchar")]
+    pages = [
+        {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": columns}, "Rows": [_row("n", "label"), _row("1", "a")]}},
+        {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": columns}, "Rows": [_row("2", "b"), _row("3", None)]}},
+    ]
+
+    table = result_table(pages)
+
+    assert table.to_pydict() == {"n": [1, 2, 3], "label": ["a", "b", None]}
+
+
+def test_complex_and_zoned_values():
+    columns = [_column("facets", "map"), _column("at", "timestamp with time zone"), _column("blob", "varbinary")]
+    pages = [{"ResultSet": {"ResultSetMetadata": {"ColumnInfo": columns}, "Rows": [
+        _row("facets", "at", "blob"),
+        _row("{openness.fantasy={score=61.0}}", "2024-01-15 08:30:00.000 Europe/Paris", "68 69"),
+    ]}}]
+
+    [row] = result_table(pages).to_pylist()
+
+    assert row["facets"] == "{openness.fantasy={score=61.0}}"  # Athena's display text, kept as is
+    assert row["at"] == dt.datetime(2024, 1, 15, 7, 30, tzinfo=dt.UTC)
+    assert row["blob"] == b"hi"
+
+
+# -- replace_partition ----------------------------------------------------------------------------
+
+
+EVENTS_SELECT = (
+    "SELECT anonymous_user_id, session_id, assessment_id, \"timestamp\", version, completion_time, device, "
+    "platform, age_range, industry, role, experience, region FROM staging_events WHERE day = ?"
+)
+
+
+def test_replace_partition_empties_the_prefix_then_unloads(aws_settings, moto):
+    old = "assessments/2024/01/15/personality/"
+    neighbours = [
+        "assessments/2024/01/15/personality_quick/part-0.parquet",  # shares the prefix's first characters
+        "assessments/2024/01/16/personality/part-0.parquet",
+        "assessments/2024/01/14/personality/part-0.parquet",
+    ]
+    _put(moto, f"{old}part-0.parquet", f"{old}part-1.parquet", f"{old}_SUCCESS", *neighbours)
+    engine = AthenaEngine(aws_settings)
+
+    stats = engine.replace_partition(
+        "assessment_events", {"date": "2024/01/15", "assessment_type": "personality"},
+        EVENTS_SELECT, ["2024-01-15"], tags=TAGS,
+    )
+
+    # moto does not run UNLOAD, so nothing new is written: the old objects are simply gone.
+    assert _keys(moto, old) == set()
+    assert _keys(moto) == set(neighbours)
+    [execution] = _executions(moto)
+    target = f"s3://{LAKE_BUCKET}/{old}"
+    assert execution["Query"] == with_tags(
+        f"UNLOAD ({EVENTS_SELECT})\nTO '{target}'\nWITH (format = 'PARQUET', compression = 'SNAPPY')", TAGS
+    )
+    assert execution["ExecutionParameters"] == ["'2024-01-15'"]
+    assert execution["WorkGroup"] == WORKGROUP
+    assert stats.query_id == execution["QueryExecutionId"] and stats.state == "SUCCEEDED"
+    assert stats.tags == TAGS
+    # Partition projection is on: nothing is registered in Glue (moto has no such table, and
+    # the engine did not ask for one).
+
+
+def test_replace_partition_of_an_empty_partition(aws_settings, moto):
+    AthenaEngine(aws_settings).replace_partition("daily_active_users", {"date": "2024/01/15"},
+                                                 "SELECT 1 AS unique_users, 2 AS total_sessions, "
+                                                 "3 AS completed_sessions, 4 AS returning_users")
+
+    [execution] = _executions(moto)
+    assert f"TO 's3://{LAKE_BUCKET}/aggregates/daily_active_users/2024/01/15/'" in execution["Query"]
+
+
+def test_replace_partition_refuses_a_select_list_unlike_the_ddl_before_deleting(aws_settings, moto):
+    _put(moto, "aggregates/daily_active_users/2024/01/15/part-0.parquet")
+
+    with pytest.raises(QueryError, match="returns columns .*unique_users, sessions"):
+        AthenaEngine(aws_settings).replace_partition(
+            "daily_active_users", {"date": "2024/01/15"},
+            "SELECT count(DISTINCT u) AS unique_users, count(*) AS sessions FROM t",
+        )
+
+    assert _keys(moto) == {"aggregates/daily_active_users/2024/01/15/part-0.parquet"}
+    assert _executions(moto) == []
+
+
+def test_replace_partition_refuses_bad_partition_values(aws_settings, moto):
+    from ioc_analytics.errors import CatalogError
+
+    _put(moto, "assessments/2024/01/15/personality/part-0.parquet")
+
+    with pytest.raises(CatalogError):
+        AthenaEngine(aws_settings).replace_partition(
+            "assessment_events", {"date": "2024/01", "assessment_type": "personality"}, EVENTS_SELECT
+        )
+    assert _keys(moto) == {"assessments/2024/01/15/personality/part-0.parquet"}
+
+
+UNPROJECTED_DDL = """
+CREATE EXTERNAL TABLE IF NOT EXISTS platform_daily (
+  platform string,
+  sessions bigint
+)
+PARTITIONED BY (dt string)
+STORED AS PARQUET
+LOCATION '{{ lake_root }}/aggregates/platform_daily/'
+TBLPROPERTIES ('parquet.compression' = 'SNAPPY')
+"""
+
+
+def _unprojected_engine(aws_settings, moto) -> AthenaEngine:
+    table = parse_ddl(UNPROJECTED_DDL, aws_settings.lake_uri, source="platform_daily.sql")
+    base = load_catalog(aws_settings.lake_uri, aws_settings.database)
+    catalog = Catalog(DATABASE, {**base.tables, table.name: table})
+    glue = moto.client("glue")
+    glue.create_database(DatabaseInput={"Name": DATABASE})
+    glue.create_table(DatabaseName=DATABASE, TableInput={
+        "Name": "platform_daily",
+        "TableType": "EXTERNAL_TABLE",
+        "PartitionKeys": [{"Name": "dt", "Type": "string"}],
+        "StorageDescriptor": {
+            "Columns": [{"Name": "platform", "Type": "string"}, {"Name": "sessions", "Type": "bigint"}],
+            "Location": table.location,
+            "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+            "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+            "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
+        },
+    })
+    return AthenaEngine(aws_settings, catalog=catalog)
+
+
+def test_replace_partition_registers_the_partition_in_glue_without_projection(aws_settings, moto):
+    engine = _unprojected_engine(aws_settings, moto)
+    select = "SELECT platform, count(*) AS sessions FROM t GROUP BY platform"
+
+    engine.replace_partition("platform_daily", {"dt": "2024-01-15"}, select)
+    engine.replace_partition("platform_daily", {"dt": "2024-01-15"}, select)  # a re-run is fine
+
+    partitions = moto.client("glue").get_partitions(DatabaseName=DATABASE, TableName="platform_daily")["Partitions"]
+    assert [p["Values"] for p in partitions] == [["2024-01-15"]]
+    descriptor = partitions[0]["StorageDescriptor"]
+    assert descriptor["Location"] == f"s3://{LAKE_BUCKET}/aggregates/platform_daily/2024-01-15/"
+    assert descriptor["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+    assert [c["Name"] for c in descriptor["Columns"]] == ["platform", "sessions"]
+
+
+def test_register_partitions_registers_only_partitions_that_hold_objects(aws_settings, moto):
+    engine = _unprojected_engine(aws_settings, moto)
+    _put(moto, "aggregates/platform_daily/2024-01-15/part-0.parquet")
+
+    added = engine.register_partitions("platform_daily", [{"dt": "2024-01-15"}, {"dt": "2024-01-16"}])
+    engine.register_partitions("platform_daily", [{"dt": "2024-01-15"}])  # a re-run is fine
+
+    assert added == [{"dt": "2024-01-15"}]
+    partitions = moto.client("glue").get_partitions(DatabaseName=DATABASE, TableName="platform_daily")["Partitions"]
+    assert [p["Values"] for p in partitions] == [["2024-01-15"]]
+    assert AthenaEngine(aws_settings).register_partitions("assessment_events", [{}]) == []  # projection
+
+
+def test_replace_partition_needs_the_glue_table_without_projection(aws_settings, moto):
+    engine = _unprojected_engine(aws_settings, moto)
+    moto.client("glue").delete_table(DatabaseName=DATABASE, Name="platform_daily")
+    _put(moto, "aggregates/platform_daily/2024-01-15/part-0.parquet")
+
+    with pytest.raises(UnknownTableError, match="not in the Glue Data Catalog"):
+        engine.replace_partition("platform_daily", {"dt": "2024-01-15"}, "SELECT platform, sessions FROM t")
+
+    assert _keys(moto) == {"aggregates/platform_daily/2024-01-15/part-0.parquet"}  # nothing deleted
+    assert _executions(moto) == []
+
+
+def test_unload_text_escapes_the_target_and_drops_a_trailing_semicolon():
+    assert unload_sql("SELECT 1;\n", "s3://b/it's/") == (
+        "UNLOAD (SELECT 1)\nTO 's3://b/it''s/'\nWITH (format = 'PARQUET', compression = 'SNAPPY')"
+    )
+
+
+# -- S3Lake -----------------------------------------------------------------------------------------
+
+
+def test_s3_lake_lists_partitions_and_reports_strays(aws_settings, moto):
+    _put(
+        moto,
+        "assessments/2024/01/15/personality/part-0.parquet",
+        "assessments/2024/01/15/personality/part-1.parquet",
+        "assessments/2024/01/15/leadership/part-0.parquet",
+        "assessments/2024/01/16/personality/part-0.parquet",
+        # hidden: in-progress writes and markers, at any depth
+        "assessments/2024/01/15/personality/_SUCCESS",
+        "assessments/2024/01/15/personality/.part-2.parquet.crc",
+        "assessments/2024/01/15/_tmp/part-9.parquet",
+        "assessments/2024/01/15/personality/",  # a folder marker, as the S3 console makes
+        # strays: outside the layout
+        "assessments/2024/01/15/unknown_type/part-0.parquet",
+        "assessments/readme.txt",
+        # another table
+        "ocean_scores/2024/01/part-0.parquet",
+    )
+    catalog = load_catalog(aws_settings.lake_uri, DATABASE)
+    lake = S3Lake.from_settings(aws_settings)
+
+    listing = lake.list_table(catalog.table("assessment_events"))
+
+    assert [p.values for p in listing.partitions] == [
+        {"date": "2024/01/15", "assessment_type": "leadership"},
+        {"date": "2024/01/15", "assessment_type": "personality"},
+        {"date": "2024/01/16", "assessment_type": "personality"},
+    ]
+    personality = listing.partitions[1]
+    assert [f.path for f in personality.files] == [
+        f"s3://{LAKE_BUCKET}/assessments/2024/01/15/personality/part-0.parquet",
+        f"s3://{LAKE_BUCKET}/assessments/2024/01/15/personality/part-1.parquet",
+    ]
+    assert personality.size == 2 * len(b"parquet bytes")
+    assert sorted(listing.strays) == [
+        f"s3://{LAKE_BUCKET}/assessments/2024/01/15/unknown_type/part-0.parquet",
+        f"s3://{LAKE_BUCKET}/assessments/readme.txt",
+    ]
+
+    ocean = lake.list_table(catalog.table("ocean_scores"))
+    assert [p.values for p in ocean.partitions] == [{"year": "2024", "month": "01"}] and not ocean.strays
+
+    files = lake.partition_files(catalog.table("assessment_events"),
+                                 {"date": "2024/01/15", "assessment_type": "personality"})
+    assert [f.path for f in files] == [f.path for f in personality.files]
+
+
+def test_s3_lake_delete_prefix_stays_inside_the_lake(aws_settings, moto):
+    from ioc_analytics.errors import ConfigError
+
+    lake = S3Lake.from_settings(aws_settings)
+    for uri in (f"s3://{LAKE_BUCKET}/", f"s3://{LAKE_BUCKET}", f"s3://{RESULTS_BUCKET}/x/",
+                f"s3://{LAKE_BUCKET}/assessments"):
+        with pytest.raises(ConfigError, match="refusing to delete"):
+            lake.delete_prefix(uri)
+
+
+def test_s3_lake_check_names_a_missing_bucket_and_the_connection(aws_settings, moto):
+    lake = S3Lake("s3://no-such-lake-bucket/prefix", aws_settings.aws_conn_id, aws_settings.region)
+
+    with pytest.raises(LakeNotFoundError, match="'no-such-lake-bucket'.*does not exist.*'aws_default'"):
+        lake.check()
+    with pytest.raises(LakeNotFoundError):
+        lake.list_table(load_catalog(lake.root, DATABASE).table("ocean_scores"))
+
+    S3Lake.from_settings(aws_settings).check()  # the fixture's lake bucket is there
