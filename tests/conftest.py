@@ -8,6 +8,7 @@ home per test session, never the developer's own.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,10 +18,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = ROOT / "dags"
+_AIRFLOW_HOME = pytest.StashKey[Path]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     home = Path(tempfile.mkdtemp(prefix="ioc-airflow-home-"))
+    config.stash[_AIRFLOW_HOME] = home
     os.environ.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -30,6 +33,12 @@ def pytest_configure(config: pytest.Config) -> None:
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         }
     )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(_AIRFLOW_HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
