@@ -31,7 +31,8 @@ class Column:
 
     @property
     def athena_type(self) -> str:
-        return self.type.sql("athena")
+        """The type as Athena DDL (Hive syntax) writes it: string, map<string, double>, ..."""
+        return self.type.sql("hive").lower()
 
 
 @dataclass(frozen=True)
