@@ -21,30 +21,23 @@ Builds the day's analytics from the assessment lake, checks them, and publishes 
 - `export_csv`: writes `daily_active_users_<date>.csv` under the exports root. *Fails when* the
   exports location is not writable.
 
-Re-running a date replaces exactly that date's outputs. The backend (`local` or `aws`) and all
-locations come from `IOC_*` settings (README, "Configuration"), never from this file.
+Failures a retry can cure (Athena's transient errors, time-outs, the network) are retried twice
+with backoff; the others (missing data, a failed check, bad SQL or settings) fail at once, so the
+alert comes without delay. Re-running a date replaces exactly that date's outputs.
+
+The backend (`local` or `aws`) and all locations come from `IOC_*` settings (README,
+"Configuration"), never from this file.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk import Asset, dag, task
 
 # Assets are named after the table. A URI (s3://...) would make Airflow import every provider's
 # URI handlers, boto3 included, at parse time.
 DAILY_ACTIVE_USERS = Asset(name="ioc.daily_active_users")
-
-
-def _run() -> tuple:
-    """The settings, the logical date and the query tags of the running task."""
-    from ioc_analytics.settings import get_settings
-
-    context = get_current_context()
-    ti = context["ti"]
-    day = context["logical_date"].date()
-    tags = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "ds": day.isoformat()}
-    return get_settings(), day, tags
 
 
 @dag(
@@ -65,38 +58,38 @@ def _run() -> tuple:
 def ioc_daily_analytics():
     @task
     def check_freshness() -> dict:
-        from ioc_analytics import pipeline
+        from ioc_analytics import pipeline, runtime
 
-        settings, day, _ = _run()
-        return pipeline.check_freshness(settings, day)
+        with runtime.step() as (settings, day, _):
+            return pipeline.check_freshness(settings, day)
 
     @task
     def register_partitions() -> dict:
-        from ioc_analytics import pipeline
+        from ioc_analytics import pipeline, runtime
 
-        settings, day, _ = _run()
-        return pipeline.register_partitions(settings, day)
+        with runtime.step() as (settings, day, _):
+            return pipeline.register_partitions(settings, day)
 
     @task(outlets=[DAILY_ACTIVE_USERS])
     def build_daily_active_users() -> dict:
-        from ioc_analytics import pipeline
+        from ioc_analytics import pipeline, runtime
 
-        settings, day, tags = _run()
-        return pipeline.build_aggregate(settings, day, "daily_active_users", tags)
+        with runtime.step() as (settings, day, tags):
+            return pipeline.build_aggregate(settings, day, "daily_active_users", tags)
 
     @task
     def quality_gate() -> dict:
-        from ioc_analytics import pipeline
+        from ioc_analytics import pipeline, runtime
 
-        settings, day, tags = _run()
-        return pipeline.quality_gate(settings, day, "daily_active_users", tags)
+        with runtime.step() as (settings, day, tags):
+            return pipeline.quality_gate(settings, day, "daily_active_users", tags)
 
     @task
     def export_csv() -> str:
-        from ioc_analytics import pipeline
+        from ioc_analytics import pipeline, runtime
 
-        settings, day, tags = _run()
-        return pipeline.export_csv(settings, day, "daily_active_users", tags)
+        with runtime.step() as (settings, day, tags):
+            return pipeline.export_csv(settings, day, "daily_active_users", tags)
 
     check_freshness() >> register_partitions() >> build_daily_active_users() >> quality_gate() >> export_csv()
 

@@ -1,7 +1,7 @@
 """Errors a user can cause. Each carries one message that says what is wrong and what to do.
 
-The CLI prints ``str(error)`` and exits 2 for any :class:`IocError`; tasks let them propagate so
-that Airflow marks the task failed with the same message.
+The CLI prints ``str(error)`` and exits 2 for any :class:`IocError`. Tasks fail with the same
+message; ``retryable`` says whether trying again unchanged can help (see ``ioc_analytics.runtime``).
 """
 
 from __future__ import annotations
@@ -9,6 +9,10 @@ from __future__ import annotations
 
 class IocError(Exception):
     """Base class: a failure the user can fix, with a message that says how."""
+
+    #: Whether an Airflow retry of the same task, unchanged, can succeed. Bad SQL, bad settings,
+    #: missing or bad data cannot: retrying them only delays the alert.
+    retryable = False
 
 
 class ConfigError(IocError):
@@ -24,11 +28,16 @@ class CatalogError(IocError):
 
 
 class QueryError(IocError):
-    """A query could not run: bad SQL, unknown table or column, or an engine failure."""
+    """A query could not run: bad SQL, unknown table or column, or an engine failure.
 
-    def __init__(self, message: str, *, query_id: str | None = None) -> None:
+    ``retryable`` is given by the engine when it knows better (Athena flags its transient errors).
+    """
+
+    def __init__(self, message: str, *, query_id: str | None = None, retryable: bool | None = None) -> None:
         super().__init__(message)
         self.query_id = query_id
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class SqlSyntaxError(QueryError):
@@ -48,7 +57,9 @@ class NoDataError(QueryError):
 
 
 class QueryTimeoutError(QueryError):
-    pass
+    """The query ran out of time; a later try, on a quieter engine, may not."""
+
+    retryable = True
 
 
 class BytesScannedCutoffError(QueryError):

@@ -296,8 +296,10 @@ def test_the_athena_error_message_wins_over_the_state_change_reason():
     assert isinstance(error, UnknownColumnError) and "COLUMN_NOT_FOUND: x" in str(error)
 
 
-def test_retryable_errors_say_so():
-    assert "retryable" in str(athena_error("q-1", _failed("Internal error", error_type=100, retryable=True)))
+def test_retryable_errors_say_so_and_are_retried():
+    transient = athena_error("q-1", _failed("Internal error", error_type=100, retryable=True))
+    assert "retryable" in str(transient) and transient.retryable
+    assert not athena_error("q-2", _failed("SYNTAX_ERROR: line 1:8")).retryable
 
 
 # -- result pages (pure: moto returns a single page) ----------------------------------------------

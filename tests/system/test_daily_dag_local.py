@@ -70,8 +70,11 @@ def test_daily_dag_builds_checks_and_exports_the_day(airflow_db, sample_lake, tm
 
 
 def test_daily_dag_fails_clearly_when_the_day_has_no_data(airflow_db, sample_lake, tmp_path):
-    day = dt.date(2023, 6, 1)  # before the lake starts
+    day = dt.date(2024, 6, 15)  # inside the schedule, but the lake holds January 2024 and recent days
     run = airflow_dags_test(day, sample_lake, tmp_path)
     output = run.stdout + run.stderr
-    assert "assessment_events has no data for 2023-06-01" in output, output[-3000:]
+    assert run.returncode != 0 and "DagRun failed" in output, output[-3000:]
+    assert "assessment_events has no data for 2024-06-15" in output, output[-3000:]
+    # Missing data fails at once: a retry would fail the same way and only delay the alert.
+    assert "new_state=failed" in output and "up_for_retry" not in output, output[-3000:]
     assert not (tmp_path / "exports").exists()

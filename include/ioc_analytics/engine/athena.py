@@ -353,6 +353,7 @@ def athena_error(query_id: str | None, status: Mapping[str, Any]) -> QueryError:
         kind = QueryTimeoutError
     if athena.get("Retryable"):
         message += " (Athena marks this error retryable)"
+        return kind(message, query_id=query_id, retryable=True)
     return kind(message, query_id=query_id)
 
 

@@ -1,0 +1,43 @@
+"""What every task body needs from Airflow: its settings, logical date and query tags, and a
+failure that retries only when a retry can help.
+
+Task bodies are written as::
+
+    with runtime.step() as (settings, day, tags):
+        return pipeline.build_aggregate(settings, day, "daily_active_users", tags)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowFailException
+
+from ioc_analytics.errors import IocError
+from ioc_analytics.settings import Settings, get_settings
+
+
+@contextmanager
+def step() -> Iterator[tuple[Settings, dt.date, dict[str, str]]]:
+    """The running task's settings, date and query tags; turns a non-retryable
+    :class:`IocError` into :class:`AirflowFailException`.
+
+    Airflow retries every exception by default. A missing partition, a failed quality gate or bad
+    SQL will fail the same way on every try, and retrying them only delays the alert by the
+    retry delays; ``AirflowFailException`` fails the task at once with the same message. Errors a
+    retry can cure (Athena's retryable errors, time-outs, throttling, the network) propagate as
+    they are, and Airflow retries them with backoff.
+    """
+    context = get_current_context()
+    ti = context["ti"]
+    day = context["logical_date"].date()
+    tags = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "ds": day.isoformat()}
+    try:
+        yield get_settings(), day, tags
+    except IocError as error:
+        if error.retryable:
+            raise
+        raise AirflowFailException(f"{type(error).__name__}: {error}") from error
