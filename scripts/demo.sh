@@ -34,7 +34,7 @@ Done. Outputs:
   aggregate table          $IOC_LAKE_ROOT/aggregates/daily_active_users/${yesterday//-//}/
   CSV export               $IOC_EXPORTS_ROOT/daily_active_users/daily_active_users_$yesterday.csv
   query log                $IOC_STATE_DIR/query_log.jsonl
-  DAG run log              data/demo-dag-run.log
+  DAG run log              $PWD/data/demo-dag-run.log
 
 Try a query (the guide's "Daily Active Users"):
   IOC_LAKE_ROOT=$IOC_LAKE_ROOT IOC_STATE_DIR=$IOC_STATE_DIR .venv/bin/ioc query \\
