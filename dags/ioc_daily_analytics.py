@@ -1,7 +1,9 @@
 """
 ### IOC daily analytics
 
-Builds the day's analytics from the assessment lake, checks them, and publishes them.
+Builds the day's analytics from the assessment lake, checks them, and publishes them. Each run
+processes one UTC day, its logical date, and is scheduled just after that day ends; a run
+triggered without a logical date processes the last complete day.
 
 `check_freshness -> register_partitions -> build_daily_active_users -> quality_gate -> export_csv`
 
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
 
 # Assets are named after the table. A URI (s3://...) would make Airflow import every provider's
 # URI handlers, boto3 included, at parse time.
@@ -41,7 +43,10 @@ DAILY_ACTIVE_USERS = Asset(name="ioc.daily_active_users")
 
 
 @dag(
-    schedule="@daily",
+    # A run covers one UTC day and starts once that day has ended: its logical date is the day it
+    # processes. (Airflow 3's "@daily" is a trigger timetable whose logical date is the moment it
+    # fires, which would make the midnight run process the day that has just begun.)
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,

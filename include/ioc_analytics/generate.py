@@ -216,8 +216,7 @@ def _generate_day(day: dt.date, events_per_day: int, seed: int, users: _Users, e
     order = np.argsort(start_ms, kind="stable")
     user, kind, device, platform, start_ms, abandoned, duration, null_time = (
         a[order] for a in (user, kind, device, platform, start_ms, abandoned, duration, null_time))
-    day_ms = int(dt.datetime(day.year, day.month, day.day).timestamp() * 1000) - int(
-        dt.datetime(1970, 1, 1).timestamp() * 1000)
+    day_ms = (day - dt.date(1970, 1, 1)).days * _DAY_MS  # UTC midnight, whatever the machine's time zone
     stamp = day.strftime("%Y%m%d")
     numbers = np.arange(n)
 

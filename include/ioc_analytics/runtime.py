@@ -10,14 +10,30 @@ Task bodies are written as::
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
 from ioc_analytics.errors import IocError
 from ioc_analytics.settings import Settings, get_settings
+
+
+def run_day(context: Mapping[str, Any]) -> dt.date:
+    """The UTC day a run processes: its logical date, else the start of its data interval.
+
+    Airflow 3 lets a run be triggered without a logical date (the API's ``logical_date: null``);
+    the DAGs' data-interval timetables then give it the last complete day.
+    """
+    moment = context.get("logical_date") or context.get("data_interval_start")
+    if moment is None:
+        raise AirflowFailException(
+            "this run has neither a logical date nor a data interval, so there is no day to process: "
+            "trigger it again with a logical date (the day, e.g. 2024-01-15)"
+        )
+    return moment.astimezone(dt.UTC).date()
 
 
 @contextmanager
@@ -33,7 +49,7 @@ def step() -> Iterator[tuple[Settings, dt.date, dict[str, str]]]:
     """
     context = get_current_context()
     ti = context["ti"]
-    day = context["logical_date"].date()
+    day = run_day(context)
     tags = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "ds": day.isoformat()}
     try:
         yield get_settings(), day, tags

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,18 +75,47 @@ def test_dag_file_imports_nothing_heavy(path):
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_dag_file_does_no_io_at_parse_time(path, tmp_path):
-    """Parsing with no lake, no state folder and an unreachable AWS endpoint touches none of them."""
+    """Parsing touches neither the lake nor the state folder, and opens no network connection.
+
+    An audit hook sees every ``open``, ``os.listdir``/``os.scandir`` (and so ``os.walk``, glob,
+    pathlib's iteration) and ``socket.connect`` that Python makes; the folders exist and hold a
+    file, so a parse-time read would find something to read.
+    """
+    lake, state = tmp_path / "lake", tmp_path / "state"
+    for folder in (lake / "assessments" / "2024" / "01" / "01" / "personality", state):
+        folder.mkdir(parents=True)
+        (folder / "part-00000.parquet").write_bytes(b"PAR1")
     code = (
-        "import builtins, socket, runpy\n"
-        "def refuse(*a, **k): raise AssertionError(f'I/O at parse time: {a[:1]}')\n"
-        "real_open = builtins.open\n"
-        "def guarded_open(file, *a, **k):\n"
-        "    if str(file).startswith(" + repr(str(tmp_path)) + "): refuse(file)\n"
-        "    return real_open(file, *a, **k)\n"
-        "builtins.open = guarded_open\n"
-        "socket.socket.connect = refuse\n"
+        "import os, runpy, sys\n"
+        f"guarded = ({str(lake)!r}, {str(state)!r})\n"
+        "def hook(event, args):\n"
+        "    if event in ('open', 'os.listdir', 'os.scandir') and args\\\n"
+        "            and isinstance(args[0], (str, bytes, os.PathLike)) and os.fsdecode(args[0]).startswith(guarded):\n"
+        "        raise AssertionError(f'I/O at parse time: {event} {args[0]}')\n"
+        "    if event == 'socket.connect':\n"
+        "        raise AssertionError(f'network at parse time: {args[1:]}')\n"
+        "sys.addaudithook(hook)\n"
         f"runpy.run_path({str(path)!r})\n"
     )
-    env = {"IOC_LAKE_ROOT": str(tmp_path / "lake"), "IOC_STATE_DIR": str(tmp_path / "state")}
-    subprocess.run([sys.executable, "-c", code], check=True, env={**__import__("os").environ, **env})
-    assert not (tmp_path / "state").exists() and not (tmp_path / "lake").exists()
+    env = {**os.environ, "IOC_LAKE_ROOT": str(lake), "IOC_STATE_DIR": str(state)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_daily_run_processes_the_day_that_has_ended(dag_bag):
+    """The run that starts just after midnight processes the day that has just ended."""
+    import pendulum
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    timetable = coerce_to_core_timetable(dag_bag.dags["ioc_daily_analytics"].timetable)
+    day = pendulum.datetime(2024, 1, 15, tz="UTC")
+    info = timetable.next_dagrun_info(
+        last_automated_data_interval=DataInterval(day.subtract(days=1), day),
+        restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
+    )
+    assert info.run_after == day.add(days=1)
+    assert info.logical_date == day and info.data_interval == DataInterval(day, day.add(days=1))
+    # A run triggered without a logical date gets the last complete day as its interval.
+    manual = timetable.infer_manual_data_interval(run_after=day.add(days=1, hours=9))
+    assert manual == DataInterval(day, day.add(days=1))

@@ -7,6 +7,9 @@ and check the properties the docstring of ``ioc_analytics.generate`` promises.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -86,6 +89,14 @@ def test_a_day_is_the_same_alone_or_inside_a_longer_run(lake, tmp_path):
     generate_lake(other, day, 1, EVENTS, seed=6)
     assert not pq.read_table(other / "assessments" / date / "personality").equals(
         pq.read_table(lake / "assessments" / date / "personality"))
+
+
+def test_the_machine_time_zone_changes_nothing(lake, tmp_path):
+    code = (f"import datetime as dt; from ioc_analytics.generate import generate_lake; "
+            f"generate_lake({str(tmp_path)!r}, dt.date(2024, 3, 31), 1, {EVENTS}, seed=5)")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TZ": "Europe/London"})
+    folder = "assessments/2024/03/31/personality"
+    assert pq.read_table(tmp_path / folder).equals(pq.read_table(lake / folder))
 
 
 def test_events_have_known_values_inside_their_partition(events):
