@@ -66,6 +66,10 @@ class BytesScannedCutoffError(QueryError):
     """The query would scan more than the workgroup's per-query cutoff."""
 
 
+class BadDataFileError(IocError):
+    """A file in a table's folder is not a Parquet file that fits the table."""
+
+
 class FreshnessError(IocError):
     """A source partition for the run's date is missing or empty."""
 

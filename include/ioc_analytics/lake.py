@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ioc_analytics.catalog import Table
-from ioc_analytics.errors import LakeNotFoundError
+from ioc_analytics.errors import BadDataFileError, LakeNotFoundError
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,14 @@ class Lake(Protocol):
     def list_table(self, table: Table) -> Listing: ...
 
     def partition_files(self, table: Table, values: dict[str, str]) -> list[DataFile]: ...
+
+    def row_count(self, file: DataFile) -> int:
+        """Rows in a Parquet file, from its footer alone."""
+
+
+def not_parquet(where: str, detail: str) -> BadDataFileError:
+    return BadDataFileError(f"{where} is not a readable Parquet file ({detail}): remove it, or replace it with "
+                            "the Parquet file it should be, then re-run")
 
 
 def group_into_partitions(table: Table, files: list[DataFile]) -> Listing:
@@ -116,6 +124,16 @@ class LocalLake:
         folder = table.partition_location(values)
         return [f for f in self._walk(folder) if os.path.dirname(f.path) == folder.rstrip("/")]
 
+    def row_count(self, file: DataFile) -> int:
+        return self.footer(file).num_rows
+
+    def footer(self, file: DataFile) -> pq.FileMetaData:
+        """The Parquet footer of a file: rows, row groups, schema."""
+        try:
+            return pq.read_metadata(file.path)
+        except (OSError, pa.ArrowException) as err:
+            raise not_parquet(file.path, str(err).splitlines()[0]) from None
+
     def write_partition(self, folder: str, data: pa.Table) -> None:
         """Replace a partition folder's files with ``data``, in one rename.
 
@@ -153,5 +171,5 @@ def get_lake(settings) -> Lake:
     if settings.backend == "aws":
         from ioc_analytics.s3lake import S3Lake
 
-        return S3Lake(settings)
+        return S3Lake.from_settings(settings)
     return LocalLake(settings.lake_uri)

@@ -45,8 +45,9 @@ def source_partitions(settings: Settings, day: dt.date) -> dict[str, list[dict[s
 def check_freshness(settings: Settings, day: dt.date) -> dict[str, object]:
     """Fail unless each source table has data for the date.
 
-    ``assessment_events`` is fresh when at least one assessment type has a non-empty partition
-    for the date: a quiet assessment type on a given day is normal and only logged.
+    ``assessment_events`` is fresh when at least one assessment type has a partition with rows
+    for the date: a quiet assessment type on a given day is normal and only logged. Rows are
+    counted from the Parquet footers, so a file with a schema and no rows is no data.
     """
     catalog = load_catalog(settings.lake_uri, settings.database)
     lake = get_lake(settings)
@@ -58,7 +59,7 @@ def check_freshness(settings: Settings, day: dt.date) -> dict[str, object]:
         present, missing = [], []
         for values in partitions:
             files = lake.partition_files(table, values)
-            (present if any(f.size > 0 for f in files) else missing).append(values)
+            (present if any(lake.row_count(f) > 0 for f in files) else missing).append(values)
         for values in missing:
             log.info("%s: no data yet at %s", table_name, table.partition_location(values))
         report[table_name] = {"present": len(present), "missing": [list(v.values()) for v in missing]}

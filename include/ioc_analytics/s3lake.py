@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from ioc_analytics.catalog import Table
 from ioc_analytics.errors import ConfigError, LakeNotFoundError
-from ioc_analytics.lake import DataFile, Listing, group_into_partitions, is_hidden
+from ioc_analytics.lake import DataFile, Listing, group_into_partitions, is_hidden, not_parquet
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -96,6 +99,21 @@ class S3Lake:
             if "/" not in obj["Key"][len(prefix) :] and _visible(obj["Key"][len(prefix) :])
         ]
 
+    def row_count(self, file: DataFile) -> int:
+        """Rows in a Parquet object, from its footer: one ranged GET, two for a large footer."""
+        bucket, key = split_s3_uri(file.path)
+        client = self.hook.get_conn()
+        tail = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{_FOOTER_GUESS}")["Body"].read()
+        length = int.from_bytes(tail[-8:-4], "little") if len(tail) >= 8 else 0
+        if tail[-4:] == b"PAR1" and length + 8 > len(tail) and length + 8 <= file.size:
+            tail = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{length + 8}")["Body"].read()
+        if len(tail) < 12 or tail[-4:] != b"PAR1":
+            raise not_parquet(file.path, "it lacks the PAR1 footer")
+        try:
+            return pq.read_metadata(pa.BufferReader(b"PAR1" + tail[-(length + 8):])).num_rows
+        except (OSError, pa.ArrowException) as err:
+            raise not_parquet(file.path, f"damaged footer: {err}") from None
+
     # -- writing ------------------------------------------------------------------------------
 
     def delete_prefix(self, uri: str) -> list[str]:
@@ -141,6 +159,10 @@ class S3Lake:
             f"connection {self.aws_conn_id!r}: create the bucket (the setup DAG does), or point "
             "IOC_LAKE_ROOT and the connection (endpoint, region, credentials) at the right account"
         )
+
+
+#: Bytes fetched from the end of an object to read its footer in one request (most footers fit).
+_FOOTER_GUESS = 64 * 1024
 
 
 def _visible(relative_key: str) -> bool:

@@ -553,3 +553,37 @@ def test_s3_lake_check_names_a_missing_bucket_and_the_connection(aws_settings, m
         lake.list_table(load_catalog(lake.root, DATABASE).table("ocean_scores"))
 
     S3Lake.from_settings(aws_settings).check()  # the fixture's lake bucket is there
+
+
+def _parquet(table: pa.Table, **options) -> bytes:
+    import io
+
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, **options)
+    return buffer.getvalue()
+
+
+def test_s3_lake_counts_rows_from_the_footer(aws_settings, moto):
+    from ioc_analytics.errors import BadDataFileError
+    from ioc_analytics.lake import DataFile, get_lake
+
+    wide = pa.table({f"c{i}": list(range(2000)) for i in range(20)})
+    objects = {
+        "small.parquet": (_parquet(pa.table({"a": list(range(100))})), 100),
+        "empty.parquet": (_parquet(pa.table({"a": pa.array([], pa.int64())})), 0),
+        # a footer larger than the first ranged read: one row group per 10 rows
+        "big-footer.parquet": (_parquet(wide, row_group_size=10), 2000),
+    }
+    for name, (body, _) in objects.items():
+        _put(moto, f"assessments/{name}", body=body)
+    _put(moto, "assessments/not-parquet.parquet", body=b"date,device\n2024-01-01,desktop\n")
+    lake = get_lake(aws_settings)
+    assert isinstance(lake, S3Lake) and lake.bucket == LAKE_BUCKET
+    assert len(objects["big-footer.parquet"][0]) > 64 * 1024
+
+    for name, (body, rows) in objects.items():
+        assert lake.row_count(DataFile(f"s3://{LAKE_BUCKET}/assessments/{name}", len(body))) == rows, name
+    with pytest.raises(BadDataFileError, match="not-parquet.parquet is not a readable Parquet file"):
+        lake.row_count(DataFile(f"s3://{LAKE_BUCKET}/assessments/not-parquet.parquet", 32))

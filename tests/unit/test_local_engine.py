@@ -12,6 +12,7 @@ import pytest
 from ioc_analytics.engine.base import MB, TB, athena_cost
 from ioc_analytics.engine.local import LocalEngine
 from ioc_analytics.errors import (
+    BadDataFileError,
     LakeNotFoundError,
     NoDataError,
     QueryError,
@@ -59,6 +60,25 @@ def test_bound_parameters_prune_too(local_engine, sample_lake):
     assert result.stats.partitions_scanned == 1
 
 
+def test_parameters_bind_in_the_order_of_the_sql_text(local_engine, sample_lake):
+    """sqlglot keeps a SELECT's WITH after its WHERE and LIMIT; binding must follow the text."""
+    days = [(TODAY - dt.timedelta(days=d)).strftime("%Y/%m/%d") for d in (3, 5)]
+    result = local_engine.query(
+        "WITH first AS (SELECT COUNT(*) AS n FROM assessment_events WHERE date = ? AND assessment_type = ?) "
+        "SELECT first.n AS a, second.n AS b FROM first, "
+        "(SELECT COUNT(*) AS n FROM assessment_events WHERE date = ?) AS second LIMIT ?",
+        [days[0], "career", days[1], 5],
+    )
+    events = read_events(sample_lake)
+    expected_a = ((events["date"] == days[0]) & (events["assessment_type"] == "career")).sum()
+    expected_b = (events["date"] == days[1]).sum()
+    assert result.table.to_pylist() == [{"a": expected_a, "b": expected_b}]
+    assert result.stats.partitions_scanned == 1 + 5
+
+    limited = local_engine.query("SELECT session_id FROM assessment_events WHERE date = ? LIMIT ?", [days[0], 7])
+    assert limited.table.num_rows == 7
+
+
 def test_a_value_with_a_quote_is_bound_not_pasted(local_engine):
     with pytest.raises(NoDataError):
         local_engine.query("SELECT COUNT(*) FROM assessment_events WHERE date = ?", ["2024/01/01' OR '1'='1"])
@@ -90,6 +110,7 @@ def test_columns_are_only_those_of_the_ddl_and_map_functions_work(local_engine):
         ("SELECT COUNT(*) FROM assessment_events WHERE date = '1999/01/01'", NoDataError,
          ["no partitions matching", "1999/01/01", "the lake holds"]),
         ("SELECT COUNT(*) FROM assessment_events WHERE date = ?", QueryError, ["1 ? placeholders but 0"]),
+        ("SELECT 'abc FROM assessment_events", SqlSyntaxError, ["unterminated string"]),
     ],
 )
 def test_bad_queries_get_one_clear_error_and_are_logged(local_engine, sql, error, words):
@@ -123,10 +144,43 @@ def test_empty_partition_is_an_error_not_an_empty_answer(sample_lake, tmp_path):
     with pytest.raises(NoDataError, match="hold no rows"):
         engine.query("SELECT device, COUNT(*) FROM assessment_events "
                      "WHERE date = ? AND assessment_type = 'personality' GROUP BY device", [ONE_DAY])
+    # An aggregate over nothing has a row (0), which would read as a real answer.
+    with pytest.raises(NoDataError, match="hold no rows"):
+        engine.query("SELECT COUNT(*) AS n FROM assessment_events WHERE date = ? AND assessment_type = 'personality'",
+                     [ONE_DAY])
     # The other partitions of the day still answer.
     other = engine.query("SELECT COUNT(*) AS n FROM assessment_events WHERE date = ? AND assessment_type = 'career'",
                          [ONE_DAY])
     assert other.table.column("n")[0].as_py() > 0
+
+
+def test_a_file_that_is_not_parquet_is_named(sample_lake, tmp_path):
+    lake = tmp_path / "lake"
+    shutil.copytree(sample_lake / "assessments" / ONE_DAY, lake / "assessments" / ONE_DAY)
+    bad = lake / "assessments" / ONE_DAY / "career" / "part-00001.parquet"
+    bad.write_text("date,device\n2024-01-01,desktop\n")
+    engine = LocalEngine(get_settings(lake_root=str(lake), state_dir=str(tmp_path / "s")))
+    with pytest.raises(BadDataFileError, match=f"{bad} is not a readable Parquet file"):
+        engine.query("SELECT COUNT(*) FROM assessment_events WHERE date = ?", [ONE_DAY])
+    assert [r["state"] for r in engine.log] == ["FAILED"]
+    # Other partitions still answer.
+    engine.query("SELECT COUNT(*) FROM assessment_events WHERE date = ? AND assessment_type = 'personality'",
+                 [ONE_DAY])
+
+
+def test_a_column_missing_from_a_partitions_files_reads_as_null(sample_lake, tmp_path):
+    """As on Athena, which reads Parquet columns by name."""
+    lake = tmp_path / "lake"
+    shutil.copytree(sample_lake / "assessments" / ONE_DAY, lake / "assessments" / ONE_DAY)
+    partition = lake / "assessments" / ONE_DAY / "career"
+    path = next(partition.glob("*.parquet"))
+    pq.write_table(pq.read_table(path).drop_columns(["region"]), path)
+    engine = LocalEngine(get_settings(lake_root=str(lake), state_dir=str(tmp_path / "s")))
+    result = engine.query("SELECT assessment_type, COUNT(*) AS n, COUNT(region) AS with_region FROM assessment_events "
+                          "WHERE date = ? GROUP BY assessment_type", [ONE_DAY]).table.to_pylist()
+    by_type = {r["assessment_type"]: r for r in result}
+    assert by_type["career"]["n"] > 0 and by_type["career"]["with_region"] == 0
+    assert by_type["personality"]["with_region"] == by_type["personality"]["n"] > 0
 
 
 def test_an_empty_lookback_does_not_fail_a_query_that_has_data(local_engine):

@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
@@ -62,6 +61,9 @@ class _Scan:
     filter_sql: str | None
     #: Why the scan selects no partition (the query then fails only if every scan is empty).
     empty_reason: str | None = None
+    #: From the files' footers: the rows, and per partition the columns its files hold.
+    rows: int = 0
+    present: list[set[str]] = field(default_factory=list)
 
     @property
     def files(self) -> list[str]:
@@ -103,14 +105,14 @@ class LocalEngine:
         started = time.perf_counter()
         try:
             plan = self._plan(sql, list(parameters))
+            self._read_footers(plan)
             table, bytes_scanned = self._run(plan, list(parameters))
-            if table.num_rows == 0:
-                self._check_not_empty(plan)
-        except IocError as err:
+        except Exception as err:  # every failure is logged, as Athena's history keeps failed queries
             if isinstance(err, QueryError):
                 err.query_id = query_id
+            error = str(err) if isinstance(err, IocError) else f"{type(err).__name__}: {err}"
             stats = QueryStats(query_id, "FAILED", elapsed_s=time.perf_counter() - started,
-                               tags=dict(tags or {}), error=str(err))
+                               tags=dict(tags or {}), error=error)
             self.log.append({**record, **stats.as_dict()})
             raise
         stats = QueryStats(
@@ -159,13 +161,7 @@ class LocalEngine:
     # -- planning ---------------------------------------------------------------------------
 
     def _plan(self, sql: str, parameters: list[object]) -> _Plan:
-        tree = _parse_one(sql)
-        placeholders = [n for n in tree.walk(bfs=False) if isinstance(n, exp.Placeholder)]
-        if len(placeholders) != len(parameters):
-            raise QueryError(
-                f"the query has {len(placeholders)} ? placeholders but {len(parameters)} parameters were given"
-            )
-        position = {id(p): i for i, p in enumerate(placeholders)}
+        tree = _parse_one(sql, len(parameters))
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
         plan = _Plan(duckdb_sql="")
         for ref in list(tree.find_all(exp.Table)):
@@ -176,19 +172,19 @@ class LocalEngine:
                     f"database {ref.db!r} does not exist here; the tables live in {self.settings.database}"
                 )
             table = self.catalog.table(ref.name)
-            scan = self._scan(ref, table, len(plan.scans), parameters, position)
+            scan = self._scan(ref, table, len(plan.scans), parameters)
             plan.scans.append(scan)
             alias = ref.alias or table.name
             ref.replace(exp.to_table(scan.view).as_(alias))
         if plan.scans and all(s.empty_reason for s in plan.scans):
             raise NoDataError("; ".join(s.empty_reason for s in plan.scans))
         _fix_dialect_gaps(tree, self.catalog)
+        for placeholder in list(tree.find_all(exp.Placeholder)):  # DuckDB binds $n by position
+            placeholder.replace(exp.Placeholder(this=str(_parameter_index(placeholder) + 1)))
         plan.duckdb_sql = tree.sql(dialect="duckdb")
         return plan
 
-    def _scan(
-        self, ref: exp.Table, table: Table, index: int, parameters: list[object], position: dict[int, int]
-    ) -> _Scan:
+    def _scan(self, ref: exp.Table, table: Table, index: int, parameters: list[object]) -> _Scan:
         listing = self.lake.list_table(table)
         view = f"{_VIEW_PREFIX}{table.name}_{index}"
         if not listing.partitions:
@@ -199,8 +195,8 @@ class LocalEngine:
         conjuncts = _partition_conjuncts(ref, table)
         if not conjuncts:
             return _Scan(table, view, listing.partitions, None)
-        selected = _select_partitions(table, listing.partitions, conjuncts, parameters, position)
-        filter_sql = " AND ".join(c.sql("athena") for c in conjuncts)
+        selected = _select_partitions(table, listing.partitions, conjuncts, parameters)
+        filter_sql = " AND ".join(_as_written(c) for c in conjuncts)
         scan = _Scan(table, view, selected, filter_sql)
         if not selected:
             first, last = listing.partitions[0], listing.partitions[-1]
@@ -218,11 +214,11 @@ class LocalEngine:
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
-            for scan in plan.scans:
-                con.execute(_view_sql(scan))
-            con.execute("PRAGMA enable_profiling = 'no_output'")
-            con.execute("SET profiling_mode = 'detailed'")
             try:
+                for scan in plan.scans:
+                    con.execute(_view_sql(scan))
+                con.execute("PRAGMA enable_profiling = 'no_output'")
+                con.execute("SET profiling_mode = 'detailed'")
                 table = con.sql(plan.duckdb_sql, params=parameters or None).to_arrow_table()
             except duckdb.Error as err:
                 raise _translate_duckdb_error(err, plan) from None
@@ -231,10 +227,20 @@ class LocalEngine:
             con.close()
         return table, bytes_scanned
 
-    def _check_not_empty(self, plan: _Plan) -> None:
-        """An empty result from partitions that hold no rows is missing data, not an answer."""
+    def _read_footers(self, plan: _Plan) -> None:
+        """Read the footers of every file the query selects: rows, and the columns each holds.
+
+        Partitions whose files hold no rows are missing data: even a ``COUNT(*)`` of 0 from them
+        would be a wrong answer, so the query fails. A file that is not Parquet is named here,
+        before DuckDB would fail on it less clearly.
+        """
         for scan in plan.scans:
-            if scan.files and sum(pq.read_metadata(path).num_rows for path in scan.files) == 0:
+            scan.present = []
+            for partition in scan.partitions:
+                footers = [self.lake.footer(f) for f in partition.files]
+                scan.rows += sum(m.num_rows for m in footers)
+                scan.present.append({n.lower() for m in footers for n in m.schema.to_arrow_schema().names})
+            if scan.partitions and scan.rows == 0:
                 where = f" matching {scan.filter_sql}" if scan.filter_sql else ""
                 labels = ", ".join(p.label() for p in scan.partitions[:5])
                 raise NoDataError(
@@ -246,9 +252,44 @@ class LocalEngine:
 # -- helpers, kept free of engine state so they read as the steps above ----------------------
 
 
-def _parse_one(sql: str) -> exp.Query:
+_PARAMETER = "__ioc_p"
+
+
+def _number_placeholders(sql: str, count: int) -> str:
+    """Name each ``?`` after its place in the text (``:__ioc_p0``, ...), and check the count.
+
+    Parameters bind to ``?`` in the order of the SQL text (as Athena's ExecutionParameters do),
+    but sqlglot's tree keeps clauses in its own order (a SELECT's LIMIT before its WHERE, its
+    WITH last), so the placeholders are numbered from the tokens, before parsing.
+    """
     try:
-        statements = [s for s in sqlglot.parse(sql, read="athena") if s is not None]
+        tokens = sqlglot.Dialect.get_or_raise("athena").tokenize(sql)
+    except sqlglot.errors.TokenError as err:
+        raise SqlSyntaxError(f"syntax error: {err} (an unterminated string or quoted name?)") from None
+    marks = [t for t in tokens if t.token_type == sqlglot.tokens.TokenType.PLACEHOLDER and t.text == "?"]
+    if len(marks) != count:
+        raise QueryError(f"the query has {len(marks)} ? placeholders but {count} parameters were given")
+    for i, token in reversed(list(enumerate(marks))):
+        sql = f"{sql[:token.start]}:{_PARAMETER}{i}{sql[token.end + 1:]}"
+    return sql
+
+
+def _parameter_index(node: exp.Placeholder) -> int:
+    return int(str(node.name).removeprefix(_PARAMETER))
+
+
+def _as_written(node: exp.Expression) -> str:
+    """Athena SQL of ``node`` with its placeholders shown as the ``?`` the user wrote."""
+    copy = node.copy()
+    for placeholder in list(copy.find_all(exp.Placeholder)):
+        placeholder.replace(exp.Placeholder())
+    return copy.sql("athena")
+
+
+def _parse_one(sql: str, parameter_count: int) -> exp.Query:
+    try:
+        statements = [s for s in sqlglot.parse(_number_placeholders(sql, parameter_count), read="athena")
+                      if s is not None]
     except sqlglot.errors.ParseError as err:
         first = err.errors[0] if err.errors else {}
         raise SqlSyntaxError(
@@ -292,22 +333,15 @@ def _partition_conjuncts(ref: exp.Table, table: Table) -> list[exp.Expression]:
 
 
 def _select_partitions(
-    table: Table,
-    partitions: list[Partition],
-    conjuncts: list[exp.Expression],
-    parameters: list[object],
-    position: dict[int, int],
+    table: Table, partitions: list[Partition], conjuncts: list[exp.Expression], parameters: list[object]
 ) -> list[Partition]:
     """Evaluate the partition conjuncts in DuckDB over the partitions' key values."""
     bound: list[object] = []
     predicates = []
     for conjunct in conjuncts:
-        originals = [n for n in conjunct.walk(bfs=False) if isinstance(n, exp.Placeholder)]
         copy = conjunct.copy()
-        for original, placeholder in zip(
-            originals, [n for n in copy.walk(bfs=False) if isinstance(n, exp.Placeholder)], strict=True
-        ):
-            bound.append(parameters[position[id(original)]])
+        for placeholder in list(copy.find_all(exp.Placeholder)):
+            bound.append(parameters[_parameter_index(placeholder)])
             placeholder.replace(exp.Placeholder(this=str(len(bound))))
         for column in copy.find_all(exp.Column):
             column.set("table", None)
@@ -337,15 +371,17 @@ def _view_sql(scan: _Scan) -> str:
     bytes scanned are what this engine exists to measure.)
     """
     table = scan.table
-    columns = [exp.column(c.name, quoted=True) for c in table.columns]
     if not scan.partitions:
         typed_nulls = [exp.alias_(exp.cast(exp.null(), c.type), c.name, quoted=True) for c in table.all_columns]
         body = exp.select(*typed_nulls).where(exp.false()).sql("duckdb")
     else:
         branches = []
-        for partition in scan.partitions:
+        for partition, present in zip(scan.partitions, scan.present, strict=True):
             files = exp.Array(expressions=[exp.Literal.string(f.path) for f in partition.files])
             source = exp.func("read_parquet", files, exp.EQ(this=exp.var("union_by_name"), expression=exp.true()))
+            # A column the DDL declares but no file of the partition holds reads as NULL, as on Athena.
+            columns = [exp.column(c.name, quoted=True) if c.name.lower() in present
+                       else exp.alias_(exp.cast(exp.null(), c.type), c.name, quoted=True) for c in table.columns]
             keys = [exp.alias_(exp.Literal.string(partition.values[k]), k, quoted=True) for k in table.partition_names]
             branches.append(exp.select(*columns, *keys).from_(source).sql("duckdb"))
         body = " UNION ALL ".join(branches)

@@ -1,0 +1,59 @@
+"""The daily pipeline's steps on the local backend, outside Airflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ioc_analytics import pipeline
+from ioc_analytics.errors import BadDataFileError, FreshnessError
+from ioc_analytics.settings import get_settings
+
+DAY = dt.date(2024, 1, 10)
+FOLDER = DAY.strftime("%Y/%m/%d")
+
+
+@pytest.fixture()
+def lake_of_one_day(sample_lake, tmp_path):
+    lake = tmp_path / "lake"
+    shutil.copytree(sample_lake / "assessments" / FOLDER, lake / "assessments" / FOLDER)
+    shutil.copytree(sample_lake / "ocean_scores" / "2024" / "01", lake / "ocean_scores" / "2024" / "01")
+    return lake
+
+
+def _settings(lake, tmp_path):
+    return get_settings(backend="local", lake_root=str(lake), state_dir=str(tmp_path / "state"))
+
+
+def _empty(partition):
+    """Replace a partition's files by one Parquet file with the schema and no rows."""
+    schema = pq.read_schema(next(partition.glob("*.parquet")))
+    for path in partition.glob("*.parquet"):
+        path.unlink()
+    pq.write_table(pa.Table.from_pylist([], schema=schema), partition / "part-00000.parquet")
+
+
+def test_fresh_when_some_assessment_types_have_rows(lake_of_one_day, tmp_path):
+    shutil.rmtree(lake_of_one_day / "assessments" / FOLDER / "career")
+    _empty(lake_of_one_day / "assessments" / FOLDER / "leadership")
+    report = pipeline.check_freshness(_settings(lake_of_one_day, tmp_path), DAY)
+    assert report["assessment_events"] == {"present": 3, "missing": [[FOLDER, "leadership"], [FOLDER, "career"]]}
+    assert report["ocean_scores"] == {"present": 1, "missing": []}
+
+
+def test_files_without_rows_are_no_data(lake_of_one_day, tmp_path):
+    for partition in (lake_of_one_day / "assessments" / FOLDER).iterdir():
+        _empty(partition)
+    with pytest.raises(FreshnessError, match=f"assessment_events has no data for {DAY}.*late or failed"):
+        pipeline.check_freshness(_settings(lake_of_one_day, tmp_path), DAY)
+
+
+def test_a_file_that_is_not_parquet_is_named(lake_of_one_day, tmp_path):
+    bad = lake_of_one_day / "assessments" / FOLDER / "career" / "export.parquet"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(BadDataFileError, match="export.parquet is not a readable Parquet file"):
+        pipeline.check_freshness(_settings(lake_of_one_day, tmp_path), DAY)
