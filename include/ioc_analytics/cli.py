@@ -110,11 +110,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         {"generate": _generate, "query": _query, "tables": _tables}[args.command](args)
+    except BrokenPipeError:  # `ioc query ... | head`
+        return 0
     except IocError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `ioc query ... | head`
-        return 0
+    except OSError as err:  # a folder that cannot be created or written, a full disk
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if type(err).__module__.startswith("botocore"):  # the aws backend: credentials, endpoint, access
+            print(f"error: AWS: {err} (the aws backend reaches AWS through the Airflow connection "
+                  f"IOC_AWS_CONN_ID, aws_default unless set: check its credentials, region and endpoint)",
+                  file=sys.stderr)
+            return 2
+        raise
     return 0
 
 

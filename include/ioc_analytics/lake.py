@@ -99,6 +99,8 @@ class LocalLake:
         self.root = str(Path(root).expanduser().resolve())
 
     def check(self) -> None:
+        if Path(self.root).is_file():
+            raise LakeNotFoundError(f"the lake {self.root} is a file, not a folder: set IOC_LAKE_ROOT to the lake")
         if not Path(self.root).is_dir():
             raise LakeNotFoundError(
                 f"the lake folder {self.root} does not exist: set IOC_LAKE_ROOT to your lake, "

@@ -25,9 +25,6 @@ from ioc_analytics.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: The raw tables the daily pipeline reads.
-SOURCE_TABLES = ("assessment_events", "ocean_scores")
-
 
 def source_partitions(settings: Settings, day: dt.date) -> dict[str, list[dict[str, str]]]:
     """Every source partition that holds the date's data, by table."""

@@ -156,7 +156,7 @@ class S3Lake:
     def _not_found(self, problem: str) -> LakeNotFoundError:
         return LakeNotFoundError(
             f"the lake bucket {self.bucket!r} (IOC_LAKE_ROOT={self.root}) {problem} through the Airflow "
-            f"connection {self.aws_conn_id!r}: create the bucket (the setup DAG does), or point "
+            f"connection {self.aws_conn_id!r}: create the bucket, or point "
             "IOC_LAKE_ROOT and the connection (endpoint, region, credentials) at the right account"
         )
 

@@ -587,3 +587,23 @@ def test_s3_lake_counts_rows_from_the_footer(aws_settings, moto):
         assert lake.row_count(DataFile(f"s3://{LAKE_BUCKET}/assessments/{name}", len(body))) == rows, name
     with pytest.raises(BadDataFileError, match="not-parquet.parquet is not a readable Parquet file"):
         lake.row_count(DataFile(f"s3://{LAKE_BUCKET}/assessments/not-parquet.parquet", 32))
+
+
+@pytest.mark.parametrize(("code", "status", "retryable"), [
+    ("TooManyRequestsException", 400, True),
+    ("InternalServerException", 500, True),
+    ("InvalidRequestException", 400, False),
+])
+def test_throttling_is_retried_and_a_bad_request_is_not(aws_settings, moto, code, status, retryable):
+    """moto never throttles: botocore's Stubber answers this one call as Athena would."""
+    from botocore.stub import Stubber
+
+    engine = AthenaEngine(aws_settings)
+    client = engine.hook.get_conn()
+    assert client is engine.hook.get_conn(), "the hook must hand out one client for the stub to apply"
+    with Stubber(client) as stub:
+        stub.add_client_error("start_query_execution", service_error_code=code, service_message="slow down",
+                              http_status_code=status)
+        with pytest.raises(QueryError, match=f"{code}: slow down") as caught:
+            engine.query("SELECT 1")
+    assert caught.value.retryable is retryable

@@ -75,6 +75,31 @@ def test_generate_rejects_a_bad_date(tmp_path):
     assert out.returncode == 2 and "not a date as YYYY-MM-DD" in out.stderr
 
 
+def test_generate_into_a_place_that_cannot_be_a_folder(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    target = tmp_path / "a-file" / "lake"
+    out = run_ioc("generate", "--lake", str(target), "--start", "2024-01-01", "--days", "1",
+                  lake=tmp_path, state=tmp_path)
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and "Not a directory" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_lake_root_that_is_a_file_is_explained(tmp_path):
+    (tmp_path / "lake.txt").write_text("")
+    out = run_ioc("query", "SELECT 1 FROM assessment_events", lake=tmp_path / "lake.txt", state=tmp_path)
+    assert out.returncode == 2 and "is a file, not a folder" in out.stderr, out.stderr
+
+
+def test_aws_without_credentials_is_one_error_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"IOC_BACKEND": "aws", "IOC_LAKE_ROOT": "s3://ioc-test-lake", "IOC_STATE_DIR": str(tmp_path),
+                "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    out = subprocess.run([IOC, "query", "SELECT 1"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2 and "error: AWS: Unable to locate credentials" in out.stderr, out.stderr[-2000:]
+    assert "IOC_AWS_CONN_ID" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_tables_lists_the_catalog(tmp_path):
     out = run_ioc("tables", lake=tmp_path, state=tmp_path)
     assert out.returncode == 0

@@ -102,7 +102,8 @@ def test_columns_are_only_those_of_the_ddl_and_map_functions_work(local_engine):
     [
         ("SELECT * FROM assesment_events", UnknownTableError, ["assesment_events", "did you mean assessment_events"]),
         ("SELECT * FROM other_db.assessment_events", UnknownTableError, ["other_db"]),
-        ("SELECT nope FROM assessment_events WHERE date = '2024/01/02'", UnknownColumnError, ["nope"]),
+        ("SELECT devic FROM assessment_events WHERE date = '2024/01/02'", UnknownColumnError,
+         ["devic", "Candidate bindings", "device"]),
         ("SELECT * FORM assessment_events", SqlSyntaxError, ["line 1", "assessment_events"]),
         ("SELECT (1", SqlSyntaxError, ["Expecting )"]),
         ("SELECT 1; SELECT 2", SqlSyntaxError, ["one SQL statement"]),
@@ -119,7 +120,7 @@ def test_bad_queries_get_one_clear_error_and_are_logged(local_engine, sql, error
     message = str(caught.value)
     for word in words:
         assert word in message, message
-    assert "Traceback" not in message and "__ioc_" not in message
+    assert "Traceback" not in message and "__ioc_" not in message and "\n" not in message
     failed = [r for r in local_engine.log if r["state"] == "FAILED"]
     assert failed[-1]["error"] == message and failed[-1]["cost_usd"] == 0.0
 

@@ -174,9 +174,14 @@ class AthenaEngine:
             query_id = self.hook.get_conn().start_query_execution(**request)["QueryExecutionId"]
         except ClientError as err:
             error = err.response.get("Error", {})
-            raise athena_error(
+            failure = athena_error(
                 None, {"State": "FAILED", "StateChangeReason": f"{error.get('Code')}: {error.get('Message')}"}
-            ) from None
+            )
+            # Throttling (the account's concurrent-query limit) and server errors pass with time:
+            # botocore has already retried them a few times; let Airflow retry with its backoff.
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            failure.retryable = error.get("Code") in _TRANSIENT_CODES or status >= 500
+            raise failure from None
         execution = self._wait(query_id)
         status = execution["Status"]
         if status["State"] != "SUCCEEDED":
@@ -230,8 +235,8 @@ class AthenaEngine:
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") == "EntityNotFoundException":
                 raise UnknownTableError(
-                    f"table {self.settings.database}.{table.name} is not in the Glue Data Catalog: "
-                    "run the setup DAG to create the Glue tables from include/sql/ddl/"
+                    f"table {self.settings.database}.{table.name} is not in the Glue Data Catalog: create it "
+                    f"by running include/sql/ddl/{table.name}.sql in Athena (with the lake root as its location)"
                 ) from None
             raise
         return glue_table["StorageDescriptor"]
@@ -318,6 +323,8 @@ _COLUMN_MARKERS = ("COLUMN_NOT_FOUND",)
 _COLUMN_RE = re.compile(r"Column '?[^ ]+'? cannot be resolved")
 _TABLE_RE = re.compile(r"(Table|Schema) '?[^ ]+'? does not exist")
 _CUTOFF_MARKERS = ("Bytes scanned limit was exceeded",)
+#: API error codes that a later try can get past (throttling, Athena's own trouble).
+_TRANSIENT_CODES = {"TooManyRequestsException", "ThrottlingException", "InternalServerException"}
 #: AthenaError ErrorType codes for a query that ran out of time (Athena's error catalog).
 _TIMEOUT_TYPES = {206, 210}
 

@@ -34,7 +34,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from ioc_analytics.catalog import Catalog, Table, load_catalog
+from ioc_analytics.catalog import RAW_TABLES, Catalog, Table, load_catalog
 from ioc_analytics.engine.base import QueryResult, QueryStats, athena_cost, with_tags
 from ioc_analytics.errors import (
     IocError,
@@ -188,9 +188,11 @@ class LocalEngine:
         listing = self.lake.list_table(table)
         view = f"{_VIEW_PREFIX}{table.name}_{index}"
         if not listing.partitions:
+            fix = ("generate a sample lake with `ioc generate`, or check IOC_LAKE_ROOT" if table.name in RAW_TABLES
+                   else "the daily DAG writes it: run the DAG for the dates you need")
             return _Scan(table, view, [], None, empty_reason=(
                 f"{table.name} has no data: no Parquet files under {table.location} in its layout "
-                f"({table.location_template}). Generate a sample lake with `ioc generate` or check IOC_LAKE_ROOT."
+                f"({table.location_template}): {fix}"
             ))
         conjuncts = _partition_conjuncts(ref, table)
         if not conjuncts:
@@ -431,7 +433,8 @@ def _translate_duckdb_error(err: duckdb.Error, plan: _Plan) -> QueryError:
     message = _first_lines(err)
     if isinstance(err, duckdb.BinderException) and "column" in message.lower():
         tables = ", ".join(sorted({s.table.name for s in plan.scans}))
-        return UnknownColumnError(f"{message.removeprefix('Binder Error: ')} (tables read: {tables})")
+        message = " ".join(message.removeprefix("Binder Error: ").split())  # DuckDB puts the candidates on a new line
+        return UnknownColumnError(f"{message} (tables read: {tables})")
     if isinstance(err, duckdb.ParserException):
         return SqlSyntaxError(f"DuckDB cannot run the translated query: {message}")
     return QueryError(message)
