@@ -9,6 +9,8 @@ match no partition of the layout instead of dropping them silently.
 from __future__ import annotations
 
 import ctypes
+import errno
+import logging
 import os
 import shutil
 import tempfile
@@ -22,6 +24,8 @@ import pyarrow.parquet as pq
 
 from ioc_analytics.catalog import Table
 from ioc_analytics.errors import BadDataFileError, LakeNotFoundError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -148,24 +152,35 @@ class LocalLake:
         pq.write_table(data, staging / "part-00000.parquet", compression="snappy")
         if target.exists():
             retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex}"
-            _exchange(staging, target)
-            staging.rename(retired)
+            if _exchange(staging, target):
+                staging.rename(retired)
+            else:
+                log.warning("%s: this system cannot swap folders atomically; replacing with two renames, "
+                            "so a reader in between sees the partition missing", target)
+                target.rename(retired)
+                staging.rename(target)
             shutil.rmtree(retired)
         else:
             staging.rename(target)
 
 
-def _exchange(a: Path, b: Path) -> None:
-    """Atomically swap two folders (Linux renameat2 RENAME_EXCHANGE).
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two folders (Linux renameat2 RENAME_EXCHANGE); False where unsupported.
 
     Written by hand because neither os nor pyarrow exposes it; without it a replace needs two
-    renames and a reader in between would see the partition missing.
+    renames and a reader in between would see the partition missing. macOS has no renameat2, and
+    some filesystems (older overlayfs, network mounts) refuse the flag with EINVAL.
     """
     libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "renameat2"):
+        return False
     at_fdcwd, rename_exchange = -100, 2
     if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"cannot swap {a} and {b}: {os.strerror(errno)}")
+        error = ctypes.get_errno()
+        if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            return False
+        raise OSError(error, f"cannot swap {a} and {b}: {os.strerror(error)}")
+    return True
 
 
 def get_lake(settings) -> Lake:

@@ -219,3 +219,18 @@ def test_replace_partition_refuses_columns_that_differ_from_the_ddl(local_engine
     with pytest.raises(QueryError, match="make the SELECT list match the DDL"):
         local_engine.replace_partition("daily_active_users", {"date": ONE_DAY},
                                        "SELECT COUNT(*) AS n FROM assessment_events WHERE date = ?", [ONE_DAY])
+
+
+@pytest.mark.parametrize("atomic_swap", [True, False], ids=["renameat2", "two-renames"])
+def test_write_partition_replaces_the_folder_with_or_without_an_atomic_swap(tmp_path, monkeypatch, atomic_swap):
+    """Where the system cannot swap folders (macOS, some mounts), two renames still replace them."""
+    from ioc_analytics import lake as lake_module
+
+    if not atomic_swap:
+        monkeypatch.setattr(lake_module, "_exchange", lambda a, b: False)
+    lake = lake_module.LocalLake(str(tmp_path))
+    folder = str(tmp_path / "aggregates" / "t" / "2024" / "01" / "01")
+    lake.write_partition(folder, pa.table({"n": [1, 2]}))
+    lake.write_partition(folder, pa.table({"n": [3]}))
+    assert pq.read_table(folder).column("n").to_pylist() == [3]
+    assert sorted(p.name for p in (tmp_path / "aggregates" / "t" / "2024" / "01").iterdir()) == ["01"]
