@@ -79,6 +79,18 @@ def test_parameters_bind_in_the_order_of_the_sql_text(local_engine, sample_lake)
     assert limited.table.num_rows == 7
 
 
+def test_integers_divide_as_on_athena(local_engine, sample_lake):
+    """Athena (Trino) divides integers as integers, truncating toward zero; DuckDB would not."""
+    row = local_engine.query(
+        "SELECT 7 / 2 AS a, -7 / 2 AS b, 7.0 / 2 AS c, COUNT_IF(completion_time > 0) / COUNT(*) AS d, "
+        "MAX(completion_time) / 60 AS e, COUNT(*) FROM assessment_events WHERE date = ?", [ONE_DAY]
+    ).table.to_pylist()[0]
+    events = read_events(sample_lake)
+    longest = int(events.loc[events["date"] == ONE_DAY, "completion_time"].max())
+    assert (row["a"], row["b"], float(row["c"]), row["d"], row["e"]) == (3, -3, 3.5, 0, longest // 60)
+    assert "_col5" in row, "an unnamed column is named as Athena names it"
+
+
 def test_a_value_with_a_quote_is_bound_not_pasted(local_engine):
     with pytest.raises(NoDataError):
         local_engine.query("SELECT COUNT(*) FROM assessment_events WHERE date = ?", ["2024/01/01' OR '1'='1"])
@@ -103,7 +115,7 @@ def test_columns_are_only_those_of_the_ddl_and_map_functions_work(local_engine):
         ("SELECT * FROM assesment_events", UnknownTableError, ["assesment_events", "did you mean assessment_events"]),
         ("SELECT * FROM other_db.assessment_events", UnknownTableError, ["other_db"]),
         ("SELECT devic FROM assessment_events WHERE date = '2024/01/02'", UnknownColumnError,
-         ["devic", "Candidate bindings", "device"]),
+         ['column "devic" not found in assessment_events', "did you mean device"]),
         ("SELECT * FORM assessment_events", SqlSyntaxError, ["line 1", "assessment_events"]),
         ("SELECT (1", SqlSyntaxError, ["Expecting )"]),
         ("SELECT 1; SELECT 2", SqlSyntaxError, ["one SQL statement"]),
@@ -234,3 +246,26 @@ def test_write_partition_replaces_the_folder_with_or_without_an_atomic_swap(tmp_
     lake.write_partition(folder, pa.table({"n": [3]}))
     assert pq.read_table(folder).column("n").to_pylist() == [3]
     assert sorted(p.name for p in (tmp_path / "aggregates" / "t" / "2024" / "01").iterdir()) == ["01"]
+
+
+def test_outer_joins_are_not_pruned_by_conditions_on_their_null_side(local_settings, sample_lake, tmp_path):
+    """The usual "which days are missing from the aggregate" query."""
+    lake = tmp_path / "lake"
+    days = [(TODAY - dt.timedelta(days=d)).strftime("%Y/%m/%d") for d in (6, 5, 4)]
+    for day in days:
+        shutil.copytree(sample_lake / "assessments" / day, lake / "assessments" / day)
+    engine = LocalEngine(get_settings(lake_root=str(lake), state_dir=str(tmp_path / "s")))
+    engine.replace_partition(
+        "daily_active_users", {"date": days[1]},
+        "SELECT CAST(1 AS bigint) AS unique_users, CAST(1 AS bigint) AS total_sessions, "
+        "CAST(1 AS bigint) AS completed_sessions, CAST(1 AS bigint) AS returning_users")
+    missing = engine.query(
+        "SELECT DISTINCT e.date FROM assessment_events e LEFT JOIN daily_active_users d ON e.date = d.date "
+        "WHERE d.date IS NULL ORDER BY e.date").table.column("date").to_pylist()
+    assert missing == [days[0], days[2]]
+    # The preserved side is still pruned.
+    one = engine.query(
+        "SELECT COUNT(*) AS n FROM assessment_events e LEFT JOIN daily_active_users d ON e.date = d.date "
+        "WHERE e.date = ? AND d.date IS NOT NULL", [days[1]])
+    assert one.table.column("n")[0].as_py() > 0
+    assert one.stats.partitions_scanned == len(list((lake / "assessments" / days[1]).iterdir())) + 1

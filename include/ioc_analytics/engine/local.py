@@ -21,6 +21,7 @@ never clash (NOTES.md).
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import time
@@ -33,6 +34,8 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
 
 from ioc_analytics.catalog import RAW_TABLES, Catalog, Table, load_catalog
 from ioc_analytics.engine.base import QueryResult, QueryStats, athena_cost, with_tags
@@ -163,14 +166,19 @@ class LocalEngine:
     def _plan(self, sql: str, parameters: list[object]) -> _Plan:
         tree = _parse_one(sql, len(parameters))
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-        plan = _Plan(duckdb_sql="")
-        for ref in list(tree.find_all(exp.Table)):
-            if not ref.name or ref.name.lower() in ctes and not ref.db:
-                continue
+        refs = [ref for ref in tree.find_all(exp.Table) if ref.name and not (ref.name.lower() in ctes and not ref.db)]
+        for ref in refs:
             if ref.db and ref.db.lower() != self.settings.database.lower():
                 raise UnknownTableError(
                     f"database {ref.db!r} does not exist here; the tables live in {self.settings.database}"
                 )
+        # Unknown tables and columns fail here, with suggestions, before anything is read.
+        _check_columns(tree, [self.catalog.table(ref.name) for ref in refs])
+        tree = self._typed(tree)
+        plan = _Plan(duckdb_sql="")
+        for ref in list(tree.find_all(exp.Table)):
+            if not ref.name or ref.name.lower() in ctes and not ref.db:
+                continue
             table = self.catalog.table(ref.name)
             scan = self._scan(ref, table, len(plan.scans), parameters)
             plan.scans.append(scan)
@@ -183,6 +191,28 @@ class LocalEngine:
             placeholder.replace(exp.Placeholder(this=str(_parameter_index(placeholder) + 1)))
         plan.duckdb_sql = tree.sql(dialect="duckdb")
         return plan
+
+    def _typed(self, tree: exp.Query) -> exp.Query:
+        """Qualify every column with its table and annotate every expression's type.
+
+        Athena divides integers as integers (``7 / 2`` is 3) and DuckDB does not; sqlglot writes
+        DuckDB's integer division only where it knows both sides are integers, which takes the
+        catalog's column types and columns resolved to their tables.
+        """
+        schema = {self.settings.database: {
+            t.name: {c.name: c.type.sql("trino") for c in t.all_columns} for t in self.catalog.tables.values()
+        }}
+        try:
+            tree = qualify(tree, dialect="athena", db=self.settings.database, schema=schema,
+                           validate_qualify_columns=False, quote_identifiers=False, identify=False)
+        except sqlglot.errors.OptimizeError as err:  # an ambiguous column, a bad reference
+            raise QueryError(f"cannot resolve the query's columns: {err}") from None
+        tree = annotate_types(tree, schema=schema, dialect="athena")
+        # Athena names an unnamed output column _col0, _col1, ...; sqlglot writes _col_0.
+        for alias in tree.selects if isinstance(tree, exp.Select) else []:
+            if isinstance(alias, exp.Alias) and re.fullmatch(r"_col_\d+", alias.alias):
+                alias.set("alias", exp.to_identifier(alias.alias.replace("_col_", "_col")))
+        return tree
 
     def _scan(self, ref: exp.Table, table: Table, index: int, parameters: list[object]) -> _Scan:
         listing = self.lake.list_table(table)
@@ -309,6 +339,25 @@ def _parse_one(sql: str, parameter_count: int) -> exp.Query:
     return tree
 
 
+def _check_columns(tree: exp.Expression, tables: list[Table]) -> None:
+    """Fail on a column that no table of the query has and that names no alias, with the nearest names.
+
+    (DuckDB would find it too, but after qualification its message speaks of the SELECT clause.)
+    """
+    known = {c.name.lower() for t in tables for c in t.all_columns}
+    aliases = {a.alias.lower() for a in tree.find_all(exp.Alias)}
+    aliases |= {c.name.lower() for t in tree.find_all(exp.TableAlias) for c in t.columns}
+    for column in tree.find_all(exp.Column):
+        name = column.name.lower()
+        if column.table or not name or name in known or name in aliases:
+            continue
+        names = sorted({c.name for t in tables for c in t.all_columns})
+        near = difflib.get_close_matches(name, names, n=3)
+        hint = f"; did you mean {' or '.join(near)}?" if near else f"; its columns are {', '.join(names)}"
+        raise UnknownColumnError(
+            f'column "{column.name}" not found in {", ".join(sorted({t.name for t in tables}))}{hint}')
+
+
 def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
     if isinstance(node, exp.And):
         return _conjuncts(node.left) + _conjuncts(node.right)
@@ -318,10 +367,15 @@ def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
 
 
 def _partition_conjuncts(ref: exp.Table, table: Table) -> list[exp.Expression]:
-    """The WHERE conjuncts around ``ref`` that read only its partition keys."""
+    """The WHERE conjuncts around ``ref`` that read only its partition keys.
+
+    None for a table on the null-supplying side of an outer join: there the WHERE clause sees
+    NULLs for rows the table does not have (``LEFT JOIN d ... WHERE d.date IS NULL``), so its
+    conditions do not say which of the table's partitions are needed.
+    """
     select = ref.find_ancestor(exp.Select)
     where = select.args.get("where") if select else None
-    if where is None:
+    if where is None or _null_supplying(ref, select):
         return []
     names = {ref.alias_or_name.lower(), table.name}
     keep = []
@@ -332,6 +386,13 @@ def _partition_conjuncts(ref: exp.Table, table: Table) -> list[exp.Expression]:
         if all(c.name in table.partition_names and (not c.table or c.table.lower() in names) for c in columns):
             keep.append(conjunct)
     return keep
+
+
+def _null_supplying(ref: exp.Table, select: exp.Select) -> bool:
+    joins = select.args.get("joins") or []
+    if isinstance(ref.parent, exp.Join):
+        return ref.parent.side in ("LEFT", "FULL")
+    return any(join.side in ("RIGHT", "FULL") for join in joins)
 
 
 def _select_partitions(
