@@ -93,8 +93,9 @@ def register_partitions(settings: Settings, day: dt.date) -> dict[str, str]:
 
 def build_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> dict[str, object]:
     """Replace the date's partition of aggregate ``name`` with ``include/sql/<name>.sql``."""
+    select = sql.render(name, day)
     stats = get_engine(settings).replace_partition(
-        name, {"date": sql.date_values(day)["lake_date"]}, sql.render(name, day), tags=tags
+        name, {"date": sql.date_values(day)["lake_date"]}, select.sql, select.parameters, tags=tags
     )
     log.info("%s for %s: %s", name, day, stats.summary())
     return stats.as_dict()
@@ -102,7 +103,8 @@ def build_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[s
 
 def quality_gate(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> dict[str, bool]:
     """Run ``include/sql/checks/<name>.sql``; fail naming every check that is false."""
-    result = get_engine(settings).query(sql.render(f"checks/{name}", day), tags=tags)
+    checks_sql = sql.render(f"checks/{name}", day)
+    result = get_engine(settings).query(checks_sql.sql, checks_sql.parameters, tags=tags)
     checks = result.table.to_pylist()[0]
     failed = [check for check, passed in checks.items() if not passed]
     if failed:
@@ -116,7 +118,8 @@ def quality_gate(settings: Settings, day: dt.date, name: str, tags: Mapping[str,
 
 def export_csv(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> str:
     """Publish ``include/sql/exports/<name>.sql`` as CSV; returns where the file is."""
-    result = get_engine(settings).query(sql.render(f"exports/{name}", day), tags=tags)
+    export_sql = sql.render(f"exports/{name}", day)
+    result = get_engine(settings).query(export_sql.sql, export_sql.parameters, tags=tags)
     buffer = io.BytesIO()
     pacsv.write_csv(result.table, buffer)
     relative = f"{name}/{name}_{day.isoformat()}.csv"

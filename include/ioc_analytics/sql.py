@@ -1,13 +1,16 @@
 """SQL files under ``include/sql/``, rendered for one logical date.
 
 SQL is written once, in Athena dialect, one statement per file, named after the table it writes.
-The only template values are the date's partition values, derived here from a real date (never
-from free text); values that come from users are bound as ``?`` parameters by the engines.
+A file names the date's values as ``{{ lake_date }}`` and the like; rendering puts a ``?`` in
+their place and returns the values, in the order of the text, as parameters that the engine
+binds (Athena's ExecutionParameters, DuckDB's prepared statements). No value is ever pasted into
+the SQL text. Athena accepts ``?`` only in WHERE clauses, and so do these files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 
 import jinja2
 
@@ -31,6 +34,25 @@ def date_values(day: dt.date) -> dict[str, str]:
     }
 
 
-def render(name: str, day: dt.date) -> str:
-    """Render ``include/sql/<name>.sql`` for ``day``."""
-    return _env.get_template(f"{name}.sql").render(**date_values(day))
+@dataclass
+class Rendered:
+    sql: str
+    parameters: list[object] = field(default_factory=list)
+
+
+class _Bound:
+    """A template value that renders as ``?`` and records itself, in the order Jinja renders."""
+
+    def __init__(self, value: object, into: list[object]) -> None:
+        self.value, self.into = value, into
+
+    def __str__(self) -> str:
+        self.into.append(self.value)
+        return "?"
+
+
+def render(name: str, day: dt.date) -> Rendered:
+    """Render ``include/sql/<name>.sql`` for ``day``: the SQL with ``?`` and its parameters."""
+    parameters: list[object] = []
+    values = {key: _Bound(value, parameters) for key, value in date_values(day).items()}
+    return Rendered(_env.get_template(f"{name}.sql").render(**values), parameters)

@@ -1,4 +1,4 @@
--- daily_active_users for one day (partition date = '{{ lake_date }}').
+-- daily_active_users for one day: the row of the date's partition.
 -- Exact counts; returning users are those also active on one of the 30 days before.
 -- Reads only the day's partitions of assessment_events, and anonymous_user_id for the look-back.
 SELECT
@@ -11,6 +11,6 @@ FROM assessment_events e
 LEFT JOIN (
   SELECT DISTINCT anonymous_user_id
   FROM assessment_events
-  WHERE date >= '{{ lookback_start }}' AND date < '{{ lake_date }}'
+  WHERE date >= {{ lookback_start }} AND date < {{ lake_date }}
 ) p ON e.anonymous_user_id = p.anonymous_user_id
-WHERE e.date = '{{ lake_date }}'
+WHERE e.date = {{ lake_date }}

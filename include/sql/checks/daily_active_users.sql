@@ -7,7 +7,7 @@ SELECT
   COALESCE(BOOL_AND(completed_sessions <= total_sessions), false) AS completed_not_above_sessions,
   COALESCE(BOOL_AND(returning_users <= unique_users), false) AS returning_not_above_users,
   COALESCE(MIN(total_sessions), -1) = (
-    SELECT COUNT(*) FROM assessment_events WHERE date = '{{ lake_date }}'
+    SELECT COUNT(*) FROM assessment_events WHERE date = {{ lake_date }}
   ) AS sessions_match_source
 FROM daily_active_users
-WHERE date = '{{ lake_date }}'
+WHERE date = {{ lake_date }}

@@ -1,0 +1,37 @@
+"""Every SQL file under include/sql/ renders to one Athena statement whose values are bound."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from ioc_analytics import sql
+from ioc_analytics.settings import SQL_DIR
+
+FILES = sorted(p.relative_to(SQL_DIR).with_suffix("").as_posix()
+               for p in SQL_DIR.rglob("*.sql") if p.relative_to(SQL_DIR).parts[0] != "ddl")
+DAY = dt.date(2024, 1, 15)
+
+
+def test_there_are_sql_files():
+    assert "daily_active_users" in FILES and "checks/daily_active_users" in FILES
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_values_are_bound_as_parameters_in_where_clauses_only(name):
+    rendered = sql.render(name, DAY)
+    tree = sqlglot.parse_one(rendered.sql, read="athena")
+    placeholders = list(tree.find_all(exp.Placeholder))
+    assert rendered.parameters and len(placeholders) == len(rendered.parameters)
+    # Athena takes execution parameters in WHERE clauses only.
+    assert all(p.find_ancestor(exp.Where) is not None for p in placeholders), name
+    assert "2024" not in rendered.sql, "no date pasted into the text"
+    assert set(rendered.parameters) <= set(sql.date_values(DAY).values())
+
+
+def test_parameters_follow_the_order_of_the_text():
+    rendered = sql.render("daily_active_users", DAY)
+    assert rendered.parameters == ["2023/12/16", "2024/01/15", "2024/01/15"]
