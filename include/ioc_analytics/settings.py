@@ -33,7 +33,7 @@ class Settings:
     backend: str = "local"
     #: The lake: a folder for ``local``, an ``s3://bucket/prefix`` URI for ``aws``.
     lake_root: str = str(PROJECT_ROOT / "data" / "lake")
-    #: Local state: the query log, the local catalog's partition registry, scratch space.
+    #: Local state: the query log.
     state_dir: str = str(PROJECT_ROOT / "data" / "state")
     #: Where exports are published: a folder for ``local``, an ``s3://`` URI for ``aws``.
     exports_root: str = str(PROJECT_ROOT / "data" / "exports")
@@ -43,9 +43,10 @@ class Settings:
     athena_output: str = "s3://ioc-athena-query-results/"
     aws_conn_id: str = "aws_default"
     region: str = "us-east-1"
-    #: Per-query bytes-scanned cutoff, as the workgroup enforces it (1 GiB).
+    #: Per-query bytes-scanned cutoff (1 GiB): the workgroup's on ``aws``; the local engine
+    #: enforces the same number.
     bytes_scanned_cutoff: int = 1_073_741_824
-    #: How long a query may run before the engine gives up on it.
+    #: How long a query may run before the engine stops it.
     query_timeout_s: int = 600
 
     def __post_init__(self) -> None:
@@ -53,6 +54,11 @@ class Settings:
             raise ConfigError(
                 f"IOC_BACKEND={self.backend!r} is not a backend; use one of {', '.join(BACKENDS)}"
             )
+        if self.query_timeout_s <= 0:
+            raise ConfigError(f"IOC_QUERY_TIMEOUT_S={self.query_timeout_s} must be a positive number of seconds")
+        if self.bytes_scanned_cutoff < 10_000_000:
+            raise ConfigError(f"IOC_BYTES_SCANNED_CUTOFF={self.bytes_scanned_cutoff} is below Athena's minimum "
+                              "of 10 MB (10000000 bytes)")
         if self.backend == "aws" and not self.lake_root.startswith("s3://"):
             raise ConfigError(
                 f"IOC_LAKE_ROOT={self.lake_root!r}: the aws backend needs an s3:// URI, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,9 +14,11 @@ from ioc_analytics.engine.base import MB, TB, athena_cost
 from ioc_analytics.engine.local import LocalEngine
 from ioc_analytics.errors import (
     BadDataFileError,
+    BytesScannedCutoffError,
     LakeNotFoundError,
     NoDataError,
     QueryError,
+    QueryTimeoutError,
     SqlSyntaxError,
     UnknownColumnError,
     UnknownTableError,
@@ -269,3 +272,44 @@ def test_outer_joins_are_not_pruned_by_conditions_on_their_null_side(local_setti
         "WHERE e.date = ? AND d.date IS NOT NULL", [days[1]])
     assert one.table.column("n")[0].as_py() > 0
     assert one.stats.partitions_scanned == len(list((lake / "assessments" / days[1]).iterdir())) + 1
+
+
+@pytest.fixture(scope="module")
+def day_of_150k_events(tmp_path_factory):
+    from ioc_analytics.generate import generate_lake
+
+    lake = tmp_path_factory.mktemp("big-day")
+    generate_lake(lake, dt.date(2024, 1, 1), 1, 150_000, seed=3)
+    return lake
+
+
+def test_a_query_past_the_timeout_is_stopped(day_of_150k_events, tmp_path):
+    engine = LocalEngine(get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path), query_timeout_s=1))
+    started = time.monotonic()
+    with pytest.raises(QueryTimeoutError, match="longer than IOC_QUERY_TIMEOUT_S=1 s"):
+        engine.query("SELECT SUM(a.completion_time * b.completion_time) FROM assessment_events a "
+                     "CROSS JOIN assessment_events b WHERE a.date = '2024/01/01' AND b.date = '2024/01/01'")
+    assert time.monotonic() - started < 30
+    assert [r["state"] for r in engine.log] == ["FAILED"]
+
+
+def test_a_query_past_the_bytes_scanned_cutoff_is_refused(day_of_150k_events, tmp_path):
+    sql = "SELECT SUM(cardinality(facets)) AS n FROM ocean_scores WHERE year = '2024' AND month = '01'"
+    unlimited = LocalEngine(get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path)))
+    scanned = unlimited.query(sql).stats.bytes_scanned
+    assert scanned > 10 * MB
+    limited = LocalEngine(get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path),
+                                       bytes_scanned_cutoff=10 * MB))
+    with pytest.raises(BytesScannedCutoffError, match="past the per-query cutoff of 10.0 MB"):
+        limited.query(sql)
+
+
+@pytest.mark.parametrize(("setting", "value", "words"), [
+    ("query_timeout_s", 0, "IOC_QUERY_TIMEOUT_S=0 must be a positive"),
+    ("bytes_scanned_cutoff", 1000, "below Athena's minimum of 10 MB"),
+])
+def test_limits_are_validated(setting, value, words):
+    from ioc_analytics.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        get_settings(**{setting: value})

@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -38,11 +39,13 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
 from ioc_analytics.catalog import RAW_TABLES, Catalog, Table, load_catalog
-from ioc_analytics.engine.base import QueryResult, QueryStats, athena_cost, with_tags
+from ioc_analytics.engine.base import MB, QueryResult, QueryStats, athena_cost, with_tags
 from ioc_analytics.errors import (
+    BytesScannedCutoffError,
     IocError,
     NoDataError,
     QueryError,
+    QueryTimeoutError,
     SqlSyntaxError,
     UnknownColumnError,
     UnknownTableError,
@@ -243,7 +246,11 @@ class LocalEngine:
     # -- execution -------------------------------------------------------------------------
 
     def _run(self, plan: _Plan, parameters: list[object]) -> tuple[pa.Table, int]:
+        """Run the plan; stop it after ``query_timeout_s``, and refuse its result past the
+        bytes-scanned cutoff, as the Athena workgroup would (it cancels such a query)."""
+        timeout = self.settings.query_timeout_s
         con = duckdb.connect()
+        timer = threading.Timer(timeout, con.interrupt)
         try:
             con.execute("SET TimeZone = 'UTC'")
             try:
@@ -251,12 +258,25 @@ class LocalEngine:
                     con.execute(_view_sql(scan))
                 con.execute("PRAGMA enable_profiling = 'no_output'")
                 con.execute("SET profiling_mode = 'detailed'")
+                timer.start()
                 table = con.sql(plan.duckdb_sql, params=parameters or None).to_arrow_table()
+            except duckdb.InterruptException:
+                raise QueryTimeoutError(
+                    f"the query ran longer than IOC_QUERY_TIMEOUT_S={timeout} s and was stopped: "
+                    "narrow its partition filter, or raise the timeout") from None
             except duckdb.Error as err:
                 raise _translate_duckdb_error(err, plan) from None
+            finally:
+                timer.cancel()
             bytes_scanned = _bytes_scanned(con)
         finally:
             con.close()
+        cutoff = self.settings.bytes_scanned_cutoff
+        if bytes_scanned > cutoff:
+            raise BytesScannedCutoffError(
+                f"the query scanned {bytes_scanned / MB:,.1f} MB, past the per-query cutoff of "
+                f"{cutoff / MB:,.1f} MB (IOC_BYTES_SCANNED_CUTOFF, the workgroup's limit on Athena): "
+                "filter on the partition keys and read fewer columns")
         return table, bytes_scanned
 
     def _read_footers(self, plan: _Plan) -> None:
