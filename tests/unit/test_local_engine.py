@@ -313,3 +313,22 @@ def test_limits_are_validated(setting, value, words):
 
     with pytest.raises(ConfigError, match=words):
         get_settings(**{setting: value})
+
+
+def test_unnest_of_a_map_gives_one_row_per_entry(local_engine, sample_lake):
+    from tests.helpers import read_scores
+
+    result = local_engine.query(
+        "SELECT t.indicator, COUNT(*) AS n, AVG(t.risk) AS mean_risk "
+        "FROM ocean_scores s CROSS JOIN UNNEST(s.dark_side_indicators) AS t(indicator, risk) "
+        "WHERE year = '2024' AND month = '01' GROUP BY t.indicator ORDER BY t.indicator").table.to_pylist()
+    scores = read_scores(sample_lake)
+    january = scores[(scores["year"] == "2024") & (scores["month"] == "01")]
+    entries = [(k, v) for pairs in january["dark_side_indicators"] for k, v in pairs]
+    expected = {}
+    for k, v in entries:
+        expected.setdefault(k, []).append(v)
+    assert [r["indicator"] for r in result] == sorted(expected)
+    for row in result:
+        values = expected[row["indicator"]]
+        assert row["n"] == len(values) and row["mean_risk"] == pytest.approx(sum(values) / len(values))

@@ -189,7 +189,7 @@ class LocalEngine:
             ref.replace(exp.to_table(scan.view).as_(alias))
         if plan.scans and all(s.empty_reason for s in plan.scans):
             raise NoDataError("; ".join(s.empty_reason for s in plan.scans))
-        _fix_dialect_gaps(tree, self.catalog)
+        _fix_dialect_gaps(tree)
         for placeholder in list(tree.find_all(exp.Placeholder)):  # DuckDB binds $n by position
             placeholder.replace(exp.Placeholder(this=str(_parameter_index(placeholder) + 1)))
         plan.duckdb_sql = tree.sql(dialect="duckdb")
@@ -491,18 +491,34 @@ def _bytes_scanned(con: duckdb.DuckDBPyConnection) -> int:
     return round(float(match.group(1)) * _UNITS[match.group(2)])
 
 
-def _fix_dialect_gaps(tree: exp.Expression, catalog: Catalog) -> None:
-    """Patch what sqlglot's Trino-to-DuckDB transpilation gets wrong for our types.
+def _fix_dialect_gaps(tree: exp.Expression) -> None:
+    """Patch what sqlglot's Trino-to-DuckDB transpilation gets wrong for maps (types come from
+    ``_typed``'s annotation, so this holds for columns, aliases and expressions alike).
 
-    ``cardinality(m)`` on a map comes out as ``ARRAY_LENGTH(m)``, which DuckDB refuses for maps;
-    DuckDB's ``cardinality`` counts map entries as Athena's does.
+    - ``cardinality(m)`` comes out as ``ARRAY_LENGTH(m)``, which DuckDB refuses for maps;
+      DuckDB's ``cardinality`` counts map entries as Athena's does.
+    - ``CROSS JOIN UNNEST(m) AS t(k, v)`` gives one row per map entry on Athena; DuckDB's UNNEST
+      takes lists only, so it becomes a lateral subquery that unnests the keys and the values
+      side by side.
     """
-    map_columns = {
-        c.name for t in catalog.tables.values() for c in t.all_columns if c.type.this == exp.DataType.Type.MAP
-    }
     for node in list(tree.find_all(exp.ArraySize)):
-        if isinstance(node.this, exp.Column) and node.this.name in map_columns:
+        if _is_map(node.this):
             node.replace(exp.Anonymous(this="cardinality", expressions=[node.this.copy()]))
+    for node in list(tree.find_all(exp.Unnest)):
+        alias = node.args.get("alias")
+        if len(node.expressions) != 1 or not _is_map(node.expressions[0]) or not alias or len(alias.columns) != 2:
+            continue
+        source = node.expressions[0]
+        key, value = alias.columns
+        entries = exp.select(
+            exp.alias_(exp.Unnest(expressions=[exp.func("map_keys", source.copy())]), key.copy()),
+            exp.alias_(exp.Unnest(expressions=[exp.func("map_values", source.copy())]), value.copy()),
+        )
+        node.replace(exp.Lateral(this=exp.Subquery(this=entries), alias=exp.TableAlias(this=alias.this)))
+
+
+def _is_map(node: exp.Expression) -> bool:
+    return node.type is not None and node.type.this == exp.DataType.Type.MAP
 
 
 def _first_lines(err: Exception) -> str:
