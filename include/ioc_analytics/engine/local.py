@@ -169,7 +169,7 @@ class LocalEngine:
     def _plan(self, sql: str, parameters: list[object]) -> _Plan:
         tree = _parse_one(sql, len(parameters))
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-        refs = [ref for ref in tree.find_all(exp.Table) if ref.name and not (ref.name.lower() in ctes and not ref.db)]
+        refs = _lake_tables(tree, ctes)
         for ref in refs:
             if ref.db and ref.db.lower() != self.settings.database.lower():
                 raise UnknownTableError(
@@ -179,9 +179,7 @@ class LocalEngine:
         _check_columns(tree, [self.catalog.table(ref.name) for ref in refs])
         tree = self._typed(tree)
         plan = _Plan(duckdb_sql="")
-        for ref in list(tree.find_all(exp.Table)):
-            if not ref.name or ref.name.lower() in ctes and not ref.db:
-                continue
+        for ref in _lake_tables(tree, ctes):
             table = self.catalog.table(ref.name)
             scan = self._scan(ref, table, len(plan.scans), parameters)
             plan.scans.append(scan)
@@ -287,7 +285,6 @@ class LocalEngine:
         before DuckDB would fail on it less clearly.
         """
         for scan in plan.scans:
-            scan.present = []
             for partition in scan.partitions:
                 footers = [self.lake.footer(f) for f in partition.files]
                 scan.rows += sum(m.num_rows for m in footers)
@@ -357,6 +354,11 @@ def _parse_one(sql: str, parameter_count: int) -> exp.Query:
             "Tables are created from include/sql/ddl/ and written by the pipeline."
         )
     return tree
+
+
+def _lake_tables(tree: exp.Expression, ctes: set[str]) -> list[exp.Table]:
+    """The query's references to tables of the lake (not to its own CTEs)."""
+    return [ref for ref in tree.find_all(exp.Table) if ref.name and not (ref.name.lower() in ctes and not ref.db)]
 
 
 def _check_columns(tree: exp.Expression, tables: list[Table]) -> None:
