@@ -8,13 +8,8 @@ match no partition of the layout instead of dropping them silently.
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import logging
 import os
 import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -23,9 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ioc_analytics.catalog import Table
-from ioc_analytics.errors import BadDataFileError, LakeNotFoundError
-
-log = logging.getLogger(__name__)
+from ioc_analytics.errors import BadDataFileError, ConfigError, LakeNotFoundError
 
 
 @dataclass(frozen=True)
@@ -72,6 +65,17 @@ class Lake(Protocol):
     def row_count(self, file: DataFile) -> int:
         """Rows in a Parquet file, from its footer alone."""
 
+    def list_all(self, prefix: str) -> list[DataFile]:
+        """Every object under a folder or prefix, hidden ones (markers) included."""
+
+    def files_in(self, location: str) -> list[DataFile]:
+        """The data files directly in one folder (not hidden, not in sub-folders)."""
+
+    def write_marker(self, path: str) -> None: ...
+
+    def delete_prefix(self, location: str) -> list[str]:
+        """Delete everything under a folder strictly inside the lake; return what was deleted."""
+
 
 def not_parquet(where: str, detail: str) -> BadDataFileError:
     return BadDataFileError(f"{where} is not a readable Parquet file ({detail}): remove it, or replace it with "
@@ -111,12 +115,12 @@ class LocalLake:
                 "or create a sample one with `ioc generate --lake DIR --start YYYY-MM-DD --days N`"
             )
 
-    def _walk(self, folder: str) -> list[DataFile]:
+    def _walk(self, folder: str, hidden: bool = False) -> list[DataFile]:
         found = []
         for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+            dirnames[:] = sorted(d for d in dirnames if hidden or not is_hidden(d))
             for name in sorted(filenames):
-                if not is_hidden(name):
+                if hidden or not is_hidden(name):
                     path = os.path.join(dirpath, name)
                     found.append(DataFile(path, os.path.getsize(path)))
         return found
@@ -140,47 +144,29 @@ class LocalLake:
         except (OSError, pa.ArrowException) as err:
             raise not_parquet(file.path, str(err).splitlines()[0]) from None
 
-    def write_partition(self, folder: str, data: pa.Table) -> None:
-        """Replace a partition folder's files with ``data``, in one rename.
+    def list_all(self, prefix: str) -> list[DataFile]:
+        return self._walk(prefix, hidden=True)
 
-        The new files are written to a hidden sibling folder (ignored by every reader), then the
-        folders are swapped; a reader sees the old partition or the new one, never part of one.
-        """
-        target = Path(folder.rstrip("/"))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
-        pq.write_table(data, staging / "part-00000.parquet", compression="snappy")
-        if target.exists():
-            retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex}"
-            if _exchange(staging, target):
-                staging.rename(retired)
-            else:
-                log.warning("%s: this system cannot swap folders atomically; replacing with two renames, "
-                            "so a reader in between sees the partition missing", target)
-                target.rename(retired)
-                staging.rename(target)
-            shutil.rmtree(retired)
-        else:
-            staging.rename(target)
+    def files_in(self, location: str) -> list[DataFile]:
+        folder = location.rstrip("/")
+        return [f for f in self._walk(folder) if os.path.dirname(f.path) == folder]
 
+    def write_files(self, location: str, data: pa.Table) -> None:
+        """Write ``data`` as one SNAPPY Parquet file into a new, empty folder."""
+        folder = Path(location)
+        folder.mkdir(parents=True, exist_ok=False)
+        pq.write_table(data, folder / "part-00000.parquet", compression="snappy")
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two folders (Linux renameat2 RENAME_EXCHANGE); False where unsupported.
+    def write_marker(self, path: str) -> None:
+        Path(path).write_bytes(b"")
 
-    Written by hand because neither os nor pyarrow exposes it; without it a replace needs two
-    renames and a reader in between would see the partition missing. macOS has no renameat2, and
-    some filesystems (older overlayfs, network mounts) refuse the flag with EINVAL.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    if not hasattr(libc, "renameat2"):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) != 0:
-        error = ctypes.get_errno()
-        if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            return False
-        raise OSError(error, f"cannot swap {a} and {b}: {os.strerror(error)}")
-    return True
+    def delete_prefix(self, location: str) -> list[str]:
+        folder = Path(location).resolve()
+        if not folder.is_relative_to(self.root) or folder == Path(self.root):
+            raise ConfigError(f"refusing to delete {location}: not a folder strictly inside the lake {self.root}")
+        deleted = [f.path for f in self._walk(str(folder), hidden=True)]
+        shutil.rmtree(folder, ignore_errors=True)
+        return deleted
 
 
 def get_lake(settings) -> Lake:

@@ -12,18 +12,24 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.csv as pacsv
 
-from ioc_analytics import sql
-from ioc_analytics.catalog import load_catalog
+from ioc_analytics import partitions, sql
+from ioc_analytics.catalog import RAW_TABLES, load_catalog
 from ioc_analytics.engine import get_engine
 from ioc_analytics.errors import DataQualityError, FreshnessError
 from ioc_analytics.lake import get_lake
 from ioc_analytics.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: The raw tables the daily pipeline reads.
+SOURCE_TABLES = RAW_TABLES
+#: How many days back partition repair compares the lake with the catalog.
+REPAIR_WINDOW_DAYS = 31
 
 
 def source_partitions(settings: Settings, day: dt.date) -> dict[str, list[dict[str, str]]]:
@@ -39,55 +45,84 @@ def source_partitions(settings: Settings, day: dt.date) -> dict[str, list[dict[s
     }
 
 
-def check_freshness(settings: Settings, day: dt.date) -> dict[str, object]:
-    """Fail unless each source table has data for the date.
+@dataclass
+class Freshness:
+    """Which of a source table's partitions for a day hold rows."""
 
-    ``assessment_events`` is fresh when at least one assessment type has a partition with rows
-    for the date: a quiet assessment type on a given day is normal and only logged. Rows are
-    counted from the Parquet footers, so a file with a schema and no rows is no data.
-    """
-    catalog = load_catalog(settings.lake_uri, settings.database)
+    table: str
+    day: dt.date
+    present: list[dict[str, str]] = field(default_factory=list)
+    missing: list[dict[str, str]] = field(default_factory=list)
+    #: Where the missing partitions were looked for.
+    locations: list[str] = field(default_factory=list)
+
+    @property
+    def fresh(self) -> bool:
+        """At least one partition has rows: a quiet assessment type on a given day is normal."""
+        return bool(self.present)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"table": self.table, "day": self.day.isoformat(), "present": self.present, "missing": self.missing}
+
+
+def freshness(settings: Settings, day: dt.date, table_name: str) -> Freshness:
+    """Which of ``table_name``'s partitions for ``day`` hold rows (counted from Parquet footers,
+    so a file with a schema and no rows is no data). Reads the lake itself, S3 on ``aws``: the
+    raw tables use partition projection, so Glue has no partitions of theirs to ask about."""
+    table = load_catalog(settings.lake_uri, settings.database).table(table_name)
     lake = get_lake(settings)
     lake.check()
-    report: dict[str, object] = {}
-    problems = []
-    for table_name, partitions in source_partitions(settings, day).items():
-        table = catalog.table(table_name)
-        present, missing = [], []
-        for values in partitions:
-            files = lake.partition_files(table, values)
-            (present if any(lake.row_count(f) > 0 for f in files) else missing).append(values)
-        for values in missing:
-            log.info("%s: no data yet at %s", table_name, table.partition_location(values))
-        report[table_name] = {"present": len(present), "missing": [list(v.values()) for v in missing]}
-        if not present:
-            where = ", ".join(table.partition_location(v) for v in partitions[:2])
-            problems.append(f"{table_name} has no data for {day.isoformat()} (looked in {where}"
-                            f"{' ...' if len(partitions) > 2 else ''})")
-    if problems:
-        raise FreshnessError("; ".join(problems) + ": the upstream export is late or failed")
+    report = Freshness(table_name, day)
+    for values in source_partitions(settings, day)[table_name]:
+        files = lake.partition_files(table, values)
+        if any(lake.row_count(f) > 0 for f in files):
+            report.present.append(values)
+        else:
+            report.missing.append(values)
+            report.locations.append(table.partition_location(values))
     return report
 
 
-def register_partitions(settings: Settings, day: dt.date) -> dict[str, str]:
-    """Make the date's source partitions visible to the query engine.
+def check_freshness(settings: Settings, day: dt.date) -> dict[str, object]:
+    """Fail with :class:`FreshnessError` unless every source table has rows for the date."""
+    reports = [freshness(settings, day, name) for name in SOURCE_TABLES]
+    late = [r for r in reports if not r.fresh]
+    if late:
+        raise FreshnessError("; ".join(late_message(r) for r in late) + ": the upstream export is late or failed")
+    return {r.table: r.as_dict() for r in reports}
+
+
+def late_message(report: Freshness) -> str:
+    where = ", ".join(report.locations[:2]) + (" ..." if len(report.locations) > 2 else "")
+    return f"{report.table} has no data for {report.day.isoformat()} (looked in {where})"
+
+
+def repair_partitions(settings: Settings, day: dt.date, window_days: int = REPAIR_WINDOW_DAYS) -> dict[str, object]:
+    """Make the catalog's partitions of every table without projection agree with the lake, for
+    the ``window_days`` days up to ``day`` (see :func:`ioc_analytics.partitions.repair`).
 
     Tables with partition projection need nothing: Athena computes their partitions from the
-    location template, and the local engine lists the lake folder the same way.
+    location template, and the local engine lists the lake folders the same way.
     """
     catalog = load_catalog(settings.lake_uri, settings.database)
-    engine = get_engine(settings)
-    outcome = {}
-    for table_name, partitions in source_partitions(settings, day).items():
-        table = catalog.table(table_name)
+    lake, registry = get_lake(settings), partitions.get_registry(settings)
+    window = [{"date": (day - dt.timedelta(days=n)).strftime("%Y/%m/%d")} for n in range(window_days)]
+    outcome: dict[str, object] = {}
+    for table in catalog.tables.values():
         if table.projection_enabled:
-            log.info("%s uses partition projection over %s: nothing to register",
-                     table_name, table.location_template)
-            outcome[table_name] = "projection"
-        else:
-            added = engine.register_partitions(table_name, partitions)
-            log.info("%s: registered %d partitions %s", table_name, len(added), added)
-            outcome[table_name] = f"registered {len(added)}"
+            log.info("%s uses partition projection over %s: nothing to repair", table.name, table.location_template)
+            outcome[table.name] = "projection"
+            continue
+        report = partitions.repair(lake, registry, table, window)
+        log.info("%s", report.summary())
+        for kind in ("added", "repointed", "stale"):
+            for values in getattr(report, kind):
+                log.info("%s %s: %s", table.name, kind, values)
+        for location in report.incomplete:
+            log.warning("%s: unfinished write left at %s (no commit marker); weekly maintenance removes it",
+                        table.name, location)
+        outcome[table.name] = {"added": report.added, "repointed": report.repointed, "stale": report.stale,
+                               "incomplete": len(report.incomplete)}
     return outcome
 
 
@@ -117,8 +152,9 @@ def quality_gate(settings: Settings, day: dt.date, name: str, tags: Mapping[str,
 
 
 def export_csv(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> str:
-    """Publish ``include/sql/exports/<name>.sql`` as CSV; returns where the file is."""
-    export_sql = sql.render(f"exports/{name}", day)
+    """Publish the date's partition of aggregate ``name`` as CSV; returns where the file is."""
+    load_catalog(settings.lake_uri, settings.database).table(name)  # the identifier is a real table
+    export_sql = sql.render("exports/partition", day, identifiers={"table": name})
     result = get_engine(settings).query(export_sql.sql, export_sql.parameters, tags=tags)
     buffer = io.BytesIO()
     pacsv.write_csv(result.table, buffer)

@@ -92,12 +92,24 @@ class S3Lake:
     def partition_files(self, table: Table, values: dict[str, str]) -> list[DataFile]:
         """The data files directly in one partition's folder (not in sub-folders, not hidden)."""
         self.check()
-        _, prefix = split_s3_uri(table.partition_location(values))
+        return self.files_in(table.partition_location(values))
+
+    def files_in(self, location: str) -> list[DataFile]:
+        _, prefix = split_s3_uri(location.rstrip("/") + "/")
         return [
             DataFile(self._uri(obj["Key"]), int(obj["Size"]))
             for obj in self._objects(prefix)
             if "/" not in obj["Key"][len(prefix) :] and _visible(obj["Key"][len(prefix) :])
         ]
+
+    def list_all(self, prefix: str) -> list[DataFile]:
+        _, key_prefix = split_s3_uri(prefix)
+        return [DataFile(self._uri(obj["Key"]), int(obj["Size"])) for obj in self._objects(key_prefix)
+                if not obj["Key"].endswith("/")]
+
+    def write_marker(self, path: str) -> None:
+        bucket, key = split_s3_uri(path)
+        self.hook.get_conn().put_object(Bucket=bucket, Key=key, Body=b"")
 
     def row_count(self, file: DataFile) -> int:
         """Rows in a Parquet object, from its footer: one ranged GET, two for a large footer."""

@@ -10,26 +10,37 @@ the SQL text. Athena accepts ``?`` only in WHERE clauses, and so do these files.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import jinja2
 
+from ioc_analytics.errors import ConfigError
 from ioc_analytics.settings import SQL_DIR
 
 LOOKBACK_DAYS = 30
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
 )
 
 
-def date_values(day: dt.date) -> dict[str, str]:
-    """The partition values and windows of one logical date, as the SQL files name them."""
+def date_values(day: dt.date) -> dict[str, object]:
+    """The partition values and windows of one logical date, as the SQL files name them.
+
+    Timestamps are naive UTC, as the lake's ``timestamp`` columns are."""
+    following = day + dt.timedelta(days=1)
     return {
         "ds": day.isoformat(),
         "lake_date": day.strftime("%Y/%m/%d"),
         "year": day.strftime("%Y"),
         "month": day.strftime("%m"),
+        "next_year": following.strftime("%Y"),
+        "next_month": following.strftime("%m"),
+        "day_start": dt.datetime(day.year, day.month, day.day),
+        "next_day_start": dt.datetime(following.year, following.month, following.day),
         "lookback_start": (day - dt.timedelta(days=LOOKBACK_DAYS)).strftime("%Y/%m/%d"),
     }
 
@@ -51,8 +62,15 @@ class _Bound:
         return "?"
 
 
-def render(name: str, day: dt.date) -> Rendered:
-    """Render ``include/sql/<name>.sql`` for ``day``: the SQL with ``?`` and its parameters."""
+def render(name: str, day: dt.date, identifiers: Mapping[str, str] | None = None) -> Rendered:
+    """Render ``include/sql/<name>.sql`` for ``day``: the SQL with ``?`` and its parameters.
+
+    ``identifiers`` (a table name, say) cannot be bound, so they are pasted: the caller checks
+    them against the catalog, and here each must be a plain lower-case SQL name.
+    """
+    for key, identifier in (identifiers or {}).items():
+        if not _IDENTIFIER.fullmatch(identifier):
+            raise ConfigError(f"{key}={identifier!r} is not a table or column name")
     parameters: list[object] = []
     values = {key: _Bound(value, parameters) for key, value in date_values(day).items()}
-    return Rendered(_env.get_template(f"{name}.sql").render(**values), parameters)
+    return Rendered(_env.get_template(f"{name}.sql").render(**values, **(identifiers or {})), parameters)

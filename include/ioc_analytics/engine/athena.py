@@ -68,11 +68,13 @@ class AthenaEngine:
         from airflow.providers.amazon.aws.hooks.athena import AthenaHook
 
         from ioc_analytics.catalog import load_catalog
+        from ioc_analytics.partitions import GlueRegistry
         from ioc_analytics.s3lake import S3Lake
 
         self.settings = settings
         self.catalog: Catalog = catalog or load_catalog(settings.lake_uri, settings.database)
         self.lake: S3Lake = S3Lake.from_settings(settings)
+        self.registry = GlueRegistry(settings)
         self.hook: AthenaHook = AthenaHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region)
 
     # -- the Engine interface -------------------------------------------------------------
@@ -101,51 +103,35 @@ class AthenaEngine:
         parameters: Sequence[object] = (),
         tags: Mapping[str, str] | None = None,
     ) -> QueryStats:
-        """Replace one partition of ``table`` with the rows of ``select_sql``: delete, then UNLOAD.
+        """Publish the rows of ``select_sql`` as the partition's new version: UNLOAD, then switch.
 
-        1. Every object under the partition's prefix (``table.partition_location``) is deleted:
-           ``UNLOAD`` refuses a destination that holds objects, and a re-run must not add to
-           what an earlier run wrote.
-        2. ``UNLOAD (select_sql) TO '<prefix>' WITH (format = 'PARQUET', compression = 'SNAPPY')``
-           writes the new files (Athena names them; ``parameters`` bind as in :meth:`query`).
-        3. For a table without partition projection the partition is registered in Glue (created
-           with the table's storage descriptor if missing, its location corrected if it differs).
-           Tables with projection need nothing: Athena derives their partitions from the template.
+        1. ``UNLOAD (select_sql) TO '<partition>/<new version>/' WITH (format = 'PARQUET',
+           compression = 'SNAPPY')`` writes the files into a fresh prefix that no reader looks
+           at (``parameters`` bind as in :meth:`query`);
+        2. the version is marked committed and the Glue partition pointed at it, in one
+           ``UpdatePartition`` (or ``CreatePartition``), so a reader sees the old rows or the new
+           ones, never a mix; versions older than the previous one are deleted
+           (:func:`ioc_analytics.partitions.publish`).
 
-        **Not atomic for readers.** Between steps 1 and 2 a query sees the partition empty, and
-        while UNLOAD writes it sees part of the new files; if UNLOAD fails, the partition stays
-        empty until a re-run. Re-running is always safe (the result is the same partition).
-        Concurrent replaces of the same partition are not serialised here either.
-
+        If UNLOAD fails, the partition keeps its old version and the unfinished one is deleted.
         ``select_sql`` returns the table's data columns (not its partition keys) in DDL order;
-        when its select list names them, the names are checked before anything is deleted.
+        when its select list names them, the names are checked before anything runs.
         """
+        from ioc_analytics import partitions
+
         target = self.catalog.table(table)
         values = dict(partition)
-        prefix = target.partition_location(values)
         _check_select_columns(target, select_sql)
-        storage = None if target.projection_enabled else self._glue_storage_descriptor(target)
-
-        deleted = self.lake.delete_prefix(prefix)
-        log.info("Deleted %d objects under %s before UNLOAD", len(deleted), prefix)
-        query_id, execution = self._execute(unload_sql(select_sql, prefix), parameters, tags)
-        if storage is not None:
-            self._register_partition(target, values, prefix, storage)
+        partitions.check_versioned(target)
+        self.registry.storage_descriptor(target)  # the Glue table must exist before anything runs
+        location = partitions.version_location(target, values, partitions.new_version())
+        try:
+            query_id, execution = self._execute(unload_sql(select_sql, location), parameters, tags)
+        except BaseException:
+            self.lake.delete_prefix(location)
+            raise
+        partitions.publish(self.lake, self.registry, target, values, location)
         return _stats(query_id, execution, tags)
-
-    def register_partitions(self, table: str, partitions: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
-        """Register in Glue each partition whose prefix holds objects (batch APIs are not needed
-        at a handful of partitions a day; MSCK REPAIR cannot read this layout)."""
-        target = self.catalog.table(table)
-        if target.projection_enabled:
-            return []
-        storage = self._glue_storage_descriptor(target)
-        registered = []
-        for values in map(dict, partitions):
-            if self.lake.partition_files(target, values):
-                self._register_partition(target, values, target.partition_location(values), storage)
-                registered.append(values)
-        return registered
 
     # -- running a query ------------------------------------------------------------------
 
@@ -218,58 +204,6 @@ class AthenaEngine:
             self.hook.stop_query(query_id)
         except Exception as err:  # stopping is best effort; the original failure matters more
             log.warning("Could not stop Athena query %s: %s", query_id, err)
-
-    # -- Glue partitions (tables without projection) --------------------------------------
-
-    def _glue(self):
-        from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
-
-        return GlueCatalogHook(aws_conn_id=self.settings.aws_conn_id, region_name=self.settings.region).get_conn()
-
-    def _glue_storage_descriptor(self, table: Table) -> dict[str, Any]:
-        """The Glue table's storage descriptor, read before anything is deleted."""
-        from botocore.exceptions import ClientError
-
-        try:
-            glue_table = self._glue().get_table(DatabaseName=self.settings.database, Name=table.name)["Table"]
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") == "EntityNotFoundException":
-                raise UnknownTableError(
-                    f"table {self.settings.database}.{table.name} is not in the Glue Data Catalog: create it "
-                    f"by running include/sql/ddl/{table.name}.sql in Athena (with the lake root as its location)"
-                ) from None
-            raise
-        return glue_table["StorageDescriptor"]
-
-    def _register_partition(
-        self, table: Table, values: dict[str, str], location: str, storage: dict[str, Any]
-    ) -> None:
-        from botocore.exceptions import ClientError
-
-        glue = self._glue()
-        partition_values = [values[k] for k in table.partition_names]
-        descriptor = {**storage, "Location": location}
-        try:
-            glue.create_partition(
-                DatabaseName=self.settings.database,
-                TableName=table.name,
-                PartitionInput={"Values": partition_values, "StorageDescriptor": descriptor},
-            )
-            return
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") != "AlreadyExistsException":
-                raise
-        existing = glue.get_partition(
-            DatabaseName=self.settings.database, TableName=table.name, PartitionValues=partition_values
-        )["Partition"]
-        if existing.get("StorageDescriptor", {}).get("Location", "").rstrip("/") != location.rstrip("/"):
-            glue.update_partition(
-                DatabaseName=self.settings.database,
-                TableName=table.name,
-                PartitionValueList=partition_values,
-                PartitionInput={"Values": partition_values, "StorageDescriptor": descriptor},
-            )
-
 
 # -- pure helpers: SQL text, literals, errors, results ------------------------------------------
 

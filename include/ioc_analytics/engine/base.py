@@ -105,15 +105,9 @@ class Engine(Protocol):
         parameters: Sequence[object] = (),
         tags: Mapping[str, str] | None = None,
     ) -> QueryStats:
-        """Replace one partition of ``table`` with the rows of ``select_sql``.
+        """Replace one partition of ``table`` with the rows of ``select_sql``, atomically for readers
+        (a new version, then one switch of the registered location: ioc_analytics.partitions).
 
         ``select_sql`` returns the table's data columns (not its partition keys) in DDL order.
-        """
-        ...
-
-    def register_partitions(self, table: str, partitions: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
-        """Make those of ``partitions`` that hold data visible to queries; return them.
-
-        Only tables without partition projection need it (the pipeline skips the others).
         """
         ...

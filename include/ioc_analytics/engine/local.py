@@ -38,6 +38,7 @@ from sqlglot import exp
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
+from ioc_analytics import partitions
 from ioc_analytics.catalog import RAW_TABLES, Catalog, Table, load_catalog
 from ioc_analytics.engine.base import MB, QueryResult, QueryStats, athena_cost, with_tags
 from ioc_analytics.errors import (
@@ -89,6 +90,7 @@ class LocalEngine:
         self.settings = settings
         self.catalog: Catalog = load_catalog(settings.lake_uri, settings.database)
         self.lake = LocalLake(settings.lake_uri)
+        self.registry = partitions.get_registry(settings)
         self.log = QueryLog(settings.query_log_path)
 
     # -- the Engine interface -------------------------------------------------------------
@@ -143,10 +145,11 @@ class LocalEngine:
         parameters: Sequence[object] = (),
         tags: Mapping[str, str] | None = None,
     ) -> QueryStats:
-        """Run ``select_sql`` and swap its rows in as the whole partition (see LocalLake)."""
+        """Run ``select_sql`` and publish its rows as the partition's new version (see partitions.py)."""
         target = self.catalog.table(table)
         values = dict(partition)
         target.check_partition_values(values)
+        partitions.check_versioned(target)
         result = self.query(select_sql, parameters, tags)
         expected = [c.name for c in target.columns]
         if result.table.column_names != expected:
@@ -155,14 +158,10 @@ class LocalEngine:
                 f"but the table declares ({', '.join(expected)}): make the SELECT list match the DDL",
                 query_id=result.stats.query_id,
             )
-        self.lake.write_partition(target.partition_location(values), result.table.cast(target.arrow_schema))
+        location = partitions.version_location(target, values, partitions.new_version())
+        self.lake.write_files(location, result.table.cast(target.arrow_schema))
+        partitions.publish(self.lake, self.registry, target, values, location)
         return result.stats
-
-    def register_partitions(self, table: str, partitions: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
-        """The local engine reads partitions straight from the lake folders, for every table, so
-        there is no metastore to write: this returns the partitions that hold files."""
-        target = self.catalog.table(table)
-        return [dict(v) for v in partitions if self.lake.partition_files(target, dict(v))]
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -216,7 +215,10 @@ class LocalEngine:
         return tree
 
     def _scan(self, ref: exp.Table, table: Table, index: int, parameters: list[object]) -> _Scan:
-        listing = self.lake.list_table(table)
+        # As on Athena: a table with projection has the partitions its layout finds in the lake;
+        # one without has the partitions registered in the catalog.
+        listing = (self.lake.list_table(table) if table.projection_enabled
+                   else partitions.registered_listing(self.lake, self.registry, table))
         view = f"{_VIEW_PREFIX}{table.name}_{index}"
         if not listing.partitions:
             fix = ("generate a sample lake with `ioc generate`, or check IOC_LAKE_ROOT" if table.name in RAW_TABLES

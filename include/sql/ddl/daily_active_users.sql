@@ -1,6 +1,8 @@
--- Aggregate: daily active users and sessions, one partition per day, written by the daily DAG
--- (include/sql/daily_active_users.sql). Exact counts: the aggregate is the source of truth that
--- the guide's approximate query reads cheaply.
+-- Aggregate: daily active users and sessions, one partition per day (include/sql/daily_active_users.sql).
+-- Exact counts: the aggregate is the source of truth that the guide's approximate query reads cheaply.
+-- Partition projection is off: each date's partition is registered, and replaced by pointing it at
+-- a new version folder (ioc_analytics.partitions). The projection.* properties only describe the
+-- layout of the partition values; Athena ignores them while projection is disabled.
 CREATE EXTERNAL TABLE IF NOT EXISTS daily_active_users (
   unique_users bigint,
   total_sessions bigint,
@@ -14,7 +16,7 @@ STORED AS PARQUET
 LOCATION '{{ lake_root }}/aggregates/daily_active_users/'
 TBLPROPERTIES (
   'parquet.compression' = 'SNAPPY',
-  'projection.enabled' = 'true',
+  'projection.enabled' = 'false',
   'projection.date.type' = 'date',
   'projection.date.format' = 'yyyy/MM/dd',
   'projection.date.range' = '2024/01/01,NOW',

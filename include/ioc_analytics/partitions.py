@@ -1,0 +1,268 @@
+"""Partitions of tables without partition projection: the registry, versioned writes, repair.
+
+Tables with projection (the raw tables) need none of this: Athena computes their partitions from
+the location template, and the local engine lists the lake folders the same way. The aggregate
+tables have projection off, so a partition is visible exactly when it is registered, and its
+registered location can change in one metadata update. That is how a partition is replaced
+atomically on both backends:
+
+1. the new rows are written to a fresh *version* folder under the partition's folder
+   (``.../2024/01/15/v20240116T000512000000-1a2b3c/``), which no reader looks at;
+2. a ``_ioc_committed`` marker is written there once the data is complete (readers ignore
+   names starting with ``_``);
+3. the partition's registered location is switched to the new version: a Glue
+   ``UpdatePartition`` on ``aws``, a row of the local registry (SQLite) on ``local``. A reader
+   sees the old version or the new one, never a mix;
+4. versions older than the previous one are deleted (the previous one is kept for the queries
+   that started before the switch).
+
+Partition repair compares the version folders in the lake with the registry: a committed
+version newer than the registered one (a writer that stopped between steps 2 and 3) is
+registered, a registered location that holds nothing is reported, and a partition with no
+registration at all gets its newest committed version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ioc_analytics.catalog import Table
+from ioc_analytics.errors import ConfigError, UnknownTableError
+
+if TYPE_CHECKING:
+    from ioc_analytics.lake import DataFile, Lake, Listing
+    from ioc_analytics.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMMIT_MARKER = "_ioc_committed"
+_VERSION = re.compile(r"v\d{8}T\d{12}-[0-9a-f]{6}")
+
+Key = tuple[str, ...]
+
+
+def new_version() -> str:
+    """A version folder name that sorts by creation time."""
+    return f"v{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
+
+
+def version_location(table: Table, values: Mapping[str, str], version: str) -> str:
+    return f"{table.partition_location(dict(values))}{version}/"
+
+
+def key_of(table: Table, values: Mapping[str, str]) -> Key:
+    return tuple(values[k] for k in table.partition_names)
+
+
+@dataclass
+class Version:
+    name: str
+    location: str
+    files: list[DataFile] = field(default_factory=list)
+    committed: bool = False
+
+
+def group_versions(table: Table, files: Iterable[DataFile]) -> dict[Key, dict[str, Version]]:
+    """The version folders under a table's location, by partition (marker files included)."""
+    base = table.location.rstrip("/") + "/"
+    found: dict[Key, dict[str, Version]] = {}
+    for f in files:
+        folder, _, name = f.path[len(base):].rpartition("/")
+        partition, _, version = folder.rpartition("/")
+        match = table.partition_regex.fullmatch(partition)
+        if not match or not _VERSION.fullmatch(version):
+            continue
+        values = {k: match.group(k) for k in table.partition_names}
+        entry = found.setdefault(key_of(table, values), {}).setdefault(
+            version, Version(version, version_location(table, values, version)))
+        if name == COMMIT_MARKER:
+            entry.committed = True
+        elif not name.startswith(("_", ".")):
+            entry.files.append(f)
+    return found
+
+
+class PartitionRegistry(Protocol):
+    """The partitions of a table without projection, and where each one's data is."""
+
+    def partitions(self, table: Table) -> dict[Key, str]: ...
+
+    def register(self, table: Table, values: Mapping[str, str], location: str) -> None: ...
+
+
+class LocalRegistry:
+    """The local counterpart of Glue's partitions: one SQLite file in the state folder.
+
+    SQLite (stdlib) rather than a JSON file because parallel tasks and backfill runs register
+    partitions of the same table at the same time; its transactions serialise them.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path, timeout=30)
+        con.execute("CREATE TABLE IF NOT EXISTS partitions (table_name TEXT NOT NULL, key TEXT NOT NULL, "
+                    "location TEXT NOT NULL, registered_at TEXT NOT NULL, PRIMARY KEY (table_name, key))")
+        return con
+
+    def partitions(self, table: Table) -> dict[Key, str]:
+        if not self.path.exists():
+            return {}
+        with self._connect() as con:
+            rows = con.execute("SELECT key, location FROM partitions WHERE table_name = ?", (table.name,))
+            return {tuple(json.loads(key)): location for key, location in rows}
+
+    def register(self, table: Table, values: Mapping[str, str], location: str) -> None:
+        key = json.dumps(list(key_of(table, values)))
+        with self._connect() as con:
+            con.execute("INSERT INTO partitions VALUES (?, ?, ?, ?) ON CONFLICT (table_name, key) "
+                        "DO UPDATE SET location = excluded.location, registered_at = excluded.registered_at",
+                        (table.name, key, location, datetime.now(UTC).isoformat()))
+
+
+class GlueRegistry:
+    """Partitions in the Glue Data Catalog, through the provider's ``GlueCatalogHook``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client = None
+
+    @property
+    def glue(self) -> Any:
+        if self._client is None:
+            from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
+
+            hook = GlueCatalogHook(aws_conn_id=self.settings.aws_conn_id, region_name=self.settings.region)
+            self._client = hook.get_conn()
+        return self._client
+
+    def storage_descriptor(self, table: Table) -> dict[str, Any]:
+        """The Glue table's storage descriptor (a partition's, but for its location)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            found = self.glue.get_table(DatabaseName=self.settings.database, Name=table.name)["Table"]
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "EntityNotFoundException":
+                raise UnknownTableError(
+                    f"table {self.settings.database}.{table.name} is not in the Glue Data Catalog: create it "
+                    f"by running include/sql/ddl/{table.name}.sql in Athena (with the lake root as its location)"
+                ) from None
+            raise
+        return found["StorageDescriptor"]
+
+    def partitions(self, table: Table) -> dict[Key, str]:
+        pages = self.glue.get_paginator("get_partitions").paginate(
+            DatabaseName=self.settings.database, TableName=table.name)
+        return {tuple(p["Values"]): p["StorageDescriptor"]["Location"]
+                for page in pages for p in page.get("Partitions", [])}
+
+    def register(self, table: Table, values: Mapping[str, str], location: str) -> None:
+        """Create the partition, or point it at ``location`` (one ``UpdatePartition``: atomic)."""
+        from botocore.exceptions import ClientError
+
+        partition = {"Values": list(key_of(table, values)),
+                     "StorageDescriptor": {**self.storage_descriptor(table), "Location": location}}
+        common = {"DatabaseName": self.settings.database, "TableName": table.name}
+        try:
+            self.glue.create_partition(**common, PartitionInput=partition)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "AlreadyExistsException":
+                raise
+            self.glue.update_partition(**common, PartitionValueList=partition["Values"], PartitionInput=partition)
+
+
+def get_registry(settings: Settings) -> PartitionRegistry:
+    if settings.backend == "aws":
+        return GlueRegistry(settings)
+    return LocalRegistry(Path(settings.state_dir).expanduser().resolve() / "catalog.sqlite")
+
+
+def check_versioned(table: Table) -> None:
+    """Only tables without projection can switch a partition's location atomically."""
+    if table.projection_enabled:
+        raise ConfigError(
+            f"{table.name} uses partition projection, so its partitions cannot be replaced atomically: "
+            f"set 'projection.enabled' = 'false' in include/sql/ddl/{table.name}.sql (aggregates are written "
+            "as versions and registered, see ioc_analytics.partitions)")
+
+
+def publish(lake: Lake, registry: PartitionRegistry, table: Table, values: Mapping[str, str], location: str) -> None:
+    """Steps 2-4 of a replace: mark ``location`` committed, register it, delete old versions."""
+    lake.write_marker(location + COMMIT_MARKER)
+    registry.register(table, values, location)
+    versions = group_versions(table, lake.list_all(table.partition_location(dict(values))))
+    names = sorted(versions.get(key_of(table, values), {}))
+    current = location.rstrip("/").rpartition("/")[2]
+    older = [n for n in names if n < current]
+    for name in older[:-1]:  # keep the one before: queries that started before the switch read it
+        lake.delete_prefix(versions[key_of(table, values)][name].location)
+    log.info("%s %s now reads %s (%d older versions removed)", table.name, dict(values), location,
+             max(0, len(older) - 1))
+
+
+def registered_listing(lake: Lake, registry: PartitionRegistry, table: Table) -> Listing:
+    """What a query sees of a table without projection: its registered partitions, each with the
+    data files at its registered location (none, if the location is stale)."""
+    from ioc_analytics.lake import Listing, Partition
+
+    partitions = [
+        Partition(dict(zip(table.partition_names, key, strict=True)), lake.files_in(location))
+        for key, location in sorted(registry.partitions(table).items())
+    ]
+    return Listing(table.name, [p for p in partitions if p.files])
+
+
+@dataclass
+class RepairReport:
+    table: str
+    added: list[dict[str, str]] = field(default_factory=list)
+    repointed: list[dict[str, str]] = field(default_factory=list)
+    #: Registered partitions whose location holds no data files.
+    stale: list[dict[str, str]] = field(default_factory=list)
+    #: Version folders without a commit marker: writes that did not finish (left for maintenance).
+    incomplete: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.table}: {len(self.added)} added, {len(self.repointed)} repointed, "
+                f"{len(self.stale)} stale (registered, no data), {len(self.incomplete)} unfinished writes")
+
+
+def repair(lake: Lake, registry: PartitionRegistry, table: Table, window: Iterable[Mapping[str, str]]) -> RepairReport:
+    """Make the registry agree with the lake for the partitions in ``window``."""
+    report = RepairReport(table.name)
+    wanted = {key_of(table, values): dict(values) for values in window}
+    registered = registry.partitions(table)
+    versions = group_versions(table, lake.list_all(table.location))
+    for key, values in sorted(wanted.items()):
+        found = versions.get(key, {})
+        committed = sorted(name for name, v in found.items() if v.committed and v.files)
+        report.incomplete += [found[n].location for n in sorted(found) if not found[n].committed]
+        current = registered.get(key)
+        current_has_data = current is not None and bool(lake.files_in(current))
+        if committed:
+            newest = found[committed[-1]].location
+            behind = current is not None and current.rstrip("/") != newest.rstrip("/") and (
+                not current_has_data or _version_name(current) < committed[-1])
+            if current is None or behind:
+                registry.register(table, values, newest)
+                (report.added if current is None else report.repointed).append(values)
+                continue
+        if current is not None and not current_has_data:
+            report.stale.append(values)
+    return report
+
+
+def _version_name(location: str) -> str:
+    return location.rstrip("/").rpartition("/")[2]

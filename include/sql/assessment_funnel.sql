@@ -1,0 +1,18 @@
+-- assessment_funnel for one day, by assessment type: sessions started, completed
+-- (completion_time > 0), scored (an OCEAN score set exists) and reliable (scored with
+-- consistency >= 0.7 and completeness >= 0.9). A session that starts late in the day may be
+-- scored after midnight, in the next month's partition: both months are read.
+SELECT
+  e.assessment_type,
+  CAST(COUNT(*) AS bigint) AS started,
+  CAST(COUNT_IF(e.completion_time > 0) AS bigint) AS completed,
+  CAST(COUNT(s.assessment_id) AS bigint) AS scored,
+  CAST(COUNT_IF(s.consistency >= 0.7 AND s.completeness >= 0.9) AS bigint) AS reliable
+FROM assessment_events e
+LEFT JOIN (
+  SELECT assessment_id, consistency, completeness
+  FROM ocean_scores
+  WHERE (year = {{ year }} AND month = {{ month }}) OR (year = {{ next_year }} AND month = {{ next_month }})
+) s ON e.assessment_id = s.assessment_id
+WHERE e.date = {{ lake_date }}
+GROUP BY e.assessment_type
