@@ -1,31 +1,41 @@
 """
 ### IOC daily analytics
 
-Builds the day's analytics from the assessment lake, checks them, and publishes them. Each run
-processes one UTC day, its logical date, and is scheduled just after that day ends; a run
+Builds the day's aggregate tables from the assessment lake, checks them, and exports them. Each
+run processes one UTC day, its logical date, and is scheduled just after that day ends; a run
 triggered without a logical date processes the last complete day.
 
-`check_freshness -> register_partitions -> build_daily_active_users -> quality_gate -> export_csv`
+`wait_for_assessment_events, wait_for_ocean_scores -> repair_partitions ->` for each aggregate
+`<name>.build -> <name>.check -> <name>.export`
+
+Aggregates (one partition per day; DDL in `include/sql/ddl/`, query in `include/sql/<name>.sql`):
+`daily_active_users`, `completion_rates`, `user_breakdowns`, `assessment_funnel`,
+`ocean_trait_percentiles` (month to date), `facet_summary`, `dark_side_summary`. Each is an
+asset (`ioc.<name>`) that its `build` task updates.
 
 **Tasks, and what to do when one fails**
 
-- `check_freshness`: the date's `assessment_events` partitions (any assessment type) and the
-  month's `ocean_scores` partition hold data. *Fails when* the upstream export is late or failed;
-  the message names the partitions and where it looked. Re-run once the data has landed.
-- `register_partitions`: makes the date's partitions visible to the engine; a logged no-op for
-  tables with partition projection. *Fails when* Glue refuses a partition: check the `aws`
-  connection's permissions.
-- `build_daily_active_users`: replaces the date's partition of `daily_active_users`
-  (`include/sql/daily_active_users.sql`). *Fails when* the query fails; the message has the
-  error and the query id (local query log, or the Athena history).
-- `quality_gate`: `include/sql/checks/daily_active_users.sql`, one check per column. *Fails
-  when* the data is wrong: nothing of the date is exported. Fix the source, then clear the run.
-- `export_csv`: writes `daily_active_users_<date>.csv` under the exports root. *Fails when* the
-  exports location is not writable.
+- `wait_for_<table>`: waits (in reschedule mode, holding no worker slot) until the day's
+  partitions of the source table hold rows; at least one assessment type must, a quiet one is
+  only logged. *Fails when* the day is more than 6 h overdue: the message names the partitions,
+  where it looked and how late they are. Re-run once the upstream export has landed.
+- `repair_partitions`: makes the catalog's partitions of the aggregate tables (Glue on `aws`,
+  the local registry on `local`) agree with the lake over the last 31 days; logs what it added,
+  repointed, and what points at nothing. The raw tables use partition projection: nothing to do.
+  *Fails when* Glue refuses a call: check the `aws` connection's permissions.
+- `<name>.build`: writes the day's rows as a new version of the partition, then switches the
+  partition to it in one catalog update: readers see the old day or the new one, never half.
+  *Fails when* the query fails; the message has the error and the query id (the local query
+  log, or the Athena history). The previous version stays in place.
+- `<name>.check`: `include/sql/checks/<name>.sql`, one check per column. *Fails when* the data is
+  wrong: that aggregate is not exported. Fix the source, then clear the `build` task to re-run.
+- `<name>.export`: writes `<name>_<date>.csv` under the exports root. *Fails when* the exports
+  location is not writable.
 
-Failures a retry can cure (Athena's transient errors, time-outs, the network) are retried twice
-with backoff; the others (missing data, a failed check, bad SQL or settings) fail at once, so the
-alert comes without delay. Re-running a date replaces exactly that date's outputs.
+Failures that a retry can cure (Athena's transient errors and throttling, time-outs, the
+network) are retried twice with backoff; the others (missing data, a failed check, bad SQL or
+settings) fail at once, so the alert comes without delay. Re-running or backfilling a date
+replaces exactly that date's partitions and exports, in any order.
 
 The backend (`local` or `aws`) and all locations come from `IOC_*` settings (README,
 "Configuration"), never from this file.
@@ -35,11 +45,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, TaskGroup, dag, task
 
-# Assets are named after the table. A URI (s3://...) would make Airflow import every provider's
-# URI handlers, boto3 included, at parse time.
-DAILY_ACTIVE_USERS = Asset(name="ioc.daily_active_users")
+from ioc_analytics.sensors import LakeFreshnessSensor
+from ioc_analytics.tables import AGGREGATES, RAW_TABLES
 
 
 @dag(
@@ -49,7 +58,9 @@ DAILY_ACTIVE_USERS = Asset(name="ioc.daily_active_users")
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime(2024, 1, 1),
     catchup=False,
-    max_active_runs=1,
+    # Runs of different days touch different partitions and may overlap; two at a time keeps a
+    # backfill moving without starving the 2-core local machine.
+    max_active_runs=2,
     doc_md=__doc__,
     tags=["ioc", "daily", "analytics"],
     default_args={
@@ -61,42 +72,42 @@ DAILY_ACTIVE_USERS = Asset(name="ioc.daily_active_users")
     },
 )
 def ioc_daily_analytics():
+    waits = [LakeFreshnessSensor(task_id=f"wait_for_{table}", table=table) for table in RAW_TABLES]
+
     @task
-    def check_freshness() -> dict:
+    def repair_partitions() -> dict:
         from ioc_analytics import pipeline, runtime
 
         with runtime.step() as (settings, day, _):
-            return pipeline.check_freshness(settings, day)
+            return pipeline.repair_partitions(settings, day)
 
     @task
-    def register_partitions() -> dict:
-        from ioc_analytics import pipeline, runtime
-
-        with runtime.step() as (settings, day, _):
-            return pipeline.register_partitions(settings, day)
-
-    @task(outlets=[DAILY_ACTIVE_USERS])
-    def build_daily_active_users() -> dict:
+    def build(name: str) -> dict:
         from ioc_analytics import pipeline, runtime
 
         with runtime.step() as (settings, day, tags):
-            return pipeline.build_aggregate(settings, day, "daily_active_users", tags)
+            return pipeline.build_aggregate(settings, day, name, tags)
 
     @task
-    def quality_gate() -> dict:
+    def check(name: str) -> dict:
         from ioc_analytics import pipeline, runtime
 
         with runtime.step() as (settings, day, tags):
-            return pipeline.quality_gate(settings, day, "daily_active_users", tags)
+            return pipeline.quality_gate(settings, day, name, tags)
 
     @task
-    def export_csv() -> str:
+    def export(name: str) -> str:
         from ioc_analytics import pipeline, runtime
 
         with runtime.step() as (settings, day, tags):
-            return pipeline.export_csv(settings, day, "daily_active_users", tags)
+            return pipeline.export_csv(settings, day, name, tags)
 
-    check_freshness() >> register_partitions() >> build_daily_active_users() >> quality_gate() >> export_csv()
+    repaired = repair_partitions()
+    waits >> repaired
+    for name in AGGREGATES:
+        with TaskGroup(group_id=name):
+            built = build.override(task_id="build", outlets=[Asset(name=f"ioc.{name}")])(name)
+            repaired >> built >> check.override(task_id="check")(name) >> export.override(task_id="export")(name)
 
 
 ioc_daily_analytics()

@@ -42,3 +42,90 @@ def read_scores(lake: Path) -> pd.DataFrame:
         frame["year"], frame["month"] = path.parts[-3], path.parts[-2]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+# -- the aggregates, computed independently with pandas from the Parquet files -----------------
+
+TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
+
+
+def expected_aggregates(events: pd.DataFrame, scores: pd.DataFrame, day: dt.date) -> dict[str, pd.DataFrame]:
+    """Every aggregate of the daily DAG for ``day``, the plain pandas way, keyed by table.
+
+    Percentile columns hold the exact values (``Series.quantile``); the engines' are approximate.
+    """
+    import pandas as pd
+
+    lake_date = day.strftime("%Y/%m/%d")
+    today = events[events["date"] == lake_date].assign(completed=lambda f: f["completion_time"].fillna(0) > 0)
+    window = events[(events["date"] >= (day - dt.timedelta(days=30)).strftime("%Y/%m/%d"))
+                    & (events["date"] < lake_date)]
+    start = pd.Timestamp(day)
+    month = scores[(scores["year"] == f"{day:%Y}") & (scores["month"] == f"{day:%m}")]
+    to_date = month[month["timestamp"] < start + pd.Timedelta(days=1)]
+    of_day = month[(month["timestamp"] >= start) & (month["timestamp"] < start + pd.Timedelta(days=1))]
+
+    out = {"daily_active_users": pd.DataFrame([{
+        "unique_users": today["anonymous_user_id"].nunique(),
+        "total_sessions": len(today),
+        "completed_sessions": int(today["completed"].sum()),
+        "returning_users": len(set(today["anonymous_user_id"]) & set(window["anonymous_user_id"])),
+    }])}
+
+    rates = today.groupby(["device", "assessment_type"]).agg(
+        total_sessions=("completed", "size"), completed_sessions=("completed", "sum"))
+    rates["completion_rate"] = rates["completed_sessions"] / rates["total_sessions"]
+    rates["avg_completion_time_s"] = today[today["completed"]].groupby(
+        ["device", "assessment_type"])["completion_time"].mean().astype(float)
+    out["completion_rates"] = rates.reset_index()
+
+    frames = []
+    for dimension in ("region", "role", "experience"):
+        grouped = today.assign(value=today[dimension].fillna("unknown")).groupby("value").agg(
+            users=("anonymous_user_id", "nunique"), sessions=("completed", "size"),
+            completed_sessions=("completed", "sum"))
+        frames.append(grouped.reset_index().assign(dimension=dimension))
+    breakdowns = pd.concat(frames, ignore_index=True)
+    breakdowns["completion_rate"] = breakdowns["completed_sessions"] / breakdowns["sessions"]
+    out["user_breakdowns"] = breakdowns
+
+    scored = today.merge(scores[["assessment_id", "consistency", "completeness"]], on="assessment_id", how="left")
+    scored["scored"] = scored["consistency"].notna()
+    scored["reliable"] = (scored["consistency"] >= 0.7) & (scored["completeness"] >= 0.9)
+    out["assessment_funnel"] = scored.groupby("assessment_type").agg(
+        started=("scored", "size"), completed=("completed", "sum"), scored=("scored", "sum"),
+        reliable=("reliable", "sum")).reset_index()
+
+    percentiles = to_date.groupby("industry").agg(assessments=("openness", "size"))
+    for trait in TRAITS:
+        for p in (25, 50, 75):
+            percentiles[f"{trait}_p{p}"] = to_date.groupby("industry")[trait].quantile(p / 100)
+    out["ocean_trait_percentiles"] = percentiles.reset_index().assign(month=f"{day:%Y/%m}")
+
+    facets = pd.DataFrame([(k, v["score"], v["responses"]) for pairs in of_day["facets"] for k, v in pairs],
+                          columns=["facet", "score", "responses"])
+    summary = facets.groupby("facet").agg(assessments=("score", "size"), avg_score=("score", "mean"),
+                                          stddev_score=("score", "std"), avg_responses=("responses", "mean"))
+    out["facet_summary"] = summary.reset_index().assign(trait=lambda f: f["facet"].str.split(".").str[0])
+
+    dark = pd.DataFrame([kv for pairs in of_day["dark_side_indicators"] for kv in pairs], columns=["indicator", "risk"])
+    dark["high"] = dark["risk"] >= 70
+    dark_summary = dark.groupby("indicator").agg(assessments=("risk", "size"), avg_risk=("risk", "mean"),
+                                                 high_risk_assessments=("high", "sum"))
+    dark_summary["high_risk_share"] = dark_summary["high_risk_assessments"] / dark_summary["assessments"]
+    out["dark_side_summary"] = dark_summary.reset_index()
+    return out
+
+
+def read_aggregate(state_dir: Path, table: str, day: dt.date) -> pd.DataFrame:
+    """A registered aggregate partition, found through the local registry's SQLite file directly."""
+    import json
+    import sqlite3
+
+    import pyarrow.parquet as pq
+
+    with sqlite3.connect(state_dir / "catalog.sqlite") as con:
+        rows = con.execute("SELECT location FROM partitions WHERE table_name = ? AND key = ?",
+                           (table, json.dumps([day.strftime("%Y/%m/%d")]))).fetchall()
+    assert len(rows) == 1, f"{table} {day} is not registered"
+    return pq.read_table(rows[0][0]).to_pandas()

@@ -22,9 +22,6 @@ from ioc_analytics.errors import CatalogError, UnknownTableError
 from ioc_analytics.settings import DDL_DIR
 
 LAKE_ROOT_PLACEHOLDER = "{{ lake_root }}"
-#: The tables that arrive from IOC's product (and from ``ioc generate``); the others are aggregates
-#: that the pipeline writes.
-RAW_TABLES = ("assessment_events", "ocean_scores")
 
 
 @dataclass(frozen=True)

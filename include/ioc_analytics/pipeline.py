@@ -18,11 +18,12 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 
 from ioc_analytics import partitions, sql
-from ioc_analytics.catalog import RAW_TABLES, load_catalog
+from ioc_analytics.catalog import load_catalog
 from ioc_analytics.engine import get_engine
 from ioc_analytics.errors import DataQualityError, FreshnessError
 from ioc_analytics.lake import get_lake
 from ioc_analytics.settings import Settings
+from ioc_analytics.tables import RAW_TABLES
 
 log = logging.getLogger(__name__)
 

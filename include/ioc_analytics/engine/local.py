@@ -39,7 +39,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
 from ioc_analytics import partitions
-from ioc_analytics.catalog import RAW_TABLES, Catalog, Table, load_catalog
+from ioc_analytics.catalog import Catalog, Table, load_catalog
 from ioc_analytics.engine.base import MB, QueryResult, QueryStats, athena_cost, with_tags
 from ioc_analytics.errors import (
     BytesScannedCutoffError,
@@ -54,6 +54,7 @@ from ioc_analytics.errors import (
 from ioc_analytics.lake import LocalLake, Partition
 from ioc_analytics.querylog import QueryLog
 from ioc_analytics.settings import Settings
+from ioc_analytics.tables import RAW_TABLES
 
 _VIEW_PREFIX = "__ioc_"
 

@@ -1,0 +1,20 @@
+"""The tables of the lake by role: what the product writes, and what the daily DAG builds.
+
+Each aggregate has its DDL (``include/sql/ddl/<name>.sql``), its query (``include/sql/<name>.sql``)
+and its checks (``include/sql/checks/<name>.sql``); ``tests/unit/test_sql_files.py`` holds them
+to that. Kept apart from the rest of the package because DAG files import it at parse time.
+"""
+
+#: The tables that arrive from IOC's product (and from ``ioc generate``), with partition projection.
+RAW_TABLES = ("assessment_events", "ocean_scores")
+
+#: The aggregate tables the daily DAG builds, in the order it shows them.
+AGGREGATES = (
+    "daily_active_users",
+    "completion_rates",
+    "user_breakdowns",
+    "assessment_funnel",
+    "ocean_trait_percentiles",
+    "facet_summary",
+    "dark_side_summary",
+)

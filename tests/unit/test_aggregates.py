@@ -1,0 +1,197 @@
+"""Every aggregate of the daily pipeline against pandas, and idempotent, order-free re-runs.
+
+The pipeline's steps run here without Airflow (the DAG runs in tests/system); the expected
+answers come from ``tests.helpers.expected_aggregates``, plain pandas over the Parquet files.
+Exact counts must match exactly; ``approx_percentile`` within a rank of p +/- 0.03.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ioc_analytics import pipeline, sql
+from ioc_analytics.engine import get_engine
+from ioc_analytics.errors import QueryError
+from ioc_analytics.settings import get_settings
+from ioc_analytics.tables import AGGREGATES
+from tests.helpers import TODAY, TRAITS, expected_aggregates, read_aggregate, read_events, read_scores
+
+DAY = TODAY - dt.timedelta(days=3)  # a full 30-day look-back behind it
+KEYS = {
+    "daily_active_users": [],
+    "completion_rates": ["device", "assessment_type"],
+    "user_breakdowns": ["dimension", "value"],
+    "assessment_funnel": ["assessment_type"],
+    "ocean_trait_percentiles": ["industry"],
+    "facet_summary": ["facet"],
+    "dark_side_summary": ["indicator"],
+}
+TAGS = {"dag_id": "test", "task_id": "build", "ds": "test"}
+
+
+def _settings(lake, state):
+    return get_settings(backend="local", lake_root=str(lake), state_dir=str(state))
+
+
+def _build_all(settings, day):
+    for name in AGGREGATES:
+        pipeline.build_aggregate(settings, day, name, TAGS)
+
+
+def _tables(state, day):
+    return {name: _sorted(read_aggregate(state, name, day), name) for name in AGGREGATES}
+
+
+def _assert_same(left, right, name):
+    """Equal, except approximate percentiles: approx_percentile merges per-thread digests in no
+    fixed order (DuckDB's and Athena's alike), so re-runs agree to the approximation, not to the
+    last digit."""
+    approximate = [c for c in left.columns if c.endswith(("_p25", "_p50", "_p75"))]
+    pd.testing.assert_frame_equal(left.drop(columns=approximate), right.drop(columns=approximate), obj=name)
+    for column in approximate:
+        np.testing.assert_allclose(left[column], right[column], rtol=0.01, err_msg=f"{name}.{column}")
+
+
+def _sorted(frame, name):
+    return frame.sort_values(KEYS[name]).reset_index(drop=True) if KEYS[name] else frame
+
+
+@pytest.fixture(scope="module")
+def built(sample_lake, tmp_path_factory):
+    """A copy of the sample lake with every aggregate built for DAY."""
+    root = tmp_path_factory.mktemp("aggregates")
+    lake, state = root / "lake", root / "state"
+    shutil.copytree(sample_lake, lake, ignore=shutil.ignore_patterns("aggregates"))
+    settings = _settings(lake, state)
+    _build_all(settings, DAY)
+    return lake, state, settings
+
+
+@pytest.fixture(scope="module")
+def expected(built):
+    lake = built[0]
+    return expected_aggregates(read_events(lake), read_scores(lake), DAY)
+
+
+def test_every_aggregate_has_ddl_query_and_checks():
+    from ioc_analytics.settings import SQL_DIR
+
+    for name in AGGREGATES:
+        for path in (f"ddl/{name}.sql", f"{name}.sql", f"checks/{name}.sql"):
+            assert (SQL_DIR / path).is_file(), path
+
+
+@pytest.mark.parametrize("name", [n for n in AGGREGATES if n != "ocean_trait_percentiles"])
+def test_aggregate_matches_pandas(built, expected, name):
+    _, state, _ = built
+    got = _sorted(read_aggregate(state, name, DAY), name)
+    want = _sorted(expected[name], name)
+    assert len(got) == len(want) > 0
+    for column in got.columns:
+        if column == "date":
+            assert set(got["date"]) == {DAY.strftime("%Y/%m/%d")}
+        elif pd.api.types.is_float_dtype(got[column]):
+            np.testing.assert_allclose(got[column].to_numpy(), want[column].to_numpy(dtype=float), rtol=1e-9,
+                                       err_msg=f"{name}.{column}")
+        else:
+            assert got[column].tolist() == want[column].tolist(), f"{name}.{column}"
+
+
+def test_ocean_trait_percentiles_match_pandas_within_rank_tolerance(built, expected):
+    lake, state, _ = built
+    got = read_aggregate(state, "ocean_trait_percentiles", DAY).set_index("industry").sort_index()
+    want = expected["ocean_trait_percentiles"].set_index("industry").sort_index()
+    assert list(got.index) == list(want.index)
+    assert got["assessments"].tolist() == want["assessments"].tolist()
+    assert set(got["month"]) == {f"{DAY:%Y/%m}"}
+    scores = read_scores(lake)
+    month = scores[(scores["year"] == f"{DAY:%Y}") & (scores["month"] == f"{DAY:%m}")
+                   & (scores["timestamp"] < pd.Timestamp(DAY + dt.timedelta(days=1)))]
+    for industry, group in month.groupby("industry"):
+        for trait in TRAITS:
+            ordered = np.sort(group[trait].to_numpy())
+            for p in (25, 50, 75):
+                rank = np.searchsorted(ordered, got.loc[industry, f"{trait}_p{p}"], side="right") / len(ordered)
+                assert abs(rank - p / 100) <= 0.03, f"{industry} {trait}_p{p}: rank {rank:.3f}"
+
+
+def test_every_check_passes_on_good_data(built):
+    _, _, settings = built
+    for name in AGGREGATES:
+        checks = pipeline.quality_gate(settings, DAY, name, TAGS)
+        assert checks and all(checks.values()), (name, checks)
+
+
+def test_rerunning_a_day_gives_the_same_rows_and_keeps_two_versions(built):
+    lake, state, settings = built
+    before = _tables(state, DAY)
+    _build_all(settings, DAY)
+    _build_all(settings, DAY)
+    after = _tables(state, DAY)
+    for name in AGGREGATES:
+        _assert_same(after[name], before[name], name)
+        folder = lake / "aggregates" / name / DAY.strftime("%Y/%m/%d")
+        assert len([p for p in folder.iterdir() if p.name.startswith("v")]) == 2, "current and previous only"
+
+
+def test_two_days_in_either_order_give_the_same_tables(sample_lake, tmp_path):
+    days = (DAY - dt.timedelta(days=1), DAY)
+    results = []
+    for order in (days, days[::-1]):
+        lake, state = tmp_path / f"lake-{order[0]}", tmp_path / f"state-{order[0]}"
+        shutil.copytree(sample_lake, lake, ignore=shutil.ignore_patterns("aggregates"))
+        for day in order:
+            _build_all(_settings(lake, state), day)
+        results.append({day: _tables(state, day) for day in days})
+    for day in days:
+        for name in AGGREGATES:
+            _assert_same(results[0][day][name], results[1][day][name], f"{name} {day}")
+
+
+def test_a_rerun_after_the_source_changed_reflects_the_change(sample_lake, tmp_path):
+    lake, state = tmp_path / "lake", tmp_path / "state"
+    shutil.copytree(sample_lake, lake, ignore=shutil.ignore_patterns("aggregates"))
+    settings = _settings(lake, state)
+    pipeline.build_aggregate(settings, DAY, "completion_rates", TAGS)
+    before = read_aggregate(state, "completion_rates", DAY)
+    career = lake / "assessments" / DAY.strftime("%Y/%m/%d") / "career"
+    removed = before.loc[before["assessment_type"] == "career", "total_sessions"].sum()
+    assert removed > 0
+    shutil.rmtree(career)
+
+    pipeline.build_aggregate(settings, DAY, "completion_rates", TAGS)
+    after = read_aggregate(state, "completion_rates", DAY)
+    assert "career" not in set(after["assessment_type"])
+    assert after["total_sessions"].sum() == before["total_sessions"].sum() - removed
+
+
+def test_a_failed_rebuild_leaves_the_published_partition(built):
+    lake, state, settings = built
+    before = read_aggregate(state, "daily_active_users", DAY)
+    with pytest.raises(QueryError):
+        get_engine(settings).replace_partition(
+            "daily_active_users", {"date": DAY.strftime("%Y/%m/%d")},
+            "SELECT unique_users, total_sessions, completed_sessions, returning_users FROM nowhere")
+    pd.testing.assert_frame_equal(read_aggregate(state, "daily_active_users", DAY), before)
+
+
+def test_the_guides_essential_queries_read_the_aggregates_cheaply(built, expected):
+    """The guide's queries, answered from the aggregates: same numbers, a fraction of the bytes."""
+    _, _, settings = built
+    engine = get_engine(settings)
+    lake_date = DAY.strftime("%Y/%m/%d")
+    raw = engine.query("SELECT device, assessment_type, COUNT(*) AS total FROM assessment_events "
+                       "WHERE date = ? GROUP BY device, assessment_type", [lake_date])
+    cheap = engine.query("SELECT device, assessment_type, total_sessions AS total FROM completion_rates "
+                         "WHERE date = ?", [lake_date])
+    key = ["device", "assessment_type"]
+    pd.testing.assert_frame_equal(raw.to_pandas().sort_values(key).reset_index(drop=True),
+                                  cheap.to_pandas().sort_values(key).reset_index(drop=True))
+    assert cheap.stats.bytes_scanned < raw.stats.bytes_scanned
+    rendered = sql.render("daily_active_users", DAY)
+    assert rendered.parameters  # the aggregate itself binds its dates
