@@ -334,148 +334,104 @@ def test_complex_and_zoned_values():
 # -- replace_partition ----------------------------------------------------------------------------
 
 
-EVENTS_SELECT = (
-    "SELECT anonymous_user_id, session_id, assessment_id, \"timestamp\", version, completion_time, device, "
-    "platform, age_range, industry, role, experience, region FROM staging_events WHERE day = ?"
-)
+DAU_SELECT = ("SELECT count(DISTINCT anonymous_user_id) AS unique_users, count(*) AS total_sessions, "
+              "count_if(completion_time > 0) AS completed_sessions, 0 AS returning_users "
+              "FROM assessment_events WHERE date = ?")
+DAU_PREFIX = "aggregates/daily_active_users/2024/01/15/"
 
 
-def test_replace_partition_empties_the_prefix_then_unloads(aws_settings, moto):
-    old = "assessments/2024/01/15/personality/"
-    neighbours = [
-        "assessments/2024/01/15/personality_quick/part-0.parquet",  # shares the prefix's first characters
-        "assessments/2024/01/16/personality/part-0.parquet",
-        "assessments/2024/01/14/personality/part-0.parquet",
-    ]
-    _put(moto, f"{old}part-0.parquet", f"{old}part-1.parquet", f"{old}_SUCCESS", *neighbours)
+@pytest.fixture
+def glue_tables(aws_settings):
+    from ioc_analytics.glue import ensure_tables
+
+    ensure_tables(aws_settings, load_catalog(aws_settings.lake_uri, DATABASE))
+
+
+def _glue_location(moto, table="daily_active_users", values=("2024/01/15",)) -> str:
+    partition = moto.client("glue").get_partition(DatabaseName=DATABASE, TableName=table, PartitionValues=list(values))
+    return partition["Partition"]["StorageDescriptor"]["Location"]
+
+
+def test_replace_partition_unloads_a_new_version_then_switches_the_glue_partition(aws_settings, moto, glue_tables):
     engine = AthenaEngine(aws_settings)
 
-    stats = engine.replace_partition(
-        "assessment_events", {"date": "2024/01/15", "assessment_type": "personality"},
-        EVENTS_SELECT, ["2024-01-15"], tags=TAGS,
-    )
+    stats = engine.replace_partition("daily_active_users", {"date": "2024/01/15"}, DAU_SELECT, ["2024/01/15"],
+                                     tags=TAGS)
 
-    # moto does not run UNLOAD, so nothing new is written: the old objects are simply gone.
-    assert _keys(moto, old) == set()
-    assert _keys(moto) == set(neighbours)
     [execution] = _executions(moto)
-    target = f"s3://{LAKE_BUCKET}/{old}"
+    first = _glue_location(moto)
+    assert first.startswith(f"s3://{LAKE_BUCKET}/{DAU_PREFIX}v") and first.endswith("/")
     assert execution["Query"] == with_tags(
-        f"UNLOAD ({EVENTS_SELECT})\nTO '{target}'\nWITH (format = 'PARQUET', compression = 'SNAPPY')", TAGS
-    )
-    assert execution["ExecutionParameters"] == ["'2024-01-15'"]
+        f"UNLOAD ({DAU_SELECT})\nTO '{first}'\nWITH (format = 'PARQUET', compression = 'SNAPPY')", TAGS)
+    assert execution["ExecutionParameters"] == ["'2024/01/15'"]
     assert execution["WorkGroup"] == WORKGROUP
-    assert stats.query_id == execution["QueryExecutionId"] and stats.state == "SUCCEEDED"
-    assert stats.tags == TAGS
-    # Partition projection is on: nothing is registered in Glue (moto has no such table, and
-    # the engine did not ask for one).
+    assert execution["ResultConfiguration"]["OutputLocation"].startswith(f"s3://{RESULTS_BUCKET}/")
+    assert stats.query_id == execution["QueryExecutionId"] and stats.state == "SUCCEEDED" and stats.tags == TAGS
+    # moto does not run UNLOAD: the version holds only the commit marker that the engine wrote.
+    assert _keys(moto, DAU_PREFIX) == {first.split(f"{LAKE_BUCKET}/")[1] + "_ioc_committed"}
+    descriptor = moto.client("glue").get_partition(
+        DatabaseName=DATABASE, TableName="daily_active_users", PartitionValues=["2024/01/15"])["Partition"]
+    assert descriptor["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+
+    engine.replace_partition("daily_active_users", {"date": "2024/01/15"}, DAU_SELECT, ["2024/01/15"])
+    second = _glue_location(moto)
+    engine.replace_partition("daily_active_users", {"date": "2024/01/15"}, DAU_SELECT, ["2024/01/15"])
+    third = _glue_location(moto)
+    assert first < second < third
+    versions = {k.split("/")[5] for k in _keys(moto, DAU_PREFIX)}
+    assert versions == {second.split("/")[-2], third.split("/")[-2]}, "the current and the previous version only"
 
 
-def test_replace_partition_of_an_empty_partition(aws_settings, moto):
-    AthenaEngine(aws_settings).replace_partition("daily_active_users", {"date": "2024/01/15"},
-                                                 "SELECT 1 AS unique_users, 2 AS total_sessions, "
-                                                 "3 AS completed_sessions, 4 AS returning_users")
+def test_a_failed_unload_leaves_the_partition_where_it_was(aws_settings, moto, glue_tables):
+    AthenaEngine(aws_settings).replace_partition("daily_active_users", {"date": "2024/01/15"}, DAU_SELECT,
+                                                 ["2024/01/15"])
+    before, keys = _glue_location(moto), _keys(moto, DAU_PREFIX)
 
-    [execution] = _executions(moto)
-    assert f"TO 's3://{LAKE_BUCKET}/aggregates/daily_active_users/2024/01/15/'" in execution["Query"]
+    with pytest.raises(QueryError, match="WorkGroup"):
+        AthenaEngine(replace(aws_settings, workgroup="nope")).replace_partition(
+            "daily_active_users", {"date": "2024/01/15"}, DAU_SELECT, ["2024/01/15"])
+
+    assert _glue_location(moto) == before and _keys(moto, DAU_PREFIX) == keys
 
 
-def test_replace_partition_refuses_a_select_list_unlike_the_ddl_before_deleting(aws_settings, moto):
-    _put(moto, "aggregates/daily_active_users/2024/01/15/part-0.parquet")
-
+def test_replace_partition_refuses_a_select_list_unlike_the_ddl_before_anything_runs(aws_settings, moto, glue_tables):
     with pytest.raises(QueryError, match="returns columns .*unique_users, sessions"):
         AthenaEngine(aws_settings).replace_partition(
             "daily_active_users", {"date": "2024/01/15"},
             "SELECT count(DISTINCT u) AS unique_users, count(*) AS sessions FROM t",
         )
-
-    assert _keys(moto) == {"aggregates/daily_active_users/2024/01/15/part-0.parquet"}
-    assert _executions(moto) == []
+    assert _executions(moto) == [] and _keys(moto) == set()
 
 
-def test_replace_partition_refuses_bad_partition_values(aws_settings, moto):
-    from ioc_analytics.errors import CatalogError
+def test_replace_partition_refuses_bad_partition_values_and_raw_tables(aws_settings, moto, glue_tables):
+    from ioc_analytics.errors import CatalogError, ConfigError
 
-    _put(moto, "assessments/2024/01/15/personality/part-0.parquet")
-
-    with pytest.raises(CatalogError):
+    with pytest.raises(CatalogError, match="not a valid value"):
+        AthenaEngine(aws_settings).replace_partition("daily_active_users", {"date": "2024/01"}, DAU_SELECT)
+    with pytest.raises(ConfigError, match="uses partition projection"):
         AthenaEngine(aws_settings).replace_partition(
-            "assessment_events", {"date": "2024/01", "assessment_type": "personality"}, EVENTS_SELECT
-        )
-    assert _keys(moto) == {"assessments/2024/01/15/personality/part-0.parquet"}
-
-
-UNPROJECTED_DDL = """
-CREATE EXTERNAL TABLE IF NOT EXISTS platform_daily (
-  platform string,
-  sessions bigint
-)
-PARTITIONED BY (dt string)
-STORED AS PARQUET
-LOCATION '{{ lake_root }}/aggregates/platform_daily/'
-TBLPROPERTIES ('parquet.compression' = 'SNAPPY')
-"""
-
-
-def _unprojected_engine(aws_settings, moto) -> AthenaEngine:
-    table = parse_ddl(UNPROJECTED_DDL, aws_settings.lake_uri, source="platform_daily.sql")
-    base = load_catalog(aws_settings.lake_uri, aws_settings.database)
-    catalog = Catalog(DATABASE, {**base.tables, table.name: table})
-    glue = moto.client("glue")
-    glue.create_database(DatabaseInput={"Name": DATABASE})
-    glue.create_table(DatabaseName=DATABASE, TableInput={
-        "Name": "platform_daily",
-        "TableType": "EXTERNAL_TABLE",
-        "PartitionKeys": [{"Name": "dt", "Type": "string"}],
-        "StorageDescriptor": {
-            "Columns": [{"Name": "platform", "Type": "string"}, {"Name": "sessions", "Type": "bigint"}],
-            "Location": table.location,
-            "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-            "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-            "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
-        },
-    })
-    return AthenaEngine(aws_settings, catalog=catalog)
-
-
-def test_replace_partition_registers_the_partition_in_glue_without_projection(aws_settings, moto):
-    engine = _unprojected_engine(aws_settings, moto)
-    select = "SELECT platform, count(*) AS sessions FROM t GROUP BY platform"
-
-    engine.replace_partition("platform_daily", {"dt": "2024-01-15"}, select)
-    engine.replace_partition("platform_daily", {"dt": "2024-01-15"}, select)  # a re-run is fine
-
-    partitions = moto.client("glue").get_partitions(DatabaseName=DATABASE, TableName="platform_daily")["Partitions"]
-    assert [p["Values"] for p in partitions] == [["2024-01-15"]]
-    descriptor = partitions[0]["StorageDescriptor"]
-    assert descriptor["Location"] == f"s3://{LAKE_BUCKET}/aggregates/platform_daily/2024-01-15/"
-    assert descriptor["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
-    assert [c["Name"] for c in descriptor["Columns"]] == ["platform", "sessions"]
-
-
-def test_register_partitions_registers_only_partitions_that_hold_objects(aws_settings, moto):
-    engine = _unprojected_engine(aws_settings, moto)
-    _put(moto, "aggregates/platform_daily/2024-01-15/part-0.parquet")
-
-    added = engine.register_partitions("platform_daily", [{"dt": "2024-01-15"}, {"dt": "2024-01-16"}])
-    engine.register_partitions("platform_daily", [{"dt": "2024-01-15"}])  # a re-run is fine
-
-    assert added == [{"dt": "2024-01-15"}]
-    partitions = moto.client("glue").get_partitions(DatabaseName=DATABASE, TableName="platform_daily")["Partitions"]
-    assert [p["Values"] for p in partitions] == [["2024-01-15"]]
-    assert AthenaEngine(aws_settings).register_partitions("assessment_events", [{}]) == []  # projection
-
-
-def test_replace_partition_needs_the_glue_table_without_projection(aws_settings, moto):
-    engine = _unprojected_engine(aws_settings, moto)
-    moto.client("glue").delete_table(DatabaseName=DATABASE, Name="platform_daily")
-    _put(moto, "aggregates/platform_daily/2024-01-15/part-0.parquet")
-
-    with pytest.raises(UnknownTableError, match="not in the Glue Data Catalog"):
-        engine.replace_partition("platform_daily", {"dt": "2024-01-15"}, "SELECT platform, sessions FROM t")
-
-    assert _keys(moto) == {"aggregates/platform_daily/2024-01-15/part-0.parquet"}  # nothing deleted
+            "assessment_events", {"date": "2024/01/15", "assessment_type": "personality"}, "SELECT 1")
     assert _executions(moto) == []
+
+
+def test_replace_partition_needs_the_glue_table(aws_settings, moto):
+    with pytest.raises(UnknownTableError, match="not in the Glue Data Catalog"):
+        AthenaEngine(aws_settings).replace_partition("daily_active_users", {"date": "2024/01/15"}, DAU_SELECT)
+    assert _executions(moto) == []
+
+
+def test_glue_tables_are_made_from_the_ddl_idempotently(aws_settings, moto):
+    from ioc_analytics.glue import ensure_tables
+
+    catalog = load_catalog(aws_settings.lake_uri, DATABASE)
+    assert set(ensure_tables(aws_settings, catalog).values()) == {"created"}
+    assert set(ensure_tables(aws_settings, catalog).values()) == {"unchanged"}
+    table = moto.client("glue").get_table(DatabaseName=DATABASE, Name="ocean_scores")["Table"]
+    assert table["Parameters"]["projection.enabled"] == "true"
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["year", "month"]
+    columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+    assert columns["facets"] == "map<string, struct<score: double, responses: int, std_dev: double>>"
+    assert table["StorageDescriptor"]["Location"] == f"s3://{LAKE_BUCKET}/ocean_scores/"
 
 
 def test_unload_text_escapes_the_target_and_drops_a_trailing_semicolon():

@@ -121,8 +121,8 @@ class AthenaEngine:
 
         target = self.catalog.table(table)
         values = dict(partition)
-        _check_select_columns(target, select_sql)
         partitions.check_versioned(target)
+        _check_select_columns(target, select_sql)
         self.registry.storage_descriptor(target)  # the Glue table must exist before anything runs
         location = partitions.version_location(target, values, partitions.new_version())
         try:
