@@ -129,3 +129,40 @@ def read_aggregate(state_dir: Path, table: str, day: dt.date) -> pd.DataFrame:
                            (table, json.dumps([day.strftime("%Y/%m/%d")]))).fetchall()
     assert len(rows) == 1, f"{table} {day} is not registered"
     return pq.read_table(rows[0][0]).to_pandas()
+
+
+# -- partition repair: one scenario, run on each backend --------------------------------------
+
+V_OLD, V_NEW = "v20240101T000000000000-aaaaaa", "v20240102T000000000000-bbbbbb"
+
+
+def repair_scenario(table, put, registry) -> dict[str, str]:
+    """Lay out versions and registrations of ``table`` (partitioned by date) for five days, one
+    case each; ``put(location, name)`` writes an object. Returns each day's registered location
+    as repair should leave it."""
+    base = table.location.rstrip("/")
+    days = ("10", "11", "12", "13", "14", "20")
+    loc = {day: {v: f"{base}/2024/01/{day}/{v}/" for v in (V_OLD, V_NEW)} for day in days}
+    for day, version, committed in [("10", V_OLD, True), ("11", V_OLD, True), ("12", V_OLD, True),
+                                    ("12", V_NEW, True), ("14", V_NEW, False), ("20", V_NEW, True)]:
+        put(loc[day][version], "part-00000.parquet")
+        if committed:
+            put(loc[day][version], "_ioc_committed")
+    registry.register(table, {"date": "2024/01/10"}, loc["10"][V_OLD])  # in order
+    registry.register(table, {"date": "2024/01/12"}, loc["12"][V_OLD])  # behind a newer committed version
+    registry.register(table, {"date": "2024/01/13"}, loc["13"][V_OLD])  # points at nothing
+    return {
+        "2024/01/10": loc["10"][V_OLD], "2024/01/11": loc["11"][V_OLD],
+        "2024/01/12": loc["12"][V_NEW], "2024/01/13": loc["13"][V_OLD],
+    }
+
+
+def check_repair(report, registry, table, expected: dict[str, str]) -> None:
+    assert report.added == [{"date": "2024/01/11"}]
+    assert report.repointed == [{"date": "2024/01/12"}]
+    assert report.stale == [{"date": "2024/01/13"}]
+    assert len(report.incomplete) == 1 and "/2024/01/14/" in report.incomplete[0]
+    assert {k[0]: v for k, v in registry.partitions(table).items()} == expected, "01/14 and 01/20 unregistered"
+
+
+REPAIR_WINDOW = [{"date": f"2024/01/{d}"} for d in range(10, 15)]

@@ -120,3 +120,12 @@ def aws_settings(moto: MotoApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         region=REGION,
         query_timeout_s=30,
     )
+
+
+@pytest.fixture
+def glue_tables(aws_settings: Settings) -> None:
+    """The Glue database and tables, made from the DDL as the setup step makes them."""
+    from ioc_analytics.catalog import load_catalog
+    from ioc_analytics.glue import ensure_tables
+
+    ensure_tables(aws_settings, load_catalog(aws_settings.lake_uri, DATABASE))

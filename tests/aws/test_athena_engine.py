@@ -26,7 +26,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from ioc_analytics.catalog import Catalog, load_catalog, parse_ddl
+from ioc_analytics.catalog import load_catalog
 from ioc_analytics.engine.athena import AthenaEngine, athena_error, athena_literal, result_table, unload_sql
 from ioc_analytics.engine.base import MB, athena_cost, read_tags, with_tags
 from ioc_analytics.errors import (
@@ -338,13 +338,6 @@ DAU_SELECT = ("SELECT count(DISTINCT anonymous_user_id) AS unique_users, count(*
               "count_if(completion_time > 0) AS completed_sessions, 0 AS returning_users "
               "FROM assessment_events WHERE date = ?")
 DAU_PREFIX = "aggregates/daily_active_users/2024/01/15/"
-
-
-@pytest.fixture
-def glue_tables(aws_settings):
-    from ioc_analytics.glue import ensure_tables
-
-    ensure_tables(aws_settings, load_catalog(aws_settings.lake_uri, DATABASE))
 
 
 def _glue_location(moto, table="daily_active_users", values=("2024/01/15",)) -> str:
