@@ -118,7 +118,8 @@ def expected_aggregates(events: pd.DataFrame, scores: pd.DataFrame, day: dt.date
 
 
 def read_aggregate(state_dir: Path, table: str, day: dt.date) -> pd.DataFrame:
-    """A registered aggregate partition, found through the local registry's SQLite file directly."""
+    """A registered aggregate partition, found through the local registry's SQLite file directly,
+    with its partition value as the ``date`` column."""
     import json
     import sqlite3
 
@@ -128,7 +129,7 @@ def read_aggregate(state_dir: Path, table: str, day: dt.date) -> pd.DataFrame:
         rows = con.execute("SELECT location FROM partitions WHERE table_name = ? AND key = ?",
                            (table, json.dumps([day.strftime("%Y/%m/%d")]))).fetchall()
     assert len(rows) == 1, f"{table} {day} is not registered"
-    return pq.read_table(rows[0][0]).to_pandas()
+    return pq.read_table(rows[0][0]).to_pandas().assign(date=day.strftime("%Y/%m/%d"))
 
 
 # -- partition repair: one scenario, run on each backend --------------------------------------

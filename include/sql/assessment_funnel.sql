@@ -16,3 +16,4 @@ LEFT JOIN (
 ) s ON e.assessment_id = s.assessment_id
 WHERE e.date = {{ lake_date }}
 GROUP BY e.assessment_type
+ORDER BY e.assessment_type

@@ -10,3 +10,4 @@ SELECT
 FROM assessment_events
 WHERE date = {{ lake_date }}
 GROUP BY device, assessment_type
+ORDER BY device, assessment_type

@@ -11,3 +11,4 @@ CROSS JOIN UNNEST(s.dark_side_indicators) AS d(indicator, risk)
 WHERE s.year = {{ year }} AND s.month = {{ month }}
   AND s."timestamp" >= {{ day_start }} AND s."timestamp" < {{ next_day_start }}
 GROUP BY d.indicator
+ORDER BY d.indicator

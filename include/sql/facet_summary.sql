@@ -11,3 +11,4 @@ CROSS JOIN UNNEST(s.facets) AS f(facet, detail)
 WHERE s.year = {{ year }} AND s.month = {{ month }}
   AND s."timestamp" >= {{ day_start }} AND s."timestamp" < {{ next_day_start }}
 GROUP BY f.facet
+ORDER BY f.facet

@@ -23,3 +23,4 @@ SELECT
 FROM ocean_scores
 WHERE year = {{ year }} AND month = {{ month }} AND "timestamp" < {{ next_day_start }}
 GROUP BY year, month, industry
+ORDER BY industry

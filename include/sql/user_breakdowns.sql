@@ -12,3 +12,4 @@ SELECT
 FROM assessment_events
 WHERE date = {{ lake_date }}
 GROUP BY GROUPING SETS ((region), (role), (experience))
+ORDER BY dimension, value

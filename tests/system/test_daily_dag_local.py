@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import os
@@ -11,10 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
+import pandas as pd
 import pytest
 
-from tests.helpers import TODAY, read_events
+from ioc_analytics.tables import AGGREGATES
+from tests.helpers import TODAY, expected_aggregates, read_aggregate, read_events, read_scores
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,11 @@ def airflow_dags_test(day: dt.date, lake: Path, tmp_path: Path) -> subprocess.Co
                           capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_daily_dag_builds_checks_and_exports_the_day(airflow_db, sample_lake, tmp_path):
+def _aggregates(state: Path, day: dt.date) -> dict[str, pd.DataFrame]:
+    return {name: read_aggregate(state, name, day) for name in AGGREGATES}
+
+
+def test_daily_dag_builds_checks_and_exports_the_day_and_reruns_identically(airflow_db, sample_lake, tmp_path):
     lake = tmp_path / "lake"
     shutil.copytree(sample_lake, lake, ignore=shutil.ignore_patterns("aggregates"))
     day = TODAY - dt.timedelta(days=2)
@@ -42,31 +46,30 @@ def test_daily_dag_builds_checks_and_exports_the_day(airflow_db, sample_lake, tm
 
     run = airflow_dags_test(day, lake, tmp_path)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    assert "state=success" in run.stdout + run.stderr or "success" in (run.stdout + run.stderr).lower()
+    first = _aggregates(tmp_path / "state", day)
 
-    events = read_events(lake)
-    today_events = events[events["date"] == lake_date]
-    window = events[(events["date"] >= (day - dt.timedelta(days=30)).strftime("%Y/%m/%d"))
-                    & (events["date"] < lake_date)]
-    expected = {
-        "unique_users": today_events["anonymous_user_id"].nunique(),
-        "total_sessions": len(today_events),
-        "completed_sessions": int((today_events["completion_time"] > 0).sum()),
-        "returning_users": len(set(today_events["anonymous_user_id"]) & set(window["anonymous_user_id"])),
-    }
-    assert expected["returning_users"] > 0, "the generator should produce returning users"
+    expected = expected_aggregates(read_events(lake), read_scores(lake), day)["daily_active_users"]
+    assert expected.loc[0, "returning_users"] > 0, "the generator should produce returning users"
+    assert first["daily_active_users"].drop(columns="date").to_dict("records") == expected.to_dict("records")
 
-    aggregate = pq.read_table(lake / "aggregates" / "daily_active_users" / lake_date).to_pylist()
-    assert aggregate == [expected]
-
-    export = tmp_path / "exports" / "daily_active_users" / f"daily_active_users_{day.isoformat()}.csv"
-    rows = list(csv.DictReader(export.open()))
-    assert rows == [{"date": lake_date, **{k: str(v) for k, v in expected.items()}}]
+    for name, table in first.items():
+        assert len(table) > 0 and set(table["date"]) == {lake_date}, name
+        export = tmp_path / "exports" / name / f"{name}_{day.isoformat()}.csv"
+        exported = pd.read_csv(export, dtype={"date": str})
+        pd.testing.assert_frame_equal(exported, table, check_dtype=False, obj=name)
 
     log = [json.loads(line) for line in (tmp_path / "state" / "query_log.jsonl").read_text().splitlines()]
-    tasks = {r["tags"].get("task_id") for r in log if r["state"] == "SUCCEEDED"}
-    assert {"build_daily_active_users", "quality_gate", "export_csv"} <= tasks
+    succeeded = {r["tags"].get("task_id") for r in log if r["state"] == "SUCCEEDED"}
+    assert {f"{name}.{step}" for name in AGGREGATES for step in ("build", "check", "export")} <= succeeded
     assert all(r["tags"]["dag_id"] == "ioc_daily_analytics" and r["tags"]["ds"] == day.isoformat() for r in log)
+
+    rerun = airflow_dags_test(day, lake, tmp_path)
+    assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-4000:]
+    second = _aggregates(tmp_path / "state", day)
+    for name in AGGREGATES:
+        approximate = [c for c in first[name].columns if c.endswith(("_p25", "_p50", "_p75"))]
+        pd.testing.assert_frame_equal(second[name].drop(columns=approximate), first[name].drop(columns=approximate),
+                                      obj=name)
 
 
 def test_daily_dag_fails_clearly_when_the_day_has_no_data(airflow_db, sample_lake, tmp_path):
@@ -74,7 +77,9 @@ def test_daily_dag_fails_clearly_when_the_day_has_no_data(airflow_db, sample_lak
     run = airflow_dags_test(day, sample_lake, tmp_path)
     output = run.stdout + run.stderr
     assert run.returncode != 0 and "DagRun failed" in output, output[-3000:]
-    assert "assessment_events has no data for 2024-06-15" in output, output[-3000:]
-    # Missing data fails at once: a retry would fail the same way and only delay the alert.
+    # The sensor names the table, the day, where it looked and how late the data is.
+    assert "assessment_events has no data for 2024-06-15 (looked in" in output, output[-3000:]
+    assert "due at 2024-06-16 00:00 UTC when the day ended, late by" in output, output[-3000:]
+    # A day long past its deadline fails at once: retrying or waiting would change nothing.
     assert "new_state=failed" in output and "up_for_retry" not in output, output[-3000:]
     assert not (tmp_path / "exports").exists()

@@ -17,12 +17,13 @@ DAY = dt.date(2024, 1, 15)
 
 
 def test_there_are_sql_files():
-    assert "daily_active_users" in FILES and "checks/daily_active_users" in FILES
+    assert "daily_active_users" in FILES and "checks/daily_active_users" in FILES and "exports/partition" in FILES
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_values_are_bound_as_parameters_in_where_clauses_only(name):
-    rendered = sql.render(name, DAY)
+    identifiers = {"table": "daily_active_users"} if name.startswith("exports/") else None
+    rendered = sql.render(name, DAY, identifiers)
     tree = sqlglot.parse_one(rendered.sql, read="athena")
     placeholders = list(tree.find_all(exp.Placeholder))
     assert rendered.parameters and len(placeholders) == len(rendered.parameters)
@@ -30,6 +31,13 @@ def test_values_are_bound_as_parameters_in_where_clauses_only(name):
     assert all(p.find_ancestor(exp.Where) is not None for p in placeholders), name
     assert "2024" not in rendered.sql, "no date pasted into the text"
     assert set(rendered.parameters) <= set(sql.date_values(DAY).values())
+
+
+def test_a_pasted_identifier_must_be_a_plain_name():
+    from ioc_analytics.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is not a table or column name"):
+        sql.render("exports/partition", DAY, {"table": "daily_active_users; DROP TABLE x"})
 
 
 def test_parameters_follow_the_order_of_the_text():
