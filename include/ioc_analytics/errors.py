@@ -70,9 +70,5 @@ class BadDataFileError(IocError):
     """A file in a table's folder is not a Parquet file that fits the table."""
 
 
-class FreshnessError(IocError):
-    """A source partition for the run's date is missing or empty."""
-
-
 class DataQualityError(IocError):
     """A data-quality gate failed: the date's outputs must not be published."""

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 from ioc_analytics import partitions, sql
 from ioc_analytics.catalog import load_catalog
 from ioc_analytics.engine import get_engine
-from ioc_analytics.errors import DataQualityError, FreshnessError
+from ioc_analytics.errors import DataQualityError
 from ioc_analytics.lake import get_lake
 from ioc_analytics.settings import Settings
 from ioc_analytics.tables import RAW_TABLES
@@ -82,15 +82,6 @@ def freshness(settings: Settings, day: dt.date, table_name: str) -> Freshness:
             report.missing.append(values)
             report.locations.append(table.partition_location(values))
     return report
-
-
-def check_freshness(settings: Settings, day: dt.date) -> dict[str, object]:
-    """Fail with :class:`FreshnessError` unless every source table has rows for the date."""
-    reports = [freshness(settings, day, name) for name in SOURCE_TABLES]
-    late = [r for r in reports if not r.fresh]
-    if late:
-        raise FreshnessError("; ".join(late_message(r) for r in late) + ": the upstream export is late or failed")
-    return {r.table: r.as_dict() for r in reports}
 
 
 def late_message(report: Freshness) -> str:

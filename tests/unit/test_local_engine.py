@@ -218,8 +218,9 @@ def test_replace_partition_replaces_exactly_that_partition(local_settings, sampl
     engine.replace_partition("daily_active_users", {"date": ONE_DAY}, select, [2, ONE_DAY])
 
     folder = sample_lake / "aggregates" / "daily_active_users" / ONE_DAY
-    assert [p.name for p in folder.iterdir()] == ["part-00000.parquet"]
-    assert not list(folder.parent.glob(".*")), "staging folders left behind"
+    versions = sorted(p.name for p in folder.iterdir())
+    assert len(versions) == 2 and all(p.startswith("v") for p in versions), "the current and previous versions"
+    assert sorted(p.name for p in (folder / versions[-1]).iterdir()) == ["_ioc_committed", "part-00000.parquet"]
     rows = engine.query("SELECT date, returning_users, total_sessions FROM daily_active_users "
                         "WHERE date IN (?, ?) ORDER BY date", [other_day, ONE_DAY]).table.to_pylist()
     events = read_events(sample_lake)
@@ -236,42 +237,19 @@ def test_replace_partition_refuses_columns_that_differ_from_the_ddl(local_engine
                                        "SELECT COUNT(*) AS n FROM assessment_events WHERE date = ?", [ONE_DAY])
 
 
-@pytest.mark.parametrize("atomic_swap", [True, False], ids=["renameat2", "two-renames"])
-def test_write_partition_replaces_the_folder_with_or_without_an_atomic_swap(tmp_path, monkeypatch, atomic_swap):
-    """Where the system cannot swap folders (macOS, some mounts), two renames still replace them."""
-    from ioc_analytics import lake as lake_module
+def test_delete_prefix_stays_strictly_inside_the_lake(tmp_path):
+    from ioc_analytics.errors import ConfigError
+    from ioc_analytics.lake import LocalLake
 
-    if not atomic_swap:
-        monkeypatch.setattr(lake_module, "_exchange", lambda a, b: False)
-    lake = lake_module.LocalLake(str(tmp_path))
-    folder = str(tmp_path / "aggregates" / "t" / "2024" / "01" / "01")
-    lake.write_partition(folder, pa.table({"n": [1, 2]}))
-    lake.write_partition(folder, pa.table({"n": [3]}))
-    assert pq.read_table(folder).column("n").to_pylist() == [3]
-    assert sorted(p.name for p in (tmp_path / "aggregates" / "t" / "2024" / "01").iterdir()) == ["01"]
-
-
-def test_outer_joins_are_not_pruned_by_conditions_on_their_null_side(local_settings, sample_lake, tmp_path):
-    """The usual "which days are missing from the aggregate" query."""
-    lake = tmp_path / "lake"
-    days = [(TODAY - dt.timedelta(days=d)).strftime("%Y/%m/%d") for d in (6, 5, 4)]
-    for day in days:
-        shutil.copytree(sample_lake / "assessments" / day, lake / "assessments" / day)
-    engine = LocalEngine(get_settings(lake_root=str(lake), state_dir=str(tmp_path / "s")))
-    engine.replace_partition(
-        "daily_active_users", {"date": days[1]},
-        "SELECT CAST(1 AS bigint) AS unique_users, CAST(1 AS bigint) AS total_sessions, "
-        "CAST(1 AS bigint) AS completed_sessions, CAST(1 AS bigint) AS returning_users")
-    missing = engine.query(
-        "SELECT DISTINCT e.date FROM assessment_events e LEFT JOIN daily_active_users d ON e.date = d.date "
-        "WHERE d.date IS NULL ORDER BY e.date").table.column("date").to_pylist()
-    assert missing == [days[0], days[2]]
-    # The preserved side is still pruned.
-    one = engine.query(
-        "SELECT COUNT(*) AS n FROM assessment_events e LEFT JOIN daily_active_users d ON e.date = d.date "
-        "WHERE e.date = ? AND d.date IS NOT NULL", [days[1]])
-    assert one.table.column("n")[0].as_py() > 0
-    assert one.stats.partitions_scanned == len(list((lake / "assessments" / days[1]).iterdir())) + 1
+    lake = LocalLake(str(tmp_path / "lake"))
+    (tmp_path / "lake" / "aggregates" / "t" / "v1").mkdir(parents=True)
+    (tmp_path / "lake" / "aggregates" / "t" / "v1" / "part-00000.parquet").write_bytes(b"x")
+    for outside in (tmp_path, tmp_path / "lake", tmp_path / "lake" / ".." / "other"):
+        with pytest.raises(ConfigError, match="refusing to delete"):
+            lake.delete_prefix(str(outside))
+    assert lake.delete_prefix(str(tmp_path / "lake" / "aggregates" / "t" / "v1") + "/") == [
+        str(tmp_path / "lake" / "aggregates" / "t" / "v1" / "part-00000.parquet")]
+    assert not (tmp_path / "lake" / "aggregates" / "t" / "v1").exists()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ioc_analytics import pipeline
-from ioc_analytics.errors import BadDataFileError, FreshnessError
+from ioc_analytics.errors import BadDataFileError
 from ioc_analytics.settings import get_settings
 
 DAY = dt.date(2024, 1, 10)
@@ -40,20 +40,24 @@ def _empty(partition):
 def test_fresh_when_some_assessment_types_have_rows(lake_of_one_day, tmp_path):
     shutil.rmtree(lake_of_one_day / "assessments" / FOLDER / "career")
     _empty(lake_of_one_day / "assessments" / FOLDER / "leadership")
-    report = pipeline.check_freshness(_settings(lake_of_one_day, tmp_path), DAY)
-    assert report["assessment_events"] == {"present": 3, "missing": [[FOLDER, "leadership"], [FOLDER, "career"]]}
-    assert report["ocean_scores"] == {"present": 1, "missing": []}
+    report = pipeline.freshness(_settings(lake_of_one_day, tmp_path), DAY, "assessment_events")
+    assert report.fresh and len(report.present) == 3
+    assert report.missing == [{"date": FOLDER, "assessment_type": t} for t in ("leadership", "career")]
+    assert report.locations[0].endswith(f"/assessments/{FOLDER}/leadership/")
+    scores = pipeline.freshness(_settings(lake_of_one_day, tmp_path), DAY, "ocean_scores")
+    assert scores.fresh and scores.missing == []
 
 
 def test_files_without_rows_are_no_data(lake_of_one_day, tmp_path):
     for partition in (lake_of_one_day / "assessments" / FOLDER).iterdir():
         _empty(partition)
-    with pytest.raises(FreshnessError, match=f"assessment_events has no data for {DAY}.*late or failed"):
-        pipeline.check_freshness(_settings(lake_of_one_day, tmp_path), DAY)
+    report = pipeline.freshness(_settings(lake_of_one_day, tmp_path), DAY, "assessment_events")
+    assert not report.fresh and len(report.missing) == 5
+    assert pipeline.late_message(report).startswith(f"assessment_events has no data for {DAY} (looked in ")
 
 
 def test_a_file_that_is_not_parquet_is_named(lake_of_one_day, tmp_path):
     bad = lake_of_one_day / "assessments" / FOLDER / "career" / "export.parquet"
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(BadDataFileError, match="export.parquet is not a readable Parquet file"):
-        pipeline.check_freshness(_settings(lake_of_one_day, tmp_path), DAY)
+        pipeline.freshness(_settings(lake_of_one_day, tmp_path), DAY, "assessment_events")
