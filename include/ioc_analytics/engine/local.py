@@ -72,6 +72,8 @@ class _Scan:
     #: From the files' footers: the rows, and per partition the columns its files hold.
     rows: int = 0
     present: list[set[str]] = field(default_factory=list)
+    #: The table's columns that the query reads through this reference (qualified names).
+    columns_read: set[str] = field(default_factory=set)
 
     @property
     def files(self) -> list[str]:
@@ -110,6 +112,7 @@ class LocalEngine:
             "database": self.settings.database,
             "workgroup": self.settings.workgroup,
             "query": with_tags(sql, tags),
+            "parameters": list(parameters),
         }
         started = time.perf_counter()
         try:
@@ -164,6 +167,13 @@ class LocalEngine:
         partitions.publish(self.lake, self.registry, target, values, location)
         return result.stats
 
+    def scan_plan(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[str, list[str], set[str]]]:
+        """What the query would read, without running it: per table reference, the table, the
+        files of the partitions it selects, and the columns it reads (for benchmarks and the
+        cost guard)."""
+        plan = self._plan(sql, list(parameters))
+        return [(s.table.name, s.files, s.columns_read) for s in plan.scans]
+
     # -- planning ---------------------------------------------------------------------------
 
     def _plan(self, sql: str, parameters: list[object]) -> _Plan:
@@ -182,6 +192,9 @@ class LocalEngine:
         for ref in _lake_tables(tree, ctes):
             table = self.catalog.table(ref.name)
             scan = self._scan(ref, table, len(plan.scans), parameters)
+            alias = (ref.alias or table.name).lower()
+            scope = ref.find_ancestor(exp.Select) or tree
+            scan.columns_read = {c.name.lower() for c in scope.find_all(exp.Column) if c.table.lower() == alias}
             plan.scans.append(scan)
             alias = ref.alias or table.name
             ref.replace(exp.to_table(scan.view).as_(alias))
