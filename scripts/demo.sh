@@ -25,20 +25,20 @@ airflow db migrate > data/airflow-db-migrate.log 2>&1 || { cat data/airflow-db-m
 echo "== 3/3 airflow dags test ioc_daily_analytics $yesterday"
 airflow dags test ioc_daily_analytics "$yesterday" > data/demo-dag-run.log 2>&1 || {
   tail -n 60 data/demo-dag-run.log; echo "the DAG run failed: full log in data/demo-dag-run.log"; exit 1; }
-grep -E "state=|Marking task|exported" data/demo-dag-run.log | tail -n 12 || true
+grep -oE "exported [0-9]+ rows of [a-z_]+" data/demo-dag-run.log || true
 
 cat <<MSG
 
 Done. Outputs:
   lake (raw tables)        $IOC_LAKE_ROOT/assessments/, $IOC_LAKE_ROOT/ocean_scores/
-  aggregate table          $IOC_LAKE_ROOT/aggregates/daily_active_users/${yesterday//-//}/
-  CSV export               $IOC_EXPORTS_ROOT/daily_active_users/daily_active_users_$yesterday.csv
+  aggregate tables         $IOC_LAKE_ROOT/aggregates/<table>/${yesterday//-//}/ (7 tables)
+  CSV exports              $IOC_EXPORTS_ROOT/<table>/<table>_$yesterday.csv
+  partition registry       $IOC_STATE_DIR/catalog.sqlite
   query log                $IOC_STATE_DIR/query_log.jsonl
   DAG run log              $PWD/data/demo-dag-run.log
 
-Try a query (the guide's "Daily Active Users"):
+Try a query: the day's completion rates, from the aggregate
   IOC_LAKE_ROOT=$IOC_LAKE_ROOT IOC_STATE_DIR=$IOC_STATE_DIR .venv/bin/ioc query \\
-    "SELECT date, approx_distinct(anonymous_user_id) AS unique_users, COUNT(*) AS total_sessions
-     FROM assessment_events WHERE date >= date_format(current_date - interval '30' day, '%Y/%m/%d')
-     GROUP BY date ORDER BY date DESC"
+    "SELECT device, assessment_type, total_sessions, completion_rate FROM completion_rates
+     WHERE date = '${yesterday//-//}' ORDER BY completion_rate"
 MSG

@@ -31,7 +31,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMMIT_MARKER = "_ioc_committed"
+#: An unfinished version older than this is abandoned (its writer failed), not still being written.
+UNFINISHED_AFTER = timedelta(days=1)
 _VERSION = re.compile(r"v\d{8}T\d{12}-[0-9a-f]{6}")
 
 Key = tuple[str, ...]
@@ -96,6 +98,9 @@ class PartitionRegistry(Protocol):
 
     def partitions(self, table: Table) -> dict[Key, str]: ...
 
+    def location(self, table: Table, values: Mapping[str, str]) -> str | None:
+        """Where one partition is registered, or None."""
+
     def register(self, table: Table, values: Mapping[str, str], location: str) -> None: ...
 
 
@@ -122,6 +127,9 @@ class LocalRegistry:
         with self._connect() as con:
             rows = con.execute("SELECT key, location FROM partitions WHERE table_name = ?", (table.name,))
             return {tuple(json.loads(key)): location for key, location in rows}
+
+    def location(self, table: Table, values: Mapping[str, str]) -> str | None:
+        return self.partitions(table).get(key_of(table, values))
 
     def register(self, table: Table, values: Mapping[str, str], location: str) -> None:
         key = json.dumps(list(key_of(table, values)))
@@ -168,6 +176,18 @@ class GlueRegistry:
         return {tuple(p["Values"]): p["StorageDescriptor"]["Location"]
                 for page in pages for p in page.get("Partitions", [])}
 
+    def location(self, table: Table, values: Mapping[str, str]) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            found = self.glue.get_partition(DatabaseName=self.settings.database, TableName=table.name,
+                                            PartitionValues=list(key_of(table, values)))
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "EntityNotFoundException":
+                return None
+            raise
+        return found["Partition"]["StorageDescriptor"]["Location"]
+
     def register(self, table: Table, values: Mapping[str, str], location: str) -> None:
         """Create the partition, or point it at ``location`` (one ``UpdatePartition``: atomic)."""
         from botocore.exceptions import ClientError
@@ -199,17 +219,25 @@ def check_versioned(table: Table) -> None:
 
 
 def publish(lake: Lake, registry: PartitionRegistry, table: Table, values: Mapping[str, str], location: str) -> None:
-    """Steps 2-4 of a replace: mark ``location`` committed, register it, delete old versions."""
+    """Steps 2-4 of a replace: mark ``location`` committed, register it, delete old versions.
+
+    Kept: the new version and the one the partition pointed at before (queries that started
+    before the switch read it). Deleted: older committed versions, and unfinished ones older than
+    a day; a younger unfinished one may be another run still writing the same partition.
+    """
     lake.write_marker(location + COMMIT_MARKER)
+    previous = registry.location(table, values)
     registry.register(table, values, location)
-    versions = group_versions(table, lake.list_all(table.partition_location(dict(values))))
-    names = sorted(versions.get(key_of(table, values), {}))
-    current = location.rstrip("/").rpartition("/")[2]
-    older = [n for n in names if n < current]
-    for name in older[:-1]:  # keep the one before: queries that started before the switch read it
-        lake.delete_prefix(versions[key_of(table, values)][name].location)
-    log.info("%s %s now reads %s (%d older versions removed)", table.name, dict(values), location,
-             max(0, len(older) - 1))
+    listed = lake.list_all(table.partition_location(dict(values)))
+    versions = group_versions(table, listed).get(key_of(table, values), {})
+    current, before = _version_name(location), _version_name(previous or "")
+    abandoned = f"v{datetime.now(UTC) - UNFINISHED_AFTER:%Y%m%dT%H%M%S%f}"
+    removed = 0
+    for name, version in sorted(versions.items()):
+        if name < current and name != before and (version.committed or name < abandoned):
+            lake.delete_prefix(version.location)
+            removed += 1
+    log.info("%s %s now reads %s (%d older versions removed)", table.name, dict(values), location, removed)
 
 
 def registered_listing(lake: Lake, registry: PartitionRegistry, table: Table) -> Listing:

@@ -84,3 +84,33 @@ def test_concurrent_registrations_all_land(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda d: registry.register(table, {"date": d}, f"/x/{d}/"), days))
     assert sorted(k[0] for k in registry.partitions(table)) == days
+
+
+def test_publish_keeps_the_previous_version_and_a_write_still_in_progress(tmp_path):
+    settings = get_settings(lake_root=str(tmp_path / "lake"), state_dir=str(tmp_path / "state"))
+    table = load_catalog(settings.lake_uri).table("daily_active_users")
+    registry, lake = partitions.get_registry(settings), LocalLake(settings.lake_uri)
+    values = {"date": "2024/01/15"}
+
+    def version(name, committed):
+        location = partitions.version_location(table, values, name)
+        _put(location, "part-00000.parquet")
+        if committed:
+            _put(location, partitions.COMMIT_MARKER)
+        return location
+
+    abandoned = version("v20240101T000000000000-000000", committed=False)  # a writer that died long ago
+    oldest = version("v20240102T000000000000-111111", committed=True)
+    previous = version("v20240103T000000000000-222222", committed=True)
+    registry.register(table, values, previous)
+    in_progress = version(partitions.new_version(), committed=False)  # another run, still writing
+    current = partitions.version_location(table, values, partitions.new_version())
+    _put(current, "part-00000.parquet")
+
+    partitions.publish(lake, registry, table, values, current)
+
+    assert registry.location(table, values) == current
+    assert Path(current, partitions.COMMIT_MARKER).exists()
+    kept = {p.name for p in Path(table.partition_location(values)).iterdir()}
+    assert kept == {Path(previous).name, Path(in_progress).name, Path(current).name}
+    assert not Path(abandoned).exists() and not Path(oldest).exists()
