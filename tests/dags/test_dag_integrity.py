@@ -119,3 +119,18 @@ def test_daily_run_processes_the_day_that_has_ended(dag_bag):
     # A run triggered without a logical date gets the last complete day as its interval.
     manual = timetable.infer_manual_data_interval(run_after=day.add(days=1, hours=9))
     assert manual == DataInterval(day, day.add(days=1))
+
+
+def test_each_aggregate_is_an_asset_that_its_build_task_updates(dag_bag):
+    from ioc_analytics.tables import AGGREGATES
+
+    dag = dag_bag.dags["ioc_daily_analytics"]
+    for name in AGGREGATES:
+        outlets = dag.get_task(f"{name}.build").outlets
+        assert [o.name for o in outlets] == [f"ioc.{name}"], name
+        assert dag.get_task(f"{name}.export").upstream_task_ids == {f"{name}.check"}
+        assert dag.get_task(f"{name}.check").upstream_task_ids == {f"{name}.build"}
+        assert dag.get_task(f"{name}.build").upstream_task_ids == {"repair_partitions"}
+    assert dag.get_task("repair_partitions").upstream_task_ids == {"wait_for_assessment_events",
+                                                                   "wait_for_ocean_scores"}
+    assert {t.mode for t in dag.tasks if t.task_id.startswith("wait_for_")} == {"reschedule"}
