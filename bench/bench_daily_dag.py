@@ -87,8 +87,9 @@ def main() -> None:
                              env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        (work / "dag-run.log").write_text(run.stdout + run.stderr)
         if run.returncode != 0:
-            sys.exit(f"the DAG run failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+            sys.exit(f"the DAG run failed: see {work / 'dag-run.log'}")
         report_tables(args, home, state, lake, wall, peak_mb)
     finally:
         if not args.keep and args.work is None:

@@ -1,4 +1,11 @@
 -- facet_summary for one day: each of the 30 facets over the assessments scored that day.
+-- The day's scores are selected first, so that the scan reads only their row groups.
+WITH scored AS (
+  SELECT facets
+  FROM ocean_scores
+  WHERE year = {{ year }} AND month = {{ month }}
+    AND "timestamp" >= {{ day_start }} AND "timestamp" < {{ next_day_start }}
+)
 SELECT
   f.facet,
   split_part(f.facet, '.', 1) AS trait,
@@ -6,9 +13,7 @@ SELECT
   AVG(f.detail.score) AS avg_score,
   STDDEV_SAMP(f.detail.score) AS stddev_score,
   AVG(CAST(f.detail.responses AS double)) AS avg_responses
-FROM ocean_scores s
+FROM scored s
 CROSS JOIN UNNEST(s.facets) AS f(facet, detail)
-WHERE s.year = {{ year }} AND s.month = {{ month }}
-  AND s."timestamp" >= {{ day_start }} AND s."timestamp" < {{ next_day_start }}
 GROUP BY f.facet
 ORDER BY f.facet

@@ -510,11 +510,13 @@ def _bytes_scanned(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _fix_dialect_gaps(tree: exp.Expression) -> None:
-    """Patch what sqlglot's Trino-to-DuckDB transpilation gets wrong for maps (types come from
-    ``_typed``'s annotation, so this holds for columns, aliases and expressions alike).
+    """Patch what sqlglot's Trino-to-DuckDB transpilation gets wrong (types come from ``_typed``'s
+    annotation, so this holds for columns, aliases and expressions alike).
 
     - ``cardinality(m)`` comes out as ``ARRAY_LENGTH(m)``, which DuckDB refuses for maps;
       DuckDB's ``cardinality`` counts map entries as Athena's does.
+    - ``approx_percentile(x, ARRAY[...])`` (one digest, several percentiles) comes out cast to
+      DOUBLE; DuckDB's ``approx_quantile`` with a list returns the list, as Athena does.
     - ``CROSS JOIN UNNEST(m) AS t(k, v)`` gives one row per map entry on Athena; DuckDB's UNNEST
       takes lists only, so it becomes a lateral subquery that unnests the keys and the values
       side by side.
@@ -522,6 +524,10 @@ def _fix_dialect_gaps(tree: exp.Expression) -> None:
     for node in list(tree.find_all(exp.ArraySize)):
         if _is_map(node.this):
             node.replace(exp.Anonymous(this="cardinality", expressions=[node.this.copy()]))
+    for node in list(tree.find_all(exp.ApproxQuantile)):
+        if isinstance(node.args.get("quantile"), exp.Array):
+            node.replace(exp.Anonymous(this="approx_quantile", expressions=[node.this.copy(),
+                                                                            node.args["quantile"].copy()]))
     for node in list(tree.find_all(exp.Unnest)):
         alias = node.args.get("alias")
         if len(node.expressions) != 1 or not _is_map(node.expressions[0]) or not alias or len(alias.columns) != 2:
