@@ -31,8 +31,9 @@ class Column:
 
     @property
     def athena_type(self) -> str:
-        """The type as Athena DDL (Hive syntax) writes it: string, map<string, double>, ..."""
-        return self.type.sql("hive").lower()
+        """The type as Glue stores it for Athena (Hive syntax, no spaces: Hive's type parser refuses
+        them): string, map<string,double>, map<string,struct<score:double,...>>."""
+        return re.sub(r"\s+", "", self.type.sql("hive").lower())
 
 
 @dataclass(frozen=True)

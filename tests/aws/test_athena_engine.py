@@ -423,7 +423,8 @@ def test_glue_tables_are_made_from_the_ddl_idempotently(aws_settings, moto):
     assert table["Parameters"]["projection.enabled"] == "true"
     assert [k["Name"] for k in table["PartitionKeys"]] == ["year", "month"]
     columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
-    assert columns["facets"] == "map<string, struct<score: double, responses: int, std_dev: double>>"
+    assert columns["facets"] == "map<string,struct<score:double,responses:int,std_dev:double>>"
+    assert columns["dark_side_indicators"] == "map<string,double>"
     assert table["StorageDescriptor"]["Location"] == f"s3://{LAKE_BUCKET}/ocean_scores/"
 
 

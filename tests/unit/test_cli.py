@@ -104,4 +104,4 @@ def test_tables_lists_the_catalog(tmp_path):
     out = run_ioc("tables", lake=tmp_path, state=tmp_path)
     assert out.returncode == 0
     assert "ioc_analytics.assessment_events" in out.stdout and "assessment_type" in out.stdout
-    assert "facets                   map<string, struct<score: double" in out.stdout.lower()
+    assert "facets                   map<string,struct<score:double" in out.stdout.lower()
