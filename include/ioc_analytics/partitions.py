@@ -13,13 +13,20 @@ atomically on both backends:
 3. the partition's registered location is switched to the new version: a Glue
    ``UpdatePartition`` on ``aws``, a row of the local registry (SQLite) on ``local``. A reader
    sees the old version or the new one, never a mix;
-4. versions older than the previous one are deleted (the previous one is kept for the queries
-   that started before the switch).
+4. older versions are deleted, except the one the partition pointed at before (queries that
+   started before the switch read it).
+
+**The newest committed version wins**, in publish and in repair alike. Two runs of the same
+day at once (a cleared task whose first attempt still runs, a manual run beside a backfill)
+write equivalent data; whichever version is newer stays registered, a publish never replaces
+a newer version with its older one, and it deletes only versions older than both its own and
+the one registered when it looks, so it never deletes what the partition points at.
 
 Partition repair compares the version folders in the lake with the registry: a committed
 version newer than the registered one (a writer that stopped between steps 2 and 3) is
-registered, a registered location that holds nothing is reported, and a partition with no
-registration at all gets its newest committed version.
+registered, a registered location that holds nothing is reported, a partition with no
+registration at all gets its newest committed version, and unfinished versions older than a
+day (their writer failed) are deleted.
 """
 
 from __future__ import annotations
@@ -219,25 +226,27 @@ def check_versioned(table: Table) -> None:
 
 
 def publish(lake: Lake, registry: PartitionRegistry, table: Table, values: Mapping[str, str], location: str) -> None:
-    """Steps 2-4 of a replace: mark ``location`` committed, register it, delete old versions.
-
-    Kept: the new version and the one the partition pointed at before (queries that started
-    before the switch read it). Deleted: older committed versions, and unfinished ones older than
-    a day; a younger unfinished one may be another run still writing the same partition.
-    """
+    """Steps 2-4 of a replace: mark ``location`` committed, register it, delete old versions."""
     lake.write_marker(location + COMMIT_MARKER)
+    ours = _version_name(location)
     previous = registry.location(table, values)
+    if previous is not None and _is_version(previous) and _version_name(previous) > ours:
+        log.warning("%s %s: a newer version %s is registered already (another run of the same day); "
+                    "leaving it, the data is the same", table.name, dict(values), previous)
+        return
     registry.register(table, values, location)
-    listed = lake.list_all(table.partition_location(dict(values)))
-    versions = group_versions(table, listed).get(key_of(table, values), {})
-    current, before = _version_name(location), _version_name(previous or "")
+    # Looked up again: a concurrent run may have registered its version in the meantime.
+    now = registry.location(table, values) or location
+    floor = min(ours, _version_name(now)) if _is_version(now) else ours
+    keep = {_version_name(previous or ""), _version_name(now)}
     abandoned = f"v{datetime.now(UTC) - UNFINISHED_AFTER:%Y%m%dT%H%M%S%f}"
+    listed = lake.list_all(table.partition_location(dict(values)))
     removed = 0
-    for name, version in sorted(versions.items()):
-        if name < current and name != before and (version.committed or name < abandoned):
+    for name, version in sorted(group_versions(table, listed).get(key_of(table, values), {}).items()):
+        if name < floor and name not in keep and (version.committed or name < abandoned):
             lake.delete_prefix(version.location)
             removed += 1
-    log.info("%s %s now reads %s (%d older versions removed)", table.name, dict(values), location, removed)
+    log.info("%s %s now reads %s (%d older versions removed)", table.name, dict(values), now, removed)
 
 
 def registered_listing(lake: Lake, registry: PartitionRegistry, table: Table) -> Listing:
@@ -259,7 +268,8 @@ class RepairReport:
     repointed: list[dict[str, str]] = field(default_factory=list)
     #: Registered partitions whose location holds no data files.
     stale: list[dict[str, str]] = field(default_factory=list)
-    #: Version folders without a commit marker: writes that did not finish (left for maintenance).
+    #: Version folders without a commit marker: writes that did not finish (or are still
+    #: running); those older than a day were deleted.
     incomplete: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -268,28 +278,40 @@ class RepairReport:
 
 
 def repair(lake: Lake, registry: PartitionRegistry, table: Table, window: Iterable[Mapping[str, str]]) -> RepairReport:
-    """Make the registry agree with the lake for the partitions in ``window``."""
+    """Make the registry agree with the lake for the partitions in ``window`` (newest committed
+    version wins; a committed version may hold no data file: a day whose query returned no rows)."""
     report = RepairReport(table.name)
     wanted = {key_of(table, values): dict(values) for values in window}
     registered = registry.partitions(table)
     versions = group_versions(table, lake.list_all(table.location))
+    abandoned = f"v{datetime.now(UTC) - UNFINISHED_AFTER:%Y%m%dT%H%M%S%f}"
     for key, values in sorted(wanted.items()):
         found = versions.get(key, {})
-        committed = sorted(name for name, v in found.items() if v.committed and v.files)
-        report.incomplete += [found[n].location for n in sorted(found) if not found[n].committed]
+        committed = sorted(name for name, v in found.items() if v.committed)
+        for name in sorted(found):
+            if not found[name].committed:
+                if name < abandoned:
+                    lake.delete_prefix(found[name].location)
+                report.incomplete.append(found[name].location)
         current = registered.get(key)
-        current_has_data = current is not None and bool(lake.files_in(current))
         if committed:
             newest = found[committed[-1]].location
-            behind = current is not None and current.rstrip("/") != newest.rstrip("/") and (
-                not current_has_data or _version_name(current) < committed[-1])
-            if current is None or behind:
+            if current is None:
                 registry.register(table, values, newest)
-                (report.added if current is None else report.repointed).append(values)
+                report.added.append(values)
                 continue
-        if current is not None and not current_has_data:
+            if current.rstrip("/") != newest.rstrip("/") and (
+                    not _is_version(current) or _version_name(current) < committed[-1]):
+                registry.register(table, values, newest)
+                report.repointed.append(values)
+                continue
+        if current is not None and not lake.list_all(current):
             report.stale.append(values)
     return report
+
+
+def _is_version(location: str) -> bool:
+    return bool(_VERSION.fullmatch(_version_name(location)))
 
 
 def _version_name(location: str) -> str:

@@ -111,8 +111,8 @@ def repair_partitions(settings: Settings, day: dt.date, window_days: int = REPAI
             for values in getattr(report, kind):
                 log.info("%s %s: %s", table.name, kind, values)
         for location in report.incomplete:
-            log.warning("%s: unfinished write left at %s (no commit marker); weekly maintenance removes it",
-                        table.name, location)
+            log.warning("%s: unfinished write at %s (no commit marker): a failed or running build; "
+                        "repair deletes it once it is a day old", table.name, location)
         outcome[table.name] = {"added": report.added, "repointed": report.repointed, "stale": report.stale,
                                "incomplete": len(report.incomplete)}
     return outcome

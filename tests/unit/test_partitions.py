@@ -114,3 +114,45 @@ def test_publish_keeps_the_previous_version_and_a_write_still_in_progress(tmp_pa
     kept = {p.name for p in Path(table.partition_location(values)).iterdir()}
     assert kept == {Path(previous).name, Path(in_progress).name, Path(current).name}
     assert not Path(abandoned).exists() and not Path(oldest).exists()
+
+
+def _two_runs(tmp_path):
+    settings = get_settings(lake_root=str(tmp_path / "lake"), state_dir=str(tmp_path / "state"))
+    table = load_catalog(settings.lake_uri).table("daily_active_users")
+    values = {"date": "2024/01/15"}
+    older, newer = (partitions.version_location(table, values, partitions.new_version()) for _ in range(2))
+    for location in (older, newer):
+        _put(location, "part-00000.parquet")
+    return table, values, partitions.get_registry(settings), LocalLake(settings.lake_uri), older, newer
+
+
+def test_a_publish_never_replaces_a_newer_version(tmp_path):
+    """Two runs of one day: the later-started one published first; the earlier one then finishes."""
+    table, values, registry, lake, older, newer = _two_runs(tmp_path)
+    partitions.publish(lake, registry, table, values, newer)
+    partitions.publish(lake, registry, table, values, older)
+    assert registry.location(table, values) == newer and Path(newer, "part-00000.parquet").exists()
+
+
+def test_a_publish_never_deletes_what_a_concurrent_run_just_registered(tmp_path):
+    """The older run registers between the newer run's switch and its clean-up (the race a
+    registry without compare-and-swap allows): the registered version must survive."""
+    table, values, registry, lake, older, newer = _two_runs(tmp_path)
+    real_register = registry.register
+
+    def register_then_intrude(table_, values_, location):
+        real_register(table_, values_, location)
+        if location == newer:
+            _put(older, partitions.COMMIT_MARKER)
+            real_register(table_, values_, older)
+
+    registry.register = register_then_intrude
+    partitions.publish(lake, registry, table, values, newer)
+
+    registered = registry.location(table, values)
+    assert registered == older and Path(registered, "part-00000.parquet").exists()
+    assert Path(newer, "part-00000.parquet").exists()
+    # Repair then settles on the newest committed version, the rule publish follows too.
+    registry.register = real_register
+    report = partitions.repair(lake, registry, table, [values])
+    assert report.repointed == [values] and registry.location(table, values) == newer
