@@ -65,6 +65,9 @@ class Lake(Protocol):
     def row_count(self, file: DataFile) -> int:
         """Rows in a Parquet file, from its footer alone."""
 
+    def footer(self, file: DataFile) -> pq.FileMetaData:
+        """A Parquet file's footer: rows, row groups and their column statistics."""
+
     def list_all(self, prefix: str) -> list[DataFile]:
         """Every object under a folder or prefix, hidden ones (markers) included."""
 

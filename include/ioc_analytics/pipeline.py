@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from ioc_analytics import partitions, sql
 from ioc_analytics.catalog import load_catalog
 from ioc_analytics.engine import get_engine
-from ioc_analytics.errors import DataQualityError
+from ioc_analytics.errors import ConfigError, DataQualityError
 from ioc_analytics.lake import get_lake
 from ioc_analytics.settings import Settings
 from ioc_analytics.tables import RAW_TABLES
@@ -48,7 +49,7 @@ def source_partitions(settings: Settings, day: dt.date) -> dict[str, list[dict[s
 
 @dataclass
 class Freshness:
-    """Which of a source table's partitions for a day hold rows."""
+    """Which of a source table's partitions hold rows of a day."""
 
     table: str
     day: dt.date
@@ -56,27 +57,42 @@ class Freshness:
     missing: list[dict[str, str]] = field(default_factory=list)
     #: Where the missing partitions were looked for.
     locations: list[str] = field(default_factory=list)
+    #: Partitions that must hold rows (the others are optional).
+    required: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def fresh(self) -> bool:
-        """At least one partition has rows: a quiet assessment type on a given day is normal."""
-        return bool(self.present)
+        """Every required partition, and at least one partition, holds rows."""
+        return bool(self.present) and all(values in self.present for values in self.required)
 
     def as_dict(self) -> dict[str, object]:
         return {"table": self.table, "day": self.day.isoformat(), "present": self.present, "missing": self.missing}
 
 
 def freshness(settings: Settings, day: dt.date, table_name: str) -> Freshness:
-    """Which of ``table_name``'s partitions for ``day`` hold rows (counted from Parquet footers,
-    so a file with a schema and no rows is no data). Reads the lake itself, S3 on ``aws``: the
-    raw tables use partition projection, so Glue has no partitions of theirs to ask about."""
+    """Which of ``table_name``'s partitions hold rows of ``day``, from the Parquet footers alone.
+
+    A file with a schema and no rows is no data. A partition coarser than a day (``ocean_scores``
+    by month) holds the day when some row group's ``timestamp`` statistics reach into it. Reads
+    the lake itself (S3 on ``aws``): the raw tables use partition projection, so Glue has no
+    partitions of theirs to ask about.
+    """
     table = load_catalog(settings.lake_uri, settings.database).table(table_name)
     lake = get_lake(settings)
     lake.check()
-    report = Freshness(table_name, day)
-    for values in source_partitions(settings, day)[table_name]:
-        files = lake.partition_files(table, values)
-        if any(lake.row_count(f) > 0 for f in files):
+    wanted = source_partitions(settings, day)[table_name]
+    required_types = {t.strip() for t in settings.required_assessment_types.split(",") if t.strip()}
+    unknown = required_types - {v.get("assessment_type") for v in wanted}
+    if table_name == "assessment_events" and unknown:
+        raise ConfigError(f"IOC_REQUIRED_ASSESSMENT_TYPES names {', '.join(sorted(unknown))}, which are not "
+                          f"assessment types: use some of {', '.join(v['assessment_type'] for v in wanted)}")
+    report = Freshness(table_name, day, required=[
+        v for v in wanted if "assessment_type" not in v or v["assessment_type"] in required_types])
+    by_timestamp = "date" not in table.partition_names
+    for values in wanted:
+        footers = [lake.footer(f) for f in lake.partition_files(table, values)]
+        rows = sum(_rows_on(meta, day) if by_timestamp else meta.num_rows for meta in footers)
+        if rows > 0:
             report.present.append(values)
         else:
             report.missing.append(values)
@@ -84,9 +100,30 @@ def freshness(settings: Settings, day: dt.date, table_name: str) -> Freshness:
     return report
 
 
+def _rows_on(meta: pq.FileMetaData, day: dt.date) -> int:
+    """Rows in the row groups whose ``timestamp`` range overlaps ``day`` (all rows if the file
+    has no statistics for it: then the footer cannot tell, and the file counts)."""
+    start = dt.datetime.combine(day, dt.time())
+    end = start + dt.timedelta(days=1)
+    rows = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        stats = next((group.column(c).statistics for c in range(group.num_columns)
+                      if group.column(c).path_in_schema == "timestamp"), None)
+        if stats is None or not stats.has_min_max:
+            rows += group.num_rows
+        elif stats.min < end and stats.max >= start:
+            rows += group.num_rows
+    return rows
+
+
 def late_message(report: Freshness) -> str:
-    where = ", ".join(report.locations[:2]) + (" ..." if len(report.locations) > 2 else "")
-    return f"{report.table} has no data for {report.day.isoformat()} (looked in {where})"
+    """What is missing: every partition if none holds the day, else the required ones that don't."""
+    missing = report.missing if not report.present else [v for v in report.required if v not in report.present]
+    where = [report.locations[report.missing.index(v)] for v in missing]
+    listed = ", ".join(where[:2]) + (" ..." if len(where) > 2 else "")
+    what = "no data" if not report.present else "no data in its required partitions"
+    return f"{report.table} has {what} for {report.day.isoformat()} (looked in {listed})"
 
 
 def repair_partitions(settings: Settings, day: dt.date, window_days: int = REPAIR_WINDOW_DAYS) -> dict[str, object]:

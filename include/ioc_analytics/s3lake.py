@@ -112,7 +112,10 @@ class S3Lake:
         self.hook.get_conn().put_object(Bucket=bucket, Key=key, Body=b"")
 
     def row_count(self, file: DataFile) -> int:
-        """Rows in a Parquet object, from its footer: one ranged GET, two for a large footer."""
+        return self.footer(file).num_rows
+
+    def footer(self, file: DataFile) -> pq.FileMetaData:
+        """A Parquet object's footer: one ranged GET, two for a large footer."""
         bucket, key = split_s3_uri(file.path)
         client = self.hook.get_conn()
         tail = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{_FOOTER_GUESS}")["Body"].read()
@@ -122,7 +125,7 @@ class S3Lake:
         if len(tail) < 12 or tail[-4:] != b"PAR1":
             raise not_parquet(file.path, "it lacks the PAR1 footer")
         try:
-            return pq.read_metadata(pa.BufferReader(b"PAR1" + tail[-(length + 8):])).num_rows
+            return pq.read_metadata(pa.BufferReader(b"PAR1" + tail[-(length + 8):]))
         except (OSError, pa.ArrowException) as err:
             raise not_parquet(file.path, f"damaged footer: {err}") from None
 

@@ -48,6 +48,9 @@ class Settings:
     bytes_scanned_cutoff: int = 1_073_741_824
     #: How long a query may run before the engine stops it.
     query_timeout_s: int = 600
+    #: Assessment types whose partition must hold rows before a day is processed (comma-separated);
+    #: the others are optional: a quiet day for them is normal.
+    required_assessment_types: str = "personality"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ioc_analytics import pipeline
-from ioc_analytics.errors import BadDataFileError
+from ioc_analytics.errors import BadDataFileError, ConfigError
 from ioc_analytics.settings import get_settings
 
 DAY = dt.date(2024, 1, 10)
@@ -61,3 +61,30 @@ def test_a_file_that_is_not_parquet_is_named(lake_of_one_day, tmp_path):
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(BadDataFileError, match="export.parquet is not a readable Parquet file"):
         pipeline.freshness(_settings(lake_of_one_day, tmp_path), DAY, "assessment_events")
+
+
+def test_a_required_assessment_type_must_have_rows(lake_of_one_day, tmp_path):
+    shutil.rmtree(lake_of_one_day / "assessments" / FOLDER / "personality")
+    settings = _settings(lake_of_one_day, tmp_path)
+    report = pipeline.freshness(settings, DAY, "assessment_events")
+    assert not report.fresh and len(report.present) == 4
+    assert pipeline.late_message(report) == (
+        f"assessment_events has no data in its required partitions for {DAY} "
+        f"(looked in {lake_of_one_day.resolve()}/assessments/{FOLDER}/personality/)")
+    relaxed = get_settings(backend="local", lake_root=str(lake_of_one_day), state_dir=str(tmp_path / "s"),
+                           required_assessment_types="career")
+    assert pipeline.freshness(relaxed, DAY, "assessment_events").fresh
+    with pytest.raises(ConfigError, match="IOC_REQUIRED_ASSESSMENT_TYPES names quiz"):
+        pipeline.freshness(get_settings(lake_root=str(lake_of_one_day), required_assessment_types="quiz"),
+                           DAY, "assessment_events")
+
+
+def test_monthly_scores_are_fresh_only_once_they_reach_the_day(lake_of_one_day, tmp_path):
+    month = lake_of_one_day / "ocean_scores" / "2024" / "01"
+    for path in month.glob("*.parquet"):
+        if path.name > "part-20240105.parquet":
+            path.unlink()
+    settings = _settings(lake_of_one_day, tmp_path)
+    assert pipeline.freshness(settings, dt.date(2024, 1, 3), "ocean_scores").fresh
+    later = pipeline.freshness(settings, DAY, "ocean_scores")
+    assert not later.fresh and later.missing == [{"year": "2024", "month": "01"}]
