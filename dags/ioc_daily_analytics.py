@@ -5,20 +5,23 @@ Builds the day's aggregate tables from the assessment lake, checks them, and exp
 run processes one UTC day, its logical date, and is scheduled just after that day ends; a run
 triggered without a logical date processes the last complete day.
 
-`wait_for_assessment_events, wait_for_ocean_scores -> repair_partitions ->` for each aggregate
-`<name>.build -> <name>.check -> <name>.export`
+For each aggregate: `repair_partitions` and the sensors of the raw tables it reads
+(`wait_for_assessment_events`, `wait_for_ocean_scores`) `-> <name>.build -> <name>.check ->
+<name>.export`. A late `ocean_scores` holds back only the aggregates that read it.
 
 Aggregates (one partition per day; DDL in `include/sql/ddl/`, query in `include/sql/<name>.sql`):
 `daily_active_users`, `completion_rates`, `user_breakdowns`, `assessment_funnel`,
 `ocean_trait_percentiles` (month to date), `facet_summary`, `dark_side_summary`. Each is an
-asset (`ioc.<name>`) that its `build` task updates.
+asset (`ioc.<name>`) that its `check` task updates once the day's partition has passed.
 
 **Tasks, and what to do when one fails**
 
 - `wait_for_<table>`: waits (in reschedule mode, holding no worker slot) until the day's
-  partitions of the source table hold rows; at least one assessment type must, a quiet one is
-  only logged. *Fails when* the day is more than 6 h overdue: the message names the partitions,
-  where it looked and how late they are. Re-run once the upstream export has landed.
+  partitions of the source table hold rows: the assessment types in
+  `IOC_REQUIRED_ASSESSMENT_TYPES` must, a quiet optional one is only logged; the month's
+  `ocean_scores` must reach into the day. *Fails when* the day is more than 6 h overdue: the
+  message names the partitions, where it looked and how late they are. Clear it once the
+  upstream export has landed.
 - `repair_partitions`: makes the catalog's partitions of the aggregate tables (Glue on `aws`,
   the local registry on `local`) agree with the lake over the last 31 days; logs what it added,
   repointed, and what points at nothing. The raw tables use partition projection: nothing to do.
@@ -28,7 +31,8 @@ asset (`ioc.<name>`) that its `build` task updates.
   *Fails when* the query fails; the message has the error and the query id (the local query
   log, or the Athena history). The previous version stays in place.
 - `<name>.check`: `include/sql/checks/<name>.sql`, one check per column. *Fails when* the data is
-  wrong: that aggregate is not exported. Fix the source, then clear the `build` task to re-run.
+  wrong: the partition is rolled back to its earlier version (or to no data), so readers never
+  keep a day that failed, and nothing is exported. Fix the source, then clear the `build` task.
 - `<name>.export`: writes `<name>_<date>.csv` under the exports root. *Fails when* the exports
   location is not writable.
 
@@ -72,7 +76,7 @@ from ioc_analytics.tables import AGGREGATES, RAW_TABLES
     },
 )
 def ioc_daily_analytics():
-    waits = [LakeFreshnessSensor(task_id=f"wait_for_{table}", table=table) for table in RAW_TABLES]
+    waits = {table: LakeFreshnessSensor(task_id=f"wait_for_{table}", table=table) for table in RAW_TABLES}
 
     @task
     def repair_partitions() -> dict:
@@ -103,11 +107,12 @@ def ioc_daily_analytics():
             return pipeline.export_csv(settings, day, name, tags)
 
     repaired = repair_partitions()
-    waits >> repaired
-    for name in AGGREGATES:
+    for name, sources in AGGREGATES.items():
         with TaskGroup(group_id=name):
-            built = build.override(task_id="build", outlets=[Asset(name=f"ioc.{name}")])(name)
-            repaired >> built >> check.override(task_id="check")(name) >> export.override(task_id="export")(name)
+            built = build.override(task_id="build")(name)
+            checked = check.override(task_id="check", outlets=[Asset(name=f"ioc.{name}")])(name)
+            [repaired, *(waits[source] for source in sources)] >> built >> checked >> export.override(
+                task_id="export")(name)
 
 
 ioc_daily_analytics()

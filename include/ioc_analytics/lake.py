@@ -76,6 +76,8 @@ class Lake(Protocol):
 
     def write_marker(self, path: str) -> None: ...
 
+    def delete_object(self, path: str) -> None: ...
+
     def delete_prefix(self, location: str) -> list[str]:
         """Delete everything under a folder strictly inside the lake; return what was deleted."""
 
@@ -162,6 +164,9 @@ class LocalLake:
 
     def write_marker(self, path: str) -> None:
         Path(path).write_bytes(b"")
+
+    def delete_object(self, path: str) -> None:
+        Path(path).unlink(missing_ok=True)
 
     def delete_prefix(self, location: str) -> list[str]:
         folder = Path(location).resolve()

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMMIT_MARKER = "_ioc_committed"
+#: Written in place of the commit marker when a version fails its checks and is rolled back.
+REJECTED_MARKER = "_ioc_rejected"
 #: An unfinished version older than this is abandoned (its writer failed), not still being written.
 UNFINISHED_AFTER = timedelta(days=1)
 _VERSION = re.compile(r"v\d{8}T\d{12}-[0-9a-f]{6}")
@@ -110,6 +112,8 @@ class PartitionRegistry(Protocol):
 
     def register(self, table: Table, values: Mapping[str, str], location: str) -> None: ...
 
+    def unregister(self, table: Table, values: Mapping[str, str]) -> None: ...
+
 
 class LocalRegistry:
     """The local counterpart of Glue's partitions: one SQLite file in the state folder.
@@ -144,6 +148,11 @@ class LocalRegistry:
             con.execute("INSERT INTO partitions VALUES (?, ?, ?, ?) ON CONFLICT (table_name, key) "
                         "DO UPDATE SET location = excluded.location, registered_at = excluded.registered_at",
                         (table.name, key, location, datetime.now(UTC).isoformat()))
+
+    def unregister(self, table: Table, values: Mapping[str, str]) -> None:
+        with self._connect() as con:
+            con.execute("DELETE FROM partitions WHERE table_name = ? AND key = ?",
+                        (table.name, json.dumps(list(key_of(table, values)))))
 
 
 class GlueRegistry:
@@ -209,6 +218,10 @@ class GlueRegistry:
                 raise
             self.glue.update_partition(**common, PartitionValueList=partition["Values"], PartitionInput=partition)
 
+    def unregister(self, table: Table, values: Mapping[str, str]) -> None:
+        self.glue.delete_partition(DatabaseName=self.settings.database, TableName=table.name,
+                                   PartitionValues=list(key_of(table, values)))
+
 
 def get_registry(settings: Settings) -> PartitionRegistry:
     if settings.backend == "aws":
@@ -247,6 +260,32 @@ def publish(lake: Lake, registry: PartitionRegistry, table: Table, values: Mappi
             lake.delete_prefix(version.location)
             removed += 1
     log.info("%s %s now reads %s (%d older versions removed)", table.name, dict(values), now, removed)
+
+
+def roll_back(lake: Lake, registry: PartitionRegistry, table: Table, values: Mapping[str, str]) -> str | None:
+    """Take back the registered version of a partition that failed its checks.
+
+    The partition returns to the newest committed version older than the rejected one, or is
+    unregistered if there is none (the day then has no data, rather than wrong data). The
+    rejected version loses its commit marker, so repair never brings it back; it stays a day
+    for inspection, then repair deletes it. Returns the location now registered, or None.
+    """
+    rejected = registry.location(table, values)
+    if rejected is None:
+        return None
+    versions = group_versions(table, lake.list_all(table.partition_location(dict(values)))).get(
+        key_of(table, values), {})
+    lake.write_marker(rejected.rstrip("/") + "/" + REJECTED_MARKER)
+    lake.delete_object(rejected.rstrip("/") + "/" + COMMIT_MARKER)
+    older = sorted(n for n, v in versions.items() if v.committed and n < _version_name(rejected))
+    if older:
+        registry.register(table, values, versions[older[-1]].location)
+        log.warning("%s %s rolled back from %s to %s", table.name, dict(values), rejected, versions[older[-1]].location)
+        return versions[older[-1]].location
+    registry.unregister(table, values)
+    log.warning("%s %s unregistered: %s failed its checks and there is no earlier version", table.name,
+                dict(values), rejected)
+    return None
 
 
 def registered_listing(lake: Lake, registry: PartitionRegistry, table: Table) -> Listing:

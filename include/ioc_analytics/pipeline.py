@@ -166,15 +166,22 @@ def build_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[s
 
 
 def quality_gate(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> dict[str, bool]:
-    """Run ``include/sql/checks/<name>.sql``; fail naming every check that is false."""
+    """Run ``include/sql/checks/<name>.sql``; fail naming every check that is false, after rolling
+    the partition back (:func:`ioc_analytics.partitions.roll_back`), so that readers never keep a
+    day that failed its checks."""
     checks_sql = sql.render(f"checks/{name}", day)
     result = get_engine(settings).query(checks_sql.sql, checks_sql.parameters, tags=tags)
     checks = result.table.to_pylist()[0]
     failed = [check for check, passed in checks.items() if not passed]
     if failed:
+        table = load_catalog(settings.lake_uri, settings.database).table(name)
+        now = partitions.roll_back(get_lake(settings), partitions.get_registry(settings), table,
+                                   {"date": sql.date_values(day)["lake_date"]})
+        where = f"back to its earlier version {now}" if now else "to no data (there was no earlier version)"
         raise DataQualityError(
             f"{name} for {day.isoformat()} failed {len(failed)} of {len(checks)} checks: {', '.join(failed)}. "
-            f"Nothing of this date is exported; fix the source data and clear the task to re-run."
+            f"The partition was rolled {where} and nothing of it is exported; fix the source data, "
+            "then clear the build task to re-run."
         )
     log.info("%s for %s passed %d checks", name, day, len(checks))
     return checks

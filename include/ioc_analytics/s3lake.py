@@ -111,6 +111,10 @@ class S3Lake:
         bucket, key = split_s3_uri(path)
         self.hook.get_conn().put_object(Bucket=bucket, Key=key, Body=b"")
 
+    def delete_object(self, path: str) -> None:
+        bucket, key = split_s3_uri(path)
+        self.hook.get_conn().delete_object(Bucket=bucket, Key=key)
+
     def row_count(self, file: DataFile) -> int:
         return self.footer(file).num_rows
 

@@ -8,13 +8,14 @@ to that. Kept apart from the rest of the package because DAG files import it at 
 #: The tables that arrive from IOC's product (and from ``ioc generate``), with partition projection.
 RAW_TABLES = ("assessment_events", "ocean_scores")
 
-#: The aggregate tables the daily DAG builds, in the order it shows them.
-AGGREGATES = (
-    "daily_active_users",
-    "completion_rates",
-    "user_breakdowns",
-    "assessment_funnel",
-    "ocean_trait_percentiles",
-    "facet_summary",
-    "dark_side_summary",
-)
+#: The aggregate tables the daily DAG builds, in the order it shows them, each with the raw tables
+#: it reads (its build waits for those only).
+AGGREGATES = {
+    "daily_active_users": ("assessment_events",),
+    "completion_rates": ("assessment_events",),
+    "user_breakdowns": ("assessment_events",),
+    "assessment_funnel": ("assessment_events", "ocean_scores"),
+    "ocean_trait_percentiles": ("ocean_scores",),
+    "facet_summary": ("ocean_scores",),
+    "dark_side_summary": ("ocean_scores",),
+}

@@ -121,16 +121,16 @@ def test_daily_run_processes_the_day_that_has_ended(dag_bag):
     assert manual == DataInterval(day, day.add(days=1))
 
 
-def test_each_aggregate_is_an_asset_that_its_build_task_updates(dag_bag):
+def test_each_aggregate_is_an_asset_updated_once_checked_and_waits_for_its_sources_only(dag_bag):
     from ioc_analytics.tables import AGGREGATES
 
     dag = dag_bag.dags["ioc_daily_analytics"]
-    for name in AGGREGATES:
-        outlets = dag.get_task(f"{name}.build").outlets
-        assert [o.name for o in outlets] == [f"ioc.{name}"], name
+    for name, sources in AGGREGATES.items():
+        assert [o.name for o in dag.get_task(f"{name}.check").outlets] == [f"ioc.{name}"], name
+        assert dag.get_task(f"{name}.build").outlets == []
         assert dag.get_task(f"{name}.export").upstream_task_ids == {f"{name}.check"}
         assert dag.get_task(f"{name}.check").upstream_task_ids == {f"{name}.build"}
-        assert dag.get_task(f"{name}.build").upstream_task_ids == {"repair_partitions"}
-    assert dag.get_task("repair_partitions").upstream_task_ids == {"wait_for_assessment_events",
-                                                                   "wait_for_ocean_scores"}
+        assert dag.get_task(f"{name}.build").upstream_task_ids == {"repair_partitions"} | {
+            f"wait_for_{source}" for source in sources}
+    assert dag.get_task("repair_partitions").upstream_task_ids == set()
     assert {t.mode for t in dag.tasks if t.task_id.startswith("wait_for_")} == {"reschedule"}

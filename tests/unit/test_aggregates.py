@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -195,3 +196,37 @@ def test_the_guides_essential_queries_read_the_aggregates_cheaply(built, expecte
     assert cheap.stats.bytes_scanned < raw.stats.bytes_scanned
     rendered = sql.render("daily_active_users", DAY)
     assert rendered.parameters  # the aggregate itself binds its dates
+
+
+def test_a_failed_check_rolls_the_partition_back_and_repair_leaves_it_there(sample_lake, tmp_path):
+    from ioc_analytics import partitions
+    from ioc_analytics.catalog import load_catalog
+    from ioc_analytics.errors import DataQualityError
+    from ioc_analytics.lake import LocalLake
+
+    lake, state = tmp_path / "lake", tmp_path / "state"
+    shutil.copytree(sample_lake, lake, ignore=shutil.ignore_patterns("aggregates"))
+    settings = _settings(lake, state)
+    table = load_catalog(settings.lake_uri).table("completion_rates")
+    registry, values = partitions.get_registry(settings), {"date": DAY.strftime("%Y/%m/%d")}
+    pipeline.build_aggregate(settings, DAY, "completion_rates", TAGS)
+    earlier = registry.location(table, values)
+    pipeline.build_aggregate(settings, DAY, "completion_rates", TAGS)
+    rejected = registry.location(table, values)
+    shutil.rmtree(lake / "assessments" / DAY.strftime("%Y/%m/%d") / "career")  # the source changed under it
+
+    with pytest.raises(DataQualityError, match="sessions_match_source.*rolled back to its earlier version"):
+        pipeline.quality_gate(settings, DAY, "completion_rates", TAGS)
+
+    assert registry.location(table, values) == earlier
+    assert sorted(p.name for p in Path(rejected).iterdir()) == ["_ioc_rejected", "part-00000.parquet"]
+    repaired = partitions.repair(LocalLake(settings.lake_uri), registry, table, [values])
+    assert registry.location(table, values) == earlier and not repaired.repointed
+
+    # With no earlier version, the day is unregistered: no data rather than wrong data.
+    registry.unregister(table, values)
+    pipeline.build_aggregate(settings, dt.date(2024, 1, 20), "completion_rates", TAGS)
+    shutil.rmtree(lake / "assessments" / "2024/01/20" / "career")
+    with pytest.raises(DataQualityError, match="rolled to no data"):
+        pipeline.quality_gate(settings, dt.date(2024, 1, 20), "completion_rates", TAGS)
+    assert registry.location(table, {"date": "2024/01/20"}) is None

@@ -43,3 +43,12 @@ def test_a_pasted_identifier_must_be_a_plain_name():
 def test_parameters_follow_the_order_of_the_text():
     rendered = sql.render("daily_active_users", DAY)
     assert rendered.parameters == ["2023/12/16", "2024/01/15", "2024/01/15"]
+
+
+def test_each_aggregate_reads_exactly_the_sources_it_waits_for():
+    from ioc_analytics.tables import AGGREGATES, RAW_TABLES
+
+    for name, sources in AGGREGATES.items():
+        tree = sqlglot.parse_one(sql.render(name, DAY).sql, read="athena")
+        read = {t.name for t in tree.find_all(exp.Table)} & set(RAW_TABLES)
+        assert read == set(sources), name
