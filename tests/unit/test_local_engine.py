@@ -310,3 +310,22 @@ def test_unnest_of_a_map_gives_one_row_per_entry(local_engine, sample_lake):
     for row in result:
         values = expected[row["indicator"]]
         assert row["n"] == len(values) and row["mean_risk"] == pytest.approx(sum(values) / len(values))
+
+
+def test_approx_percentile_on_groups_larger_than_the_sample(day_of_150k_events, tmp_path):
+    """Above RESERVOIR_SIZE values a group is sampled: the rank stays within 2 % of p."""
+    import numpy as np
+
+    from ioc_analytics.engine.local import RESERVOIR_SIZE
+    from tests.helpers import read_scores
+
+    engine = LocalEngine(get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path)))
+    got = engine.query("SELECT industry, COUNT(*) AS n, approx_percentile(openness, ARRAY[0.1, 0.5, 0.9]) AS q "
+                       "FROM ocean_scores WHERE year = '2024' AND month = '01' GROUP BY industry").table.to_pylist()
+    scores = read_scores(day_of_150k_events)
+    assert max(r["n"] for r in got) > RESERVOIR_SIZE
+    for row in got:
+        ordered = np.sort(scores.loc[scores["industry"] == row["industry"], "openness"].to_numpy())
+        for p, value in zip((0.1, 0.5, 0.9), row["q"], strict=True):
+            rank = np.searchsorted(ordered, value, side="right") / len(ordered)
+            assert abs(rank - p) <= 0.02, (row["industry"], p, rank)

@@ -57,6 +57,8 @@ from ioc_analytics.settings import Settings
 from ioc_analytics.tables import RAW_TABLES
 
 _VIEW_PREFIX = "__ioc_"
+#: Values sampled per group for approx_percentile (see _fix_dialect_gaps).
+RESERVOIR_SIZE = 16384
 
 
 @dataclass
@@ -515,8 +517,11 @@ def _fix_dialect_gaps(tree: exp.Expression) -> None:
 
     - ``cardinality(m)`` comes out as ``ARRAY_LENGTH(m)``, which DuckDB refuses for maps;
       DuckDB's ``cardinality`` counts map entries as Athena's does.
-    - ``approx_percentile(x, ARRAY[...])`` (one digest, several percentiles) comes out cast to
-      DOUBLE; DuckDB's ``approx_quantile`` with a list returns the list, as Athena does.
+    - ``approx_percentile`` becomes DuckDB's ``reservoir_quantile`` over a uniform sample of
+      RESERVOIR_SIZE values per group: exact below that, a rank error of about 0.4 % (one
+      standard deviation) above it, within Athena's own (its default accuracy is 1 %). DuckDB's
+      ``approx_quantile`` (a t-digest) is three times slower here, and sqlglot casts its list
+      form (``approx_percentile(x, ARRAY[...])``: several percentiles, one pass) to DOUBLE.
     - ``CROSS JOIN UNNEST(m) AS t(k, v)`` gives one row per map entry on Athena; DuckDB's UNNEST
       takes lists only, so it becomes a lateral subquery that unnests the keys and the values
       side by side.
@@ -525,9 +530,9 @@ def _fix_dialect_gaps(tree: exp.Expression) -> None:
         if _is_map(node.this):
             node.replace(exp.Anonymous(this="cardinality", expressions=[node.this.copy()]))
     for node in list(tree.find_all(exp.ApproxQuantile)):
-        if isinstance(node.args.get("quantile"), exp.Array):
-            node.replace(exp.Anonymous(this="approx_quantile", expressions=[node.this.copy(),
-                                                                            node.args["quantile"].copy()]))
+        if not node.args.get("weight") and not node.args.get("accuracy"):
+            node.replace(exp.Anonymous(this="reservoir_quantile", expressions=[
+                node.this.copy(), node.args["quantile"].copy(), exp.Literal.number(RESERVOIR_SIZE)]))
     for node in list(tree.find_all(exp.Unnest)):
         alias = node.args.get("alias")
         if len(node.expressions) != 1 or not _is_map(node.expressions[0]) or not alias or len(alias.columns) != 2:
