@@ -81,7 +81,7 @@ def expected_aggregates(events: pd.DataFrame, scores: pd.DataFrame, day: dt.date
 
     frames = []
     for dimension in ("region", "role", "experience"):
-        grouped = today.assign(value=today[dimension].fillna("unknown")).groupby("value").agg(
+        grouped = today.assign(value=today[dimension]).groupby("value", dropna=False).agg(
             users=("anonymous_user_id", "nunique"), sessions=("completed", "size"),
             completed_sessions=("completed", "sum"))
         frames.append(grouped.reset_index().assign(dimension=dimension))

@@ -230,3 +230,24 @@ def test_a_failed_check_rolls_the_partition_back_and_repair_leaves_it_there(samp
     with pytest.raises(DataQualityError, match="rolled to no data"):
         pipeline.quality_gate(settings, dt.date(2024, 1, 20), "completion_rates", TAGS)
     assert registry.location(table, {"date": "2024/01/20"}) is None
+
+
+def test_breakdowns_keep_sessions_without_the_attribute_as_null(sample_lake, tmp_path):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    lake, state = tmp_path / "lake", tmp_path / "state"
+    shutil.copytree(sample_lake, lake, ignore=shutil.ignore_patterns("aggregates"))
+    path = next((lake / "assessments" / DAY.strftime("%Y/%m/%d") / "career").glob("*.parquet"))
+    data = pq.read_table(path)
+    blank = pa.array([i % 3 == 0 for i in range(data.num_rows)])
+    region = pc.if_else(blank, pa.scalar(None, pa.string()), data["region"])
+    pq.write_table(data.set_column(data.schema.get_field_index("region"), "region", region), path)
+    settings = _settings(lake, state)
+
+    pipeline.build_aggregate(settings, DAY, "user_breakdowns", TAGS)
+    assert all(pipeline.quality_gate(settings, DAY, "user_breakdowns", TAGS).values())
+    got = read_aggregate(state, "user_breakdowns", DAY)
+    missing = got[(got["dimension"] == "region") & got["value"].isna()]
+    assert missing["sessions"].tolist() == [pc.sum(blank).as_py()]

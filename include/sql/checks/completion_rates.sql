@@ -1,7 +1,9 @@
 -- Data-quality gate for one day of completion_rates: each column is one check, true when it passes.
 SELECT
   COUNT(*) > 0 AS has_rows,
-  COUNT(*) = COUNT(DISTINCT device || '/' || assessment_type) AS one_row_per_device_and_type,
+  COUNT(*) = (
+    SELECT COUNT(*) FROM (SELECT DISTINCT device, assessment_type FROM completion_rates WHERE date = {{ lake_date }})
+  ) AS one_row_per_device_and_type,
   COALESCE(BOOL_AND(completed_sessions <= total_sessions), false) AS completed_not_above_total,
   COALESCE(BOOL_AND(completion_rate BETWEEN 0 AND 1), false) AS rates_between_0_and_1,
   COALESCE(BOOL_AND(avg_completion_time_s IS NULL OR avg_completion_time_s > 0), false) AS times_positive,
