@@ -127,8 +127,6 @@ class Table:
         """The Parquet schema of the table's data files (partition keys live in the path)."""
         return pa.schema([pa.field(c.name, arrow_type(c.type)) for c in self.columns])
 
-    def sqlglot_schema(self) -> dict[str, str]:
-        return {c.name: c.type.sql("duckdb") for c in self.all_columns}
 
 
 _JAVA_DATE_TOKENS = {"yyyy": r"\d{4}", "MM": r"\d{2}", "dd": r"\d{2}", "HH": r"\d{2}"}

@@ -62,9 +62,6 @@ class Lake(Protocol):
 
     def partition_files(self, table: Table, values: dict[str, str]) -> list[DataFile]: ...
 
-    def row_count(self, file: DataFile) -> int:
-        """Rows in a Parquet file, from its footer alone."""
-
     def footer(self, file: DataFile) -> pq.FileMetaData:
         """A Parquet file's footer: rows, row groups and their column statistics."""
 
@@ -138,9 +135,6 @@ class LocalLake:
         self.check()
         folder = table.partition_location(values)
         return [f for f in self._walk(folder) if os.path.dirname(f.path) == folder.rstrip("/")]
-
-    def row_count(self, file: DataFile) -> int:
-        return self.footer(file).num_rows
 
     def footer(self, file: DataFile) -> pq.FileMetaData:
         """The Parquet footer of a file: rows, row groups, schema."""

@@ -24,12 +24,9 @@ from ioc_analytics.engine import get_engine
 from ioc_analytics.errors import ConfigError, DataQualityError
 from ioc_analytics.lake import get_lake
 from ioc_analytics.settings import Settings
-from ioc_analytics.tables import RAW_TABLES
 
 log = logging.getLogger(__name__)
 
-#: The raw tables the daily pipeline reads.
-SOURCE_TABLES = RAW_TABLES
 #: How many days back partition repair compares the lake with the catalog.
 REPAIR_WINDOW_DAYS = 31
 

@@ -115,9 +115,6 @@ class S3Lake:
         bucket, key = split_s3_uri(path)
         self.hook.get_conn().delete_object(Bucket=bucket, Key=key)
 
-    def row_count(self, file: DataFile) -> int:
-        return self.footer(file).num_rows
-
     def footer(self, file: DataFile) -> pq.FileMetaData:
         """A Parquet object's footer: one ranged GET, two for a large footer."""
         bucket, key = split_s3_uri(file.path)

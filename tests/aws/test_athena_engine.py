@@ -534,9 +534,9 @@ def test_s3_lake_counts_rows_from_the_footer(aws_settings, moto):
     assert len(objects["big-footer.parquet"][0]) > 64 * 1024
 
     for name, (body, rows) in objects.items():
-        assert lake.row_count(DataFile(f"s3://{LAKE_BUCKET}/assessments/{name}", len(body))) == rows, name
+        assert lake.footer(DataFile(f"s3://{LAKE_BUCKET}/assessments/{name}", len(body))).num_rows == rows, name
     with pytest.raises(BadDataFileError, match="not-parquet.parquet is not a readable Parquet file"):
-        lake.row_count(DataFile(f"s3://{LAKE_BUCKET}/assessments/not-parquet.parquet", 32))
+        lake.footer(DataFile(f"s3://{LAKE_BUCKET}/assessments/not-parquet.parquet", 32))
 
 
 @pytest.mark.parametrize(("code", "status", "retryable"), [
