@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -175,6 +176,24 @@ class LocalEngine:
         cost guard)."""
         plan = self._plan(sql, list(parameters))
         return [(s.table.name, s.files, s.columns_read) for s in plan.scans]
+
+    def create_view(self, sql: str, parameters: Sequence[object], database: Path, name: str) -> _Scan:
+        """Persist, in the DuckDB file ``database``, a view ``name`` over the partitions that
+        ``sql`` selects of the one table it reads (their files only: the partition filter is
+        applied by choosing them). Great Expectations validates that view. Returns the scan,
+        with the rows and the columns each partition's files hold."""
+        plan = self._plan(sql, list(parameters))
+        if len(plan.scans) != 1:
+            raise QueryError(f"a validation view reads one table; the query reads {len(plan.scans)}")
+        self._read_footers(plan)
+        scan = plan.scans[0]
+        body = _view_body(scan)
+        con = duckdb.connect(str(database))
+        try:
+            con.execute(f"CREATE OR REPLACE VIEW {exp.to_identifier(name).sql('duckdb')} AS {body}")
+        finally:
+            con.close()
+        return scan
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -465,8 +484,8 @@ def _select_partitions(
     return [partitions[i] for (i,) in sorted(rows)]
 
 
-def _view_sql(scan: _Scan) -> str:
-    """A view with the table's columns over only the scan's files.
+def _view_body(scan: _Scan) -> str:
+    """The SELECT of a view with the table's columns over only the scan's files.
 
     One ``read_parquet`` per partition, its partition values as constants, all UNION ALL'ed.
     (Deriving the values from DuckDB's ``filename`` column would be one scan, but DuckDB 2.0.1's
@@ -488,7 +507,11 @@ def _view_sql(scan: _Scan) -> str:
             keys = [exp.alias_(exp.Literal.string(partition.values[k]), k, quoted=True) for k in table.partition_names]
             branches.append(exp.select(*columns, *keys).from_(source).sql("duckdb"))
         body = " UNION ALL ".join(branches)
-    return f"CREATE TEMP VIEW {exp.to_identifier(scan.view).sql('duckdb')} AS {body}"
+    return body
+
+
+def _view_sql(scan: _Scan) -> str:
+    return f"CREATE TEMP VIEW {exp.to_identifier(scan.view).sql('duckdb')} AS {_view_body(scan)}"
 
 
 _DATA_READ = re.compile(r"Data Read:\s*([\d.]+)\s*(B|kB|MB|GB|TB)\b")
