@@ -54,7 +54,7 @@ def airflow_db() -> Path:
 
 # -- sample lakes, generated once per session -------------------------------------------------
 
-from tests.helpers import EVENTS_PER_DAY, RECENT_DAYS, TODAY  # noqa: E402
+from tests.helpers import EVENTS_PER_DAY, ONE_DAY, RECENT_DAYS, TODAY  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +85,20 @@ def local_engine(local_settings):
     from ioc_analytics.engine.local import LocalEngine
 
     return LocalEngine(local_settings)
+
+
+@pytest.fixture()
+def one_day_lake(sample_lake, tmp_path) -> Path:
+    """A copy of one day of events (every assessment type) and its month of scores, to damage."""
+    lake = tmp_path / "lake"
+    folder = ONE_DAY.strftime("%Y/%m/%d")
+    shutil.copytree(sample_lake / "assessments" / folder, lake / "assessments" / folder)
+    shutil.copytree(sample_lake / "ocean_scores" / "2024" / "01", lake / "ocean_scores" / "2024" / "01")
+    return lake
+
+
+@pytest.fixture()
+def one_day_settings(one_day_lake, tmp_path):
+    from ioc_analytics.settings import get_settings
+
+    return get_settings(backend="local", lake_root=str(one_day_lake), state_dir=str(tmp_path / "state"))

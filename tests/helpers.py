@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 TODAY = dt.datetime.now(dt.UTC).date()
 RECENT_DAYS = 35
 EVENTS_PER_DAY = 1500
+#: The day of the ``one_day_lake`` fixture, inside the sample lake's January 2024.
+ONE_DAY = dt.date(2024, 1, 10)
 
 
 def read_events(lake: Path) -> pd.DataFrame:

@@ -63,7 +63,17 @@ Key = tuple[str, ...]
 
 def new_version() -> str:
     """A version folder name that sorts by creation time."""
-    return f"v{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
+    return f"{_version_at(datetime.now(UTC))}-{uuid.uuid4().hex[:6]}"
+
+
+def _version_at(moment: datetime) -> str:
+    """The prefix of the names of versions created at ``moment``: names compare as times."""
+    return f"v{moment:%Y%m%dT%H%M%S%f}"
+
+
+def _abandoned_before() -> str:
+    """Unfinished versions whose names sort below this were started over a day ago."""
+    return _version_at(datetime.now(UTC) - UNFINISHED_AFTER)
 
 
 def version_location(table: Table, values: Mapping[str, str], version: str) -> str:
@@ -140,7 +150,12 @@ class LocalRegistry:
             return {tuple(json.loads(key)): location for key, location in rows}
 
     def location(self, table: Table, values: Mapping[str, str]) -> str | None:
-        return self.partitions(table).get(key_of(table, values))
+        if not self.path.exists():
+            return None
+        with self._connect() as con:
+            row = con.execute("SELECT location FROM partitions WHERE table_name = ? AND key = ?",
+                              (table.name, json.dumps(list(key_of(table, values))))).fetchone()
+        return row[0] if row else None
 
     def register(self, table: Table, values: Mapping[str, str], location: str) -> None:
         key = json.dumps(list(key_of(table, values)))
@@ -161,6 +176,7 @@ class GlueRegistry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client = None
+        self._descriptors: dict[str, dict[str, Any]] = {}
 
     @property
     def glue(self) -> Any:
@@ -172,9 +188,12 @@ class GlueRegistry:
         return self._client
 
     def storage_descriptor(self, table: Table) -> dict[str, Any]:
-        """The Glue table's storage descriptor (a partition's, but for its location)."""
+        """The Glue table's storage descriptor (a partition's, but for its location); asked once
+        per table, since a repair registers many partitions of one table."""
         from botocore.exceptions import ClientError
 
+        if table.name in self._descriptors:
+            return self._descriptors[table.name]
         try:
             found = self.glue.get_table(DatabaseName=self.settings.database, Name=table.name)["Table"]
         except ClientError as err:
@@ -184,6 +203,7 @@ class GlueRegistry:
                     f"by running include/sql/ddl/{table.name}.sql in Athena (with the lake root as its location)"
                 ) from None
             raise
+        self._descriptors[table.name] = found["StorageDescriptor"]
         return found["StorageDescriptor"]
 
     def partitions(self, table: Table) -> dict[Key, str]:
@@ -252,7 +272,7 @@ def publish(lake: Lake, registry: PartitionRegistry, table: Table, values: Mappi
     now = registry.location(table, values) or location
     floor = min(ours, _version_name(now)) if _is_version(now) else ours
     keep = {_version_name(previous or ""), _version_name(now)}
-    abandoned = f"v{datetime.now(UTC) - UNFINISHED_AFTER:%Y%m%dT%H%M%S%f}"
+    abandoned = _abandoned_before()
     listed = lake.list_all(table.partition_location(dict(values)))
     removed = 0
     for name, version in sorted(group_versions(table, listed).get(key_of(table, values), {}).items()):
@@ -307,13 +327,13 @@ class RepairReport:
     repointed: list[dict[str, str]] = field(default_factory=list)
     #: Registered partitions whose location holds no data files.
     stale: list[dict[str, str]] = field(default_factory=list)
-    #: Version folders without a commit marker: writes that did not finish (or are still
-    #: running); those older than a day were deleted.
+    #: Version folders without a commit marker: builds that did not finish, are still running,
+    #: or were rolled back after failing their checks; those older than a day were deleted.
     incomplete: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.table}: {len(self.added)} added, {len(self.repointed)} repointed, "
-                f"{len(self.stale)} stale (registered, no data), {len(self.incomplete)} unfinished writes")
+                f"{len(self.stale)} stale (registered, no data), {len(self.incomplete)} uncommitted versions")
 
 
 def repair(lake: Lake, registry: PartitionRegistry, table: Table, window: Iterable[Mapping[str, str]]) -> RepairReport:
@@ -323,7 +343,7 @@ def repair(lake: Lake, registry: PartitionRegistry, table: Table, window: Iterab
     wanted = {key_of(table, values): dict(values) for values in window}
     registered = registry.partitions(table)
     versions = group_versions(table, lake.list_all(table.location))
-    abandoned = f"v{datetime.now(UTC) - UNFINISHED_AFTER:%Y%m%dT%H%M%S%f}"
+    abandoned = _abandoned_before()
     for key, values in sorted(wanted.items()):
         found = versions.get(key, {})
         committed = sorted(name for name, v in found.items() if v.committed)

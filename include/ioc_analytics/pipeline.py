@@ -145,7 +145,7 @@ def repair_partitions(settings: Settings, day: dt.date, window_days: int = REPAI
             for values in getattr(report, kind):
                 log.info("%s %s: %s", table.name, kind, values)
         for location in report.incomplete:
-            log.warning("%s: unfinished write at %s (no commit marker): a failed or running build; "
+            log.warning("%s: uncommitted version at %s (a failed, running or rolled-back build); "
                         "repair deletes it once it is a day old", table.name, location)
         outcome[table.name] = {"added": report.added, "repointed": report.repointed, "stale": report.stale,
                                "incomplete": len(report.incomplete)}

@@ -106,11 +106,9 @@ def validate_events(settings: Settings, day: dt.date) -> QualityReport:
     with tempfile.TemporaryDirectory(prefix="ioc-quality-") as scratch:
         database = Path(scratch) / "batch.duckdb"
         scan = engine.create_view(f"SELECT * FROM {table.name} WHERE date = ?", [lake_date], database, "batch")
-        report = QualityReport(table.name, f"date={lake_date}", rows=scan.rows, evaluated=0)
-        report.failures += _schema_drift(table, scan)
-        report.evaluated += 1
-        report.failures += _run_gx(database, event_suite(day))
-        report.evaluated += len(event_suite(day))
+        suite = event_suite(day)
+        report = QualityReport(table.name, f"date={lake_date}", rows=scan.rows, evaluated=1 + len(suite))
+        report.failures += _schema_drift(table, scan) + _run_gx(database, suite)
     _keep(settings, report, day)
     return report
 

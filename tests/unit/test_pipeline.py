@@ -12,21 +12,14 @@ import pytest
 from ioc_analytics import pipeline
 from ioc_analytics.errors import BadDataFileError, ConfigError
 from ioc_analytics.settings import get_settings
+from tests.helpers import ONE_DAY
 
-DAY = dt.date(2024, 1, 10)
+DAY = ONE_DAY
 FOLDER = DAY.strftime("%Y/%m/%d")
 
 
-@pytest.fixture()
-def lake_of_one_day(sample_lake, tmp_path):
-    lake = tmp_path / "lake"
-    shutil.copytree(sample_lake / "assessments" / FOLDER, lake / "assessments" / FOLDER)
-    shutil.copytree(sample_lake / "ocean_scores" / "2024" / "01", lake / "ocean_scores" / "2024" / "01")
-    return lake
 
 
-def _settings(lake, tmp_path):
-    return get_settings(backend="local", lake_root=str(lake), state_dir=str(tmp_path / "state"))
 
 
 def _empty(partition):
@@ -37,54 +30,54 @@ def _empty(partition):
     pq.write_table(pa.Table.from_pylist([], schema=schema), partition / "part-00000.parquet")
 
 
-def test_fresh_when_some_assessment_types_have_rows(lake_of_one_day, tmp_path):
-    shutil.rmtree(lake_of_one_day / "assessments" / FOLDER / "career")
-    _empty(lake_of_one_day / "assessments" / FOLDER / "leadership")
-    report = pipeline.freshness(_settings(lake_of_one_day, tmp_path), DAY, "assessment_events")
+def test_fresh_when_some_assessment_types_have_rows(one_day_lake, one_day_settings, tmp_path):
+    shutil.rmtree(one_day_lake / "assessments" / FOLDER / "career")
+    _empty(one_day_lake / "assessments" / FOLDER / "leadership")
+    report = pipeline.freshness(one_day_settings, DAY, "assessment_events")
     assert report.fresh and len(report.present) == 3
     assert report.missing == [{"date": FOLDER, "assessment_type": t} for t in ("leadership", "career")]
     assert report.locations[0].endswith(f"/assessments/{FOLDER}/leadership/")
-    scores = pipeline.freshness(_settings(lake_of_one_day, tmp_path), DAY, "ocean_scores")
+    scores = pipeline.freshness(one_day_settings, DAY, "ocean_scores")
     assert scores.fresh and scores.missing == []
 
 
-def test_files_without_rows_are_no_data(lake_of_one_day, tmp_path):
-    for partition in (lake_of_one_day / "assessments" / FOLDER).iterdir():
+def test_files_without_rows_are_no_data(one_day_lake, one_day_settings, tmp_path):
+    for partition in (one_day_lake / "assessments" / FOLDER).iterdir():
         _empty(partition)
-    report = pipeline.freshness(_settings(lake_of_one_day, tmp_path), DAY, "assessment_events")
+    report = pipeline.freshness(one_day_settings, DAY, "assessment_events")
     assert not report.fresh and len(report.missing) == 5
     assert pipeline.late_message(report).startswith(f"assessment_events has no data for {DAY} (looked in ")
 
 
-def test_a_file_that_is_not_parquet_is_named(lake_of_one_day, tmp_path):
-    bad = lake_of_one_day / "assessments" / FOLDER / "career" / "export.parquet"
+def test_a_file_that_is_not_parquet_is_named(one_day_lake, one_day_settings, tmp_path):
+    bad = one_day_lake / "assessments" / FOLDER / "career" / "export.parquet"
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(BadDataFileError, match="export.parquet is not a readable Parquet file"):
-        pipeline.freshness(_settings(lake_of_one_day, tmp_path), DAY, "assessment_events")
+        pipeline.freshness(one_day_settings, DAY, "assessment_events")
 
 
-def test_a_required_assessment_type_must_have_rows(lake_of_one_day, tmp_path):
-    shutil.rmtree(lake_of_one_day / "assessments" / FOLDER / "personality")
-    settings = _settings(lake_of_one_day, tmp_path)
+def test_a_required_assessment_type_must_have_rows(one_day_lake, one_day_settings, tmp_path):
+    shutil.rmtree(one_day_lake / "assessments" / FOLDER / "personality")
+    settings = one_day_settings
     report = pipeline.freshness(settings, DAY, "assessment_events")
     assert not report.fresh and len(report.present) == 4
     assert pipeline.late_message(report) == (
         f"assessment_events has no data in its required partitions for {DAY} "
-        f"(looked in {lake_of_one_day.resolve()}/assessments/{FOLDER}/personality/)")
-    relaxed = get_settings(backend="local", lake_root=str(lake_of_one_day), state_dir=str(tmp_path / "s"),
+        f"(looked in {one_day_lake.resolve()}/assessments/{FOLDER}/personality/)")
+    relaxed = get_settings(backend="local", lake_root=str(one_day_lake), state_dir=str(tmp_path / "s"),
                            required_assessment_types="career")
     assert pipeline.freshness(relaxed, DAY, "assessment_events").fresh
     with pytest.raises(ConfigError, match="IOC_REQUIRED_ASSESSMENT_TYPES names quiz"):
-        pipeline.freshness(get_settings(lake_root=str(lake_of_one_day), required_assessment_types="quiz"),
+        pipeline.freshness(get_settings(lake_root=str(one_day_lake), required_assessment_types="quiz"),
                            DAY, "assessment_events")
 
 
-def test_monthly_scores_are_fresh_only_once_they_reach_the_day(lake_of_one_day, tmp_path):
-    month = lake_of_one_day / "ocean_scores" / "2024" / "01"
+def test_monthly_scores_are_fresh_only_once_they_reach_the_day(one_day_lake, one_day_settings, tmp_path):
+    month = one_day_lake / "ocean_scores" / "2024" / "01"
     for path in month.glob("*.parquet"):
         if path.name > "part-20240105.parquet":
             path.unlink()
-    settings = _settings(lake_of_one_day, tmp_path)
+    settings = one_day_settings
     assert pipeline.freshness(settings, dt.date(2024, 1, 3), "ocean_scores").fresh
     later = pipeline.freshness(settings, DAY, "ocean_scores")
     assert not later.fresh and later.missing == [{"year": "2024", "month": "01"}]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,21 +12,14 @@ import pytest
 
 from ioc_analytics import quality
 from ioc_analytics.errors import DataQualityError
-from ioc_analytics.settings import get_settings
+from tests.helpers import ONE_DAY
 
-DAY = dt.date(2024, 1, 10)
+DAY = ONE_DAY
 FOLDER = DAY.strftime("%Y/%m/%d")
 
 
-@pytest.fixture()
-def day_lake(sample_lake, tmp_path):
-    lake = tmp_path / "lake"
-    shutil.copytree(sample_lake / "assessments" / FOLDER, lake / "assessments" / FOLDER)
-    return lake
 
 
-def _settings(lake, tmp_path):
-    return get_settings(backend="local", lake_root=str(lake), state_dir=str(tmp_path / "state"))
 
 
 def _rewrite(lake, kind, change):
@@ -41,8 +33,8 @@ def _set(table, column, index, value):
     return table.set_column(table.schema.get_field_index(column), column, pa.array(values, table[column].type))
 
 
-def test_good_data_passes_and_the_results_are_kept(day_lake, tmp_path):
-    report = quality.validate_events(_settings(day_lake, tmp_path), DAY)
+def test_good_data_passes_and_the_results_are_kept(one_day_lake, one_day_settings, tmp_path):
+    report = quality.validate_events(one_day_settings, DAY)
     assert report.failures == [] and report.rows > 1000 and report.evaluated == len(quality.event_suite(DAY)) + 1
     quality.gate(report)
     kept = json.loads((tmp_path / "state" / "quality" / "assessment_events" / f"{DAY}.json").read_text())
@@ -63,9 +55,9 @@ def test_good_data_passes_and_the_results_are_kept(day_lake, tmp_path):
     (lambda t: t.append_column("tracking_pixel", pa.array(["x"] * t.num_rows)), ["unexpected ['tracking_pixel']"]),
 ], ids=["null-id", "unknown-device", "negative-time", "absurd-time", "outside-partition", "duplicates",
         "column-missing", "column-added"])
-def test_each_fault_is_caught_with_a_clear_message(day_lake, tmp_path, fault, words):
-    _rewrite(day_lake, "career", fault)
-    report = quality.validate_events(_settings(day_lake, tmp_path), DAY)
+def test_each_fault_is_caught_with_a_clear_message(one_day_lake, one_day_settings, tmp_path, fault, words):
+    _rewrite(one_day_lake, "career", fault)
+    report = quality.validate_events(one_day_settings, DAY)
     with pytest.raises(DataQualityError) as caught:
         quality.gate(report)
     message = str(caught.value)
