@@ -5,9 +5,10 @@ Builds the day's aggregate tables from the assessment lake, checks them, and exp
 run processes one UTC day, its logical date, and is scheduled just after that day ends; a run
 triggered without a logical date processes the last complete day.
 
-For each aggregate: `repair_partitions` and the sensors of the raw tables it reads
-(`wait_for_assessment_events`, `wait_for_ocean_scores`) `-> <name>.build -> <name>.check ->
-<name>.export`. A late `ocean_scores` holds back only the aggregates that read it.
+For each raw table, `wait_for_<table> -> validate_<table>`; for each aggregate,
+`repair_partitions` and the validations of the raw tables it reads `-> <name>.build ->
+<name>.check -> <name>.export`. A late or bad `ocean_scores` holds back only the aggregates that
+read it.
 
 Aggregates (one partition per day; DDL in `include/sql/ddl/`, query in `include/sql/<name>.sql`):
 `daily_active_users`, `completion_rates`, `user_breakdowns`, `assessment_funnel`,
@@ -22,6 +23,17 @@ asset (`ioc.<name>`) that its `check` task updates once the day's partition has 
   `ocean_scores` must reach into the day. *Fails when* the day is more than 6 h overdue: the
   message names the partitions, where it looked and how late they are. Clear it once the
   upstream export has landed.
+- `validate_<table>`: the table's data-quality suite on the day (Great Expectations on DuckDB,
+  `include/ioc_analytics/quality.py`): files are Parquet with the DDL's columns and types, ids
+  present, known devices and platforms, sane completion times, timestamps inside the day, no
+  duplicates, traits and maps in range, volume in line with the same weekday of the last 4 weeks.
+  *Fails when* an error-level check fails: the message names the partition, the check, how many
+  rows fail and a few values, and nothing that reads the table is built or exported for the day.
+  The report is kept in the lake (`quality/<table>/<date>.json`; `ioc quality <date>` prints the
+  day). Warnings (an unknown app version, a moderate volume change) are logged and the day goes
+  on. With `IOC_QUARANTINE=true`, a failing partition of an optional assessment type is moved to
+  `quarantine/` and the day goes on without it. Fix or re-deliver the source, then clear this
+  task: a passing re-run releases the quarantine.
 - `repair_partitions`: makes the catalog's partitions of the aggregate tables (Glue on `aws`,
   the local registry on `local`) agree with the lake over the last 31 days; logs what it added,
   repointed, and what points at nothing. The raw tables use partition projection: nothing to do.
@@ -86,6 +98,13 @@ def ioc_daily_analytics():
             return pipeline.repair_partitions(settings, day)
 
     @task
+    def validate(table: str) -> dict:
+        from ioc_analytics import pipeline, runtime
+
+        with runtime.step() as (settings, day, _):
+            return pipeline.validate_source(settings, day, table)
+
+    @task
     def build(name: str) -> dict:
         from ioc_analytics import pipeline, runtime
 
@@ -107,11 +126,14 @@ def ioc_daily_analytics():
             return pipeline.export_csv(settings, day, name, tags)
 
     repaired = repair_partitions()
+    validated = {table: validate.override(task_id=f"validate_{table}")(table) for table in RAW_TABLES}
+    for table in RAW_TABLES:
+        waits[table] >> validated[table]
     for name, sources in AGGREGATES.items():
         with TaskGroup(group_id=name):
             built = build.override(task_id="build")(name)
             checked = check.override(task_id="check", outlets=[Asset(name=f"ioc.{name}")])(name)
-            [repaired, *(waits[source] for source in sources)] >> built >> checked >> export.override(
+            [repaired, *(validated[source] for source in sources)] >> built >> checked >> export.override(
                 task_id="export")(name)
 
 

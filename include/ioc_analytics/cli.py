@@ -3,6 +3,8 @@
     ioc generate --lake DIR --start YYYY-MM-DD --days N --events-per-day N --seed S
     ioc query [--format table|csv|json] "SQL"      (or - to read the SQL from stdin)
     ioc tables
+    ioc quality YYYY-MM-DD [--validate]             the day's data-quality reports
+    ioc fault --lake DIR --date YYYY-MM-DD --fault NAME [--assessment-type T]
 
 Results go to stdout; statistics (bytes scanned, cost) and errors to stderr, so that
 ``ioc query --format csv ... > out.csv`` gives a clean file. A problem the user can fix prints
@@ -54,6 +56,19 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--max-rows", type=_positive, default=200, help="rows shown by --format table")
 
     sub.add_parser("tables", help="list the catalog's tables, columns and partition keys")
+
+    quality = sub.add_parser("quality", help="show a day's data-quality reports (exit 1 if one failed)")
+    quality.add_argument("date", type=_date, help="the day, YYYY-MM-DD")
+    quality.add_argument("--validate", action="store_true", help="validate the raw tables now, then show")
+
+    from ioc_analytics.generate import ASSESSMENT_TYPES, FAULTS
+
+    fault = sub.add_parser("fault", help="damage one day of a generated lake (the bad-input corpus)")
+    fault.add_argument("--lake", required=True)
+    fault.add_argument("--date", required=True, type=_date)
+    fault.add_argument("--fault", required=True, choices=sorted(FAULTS))
+    fault.add_argument("--assessment-type", choices=ASSESSMENT_TYPES, default="personality",
+                       help="the events partition to damage (events faults only)")
     return parser
 
 
@@ -106,10 +121,31 @@ def _tables(_: argparse.Namespace) -> None:
             print(f"    {key.name:<24} {key.athena_type}  (partition key)")
 
 
+def _quality(args: argparse.Namespace) -> int:
+    from ioc_analytics import quality
+    from ioc_analytics.settings import get_settings
+    from ioc_analytics.tables import RAW_TABLES
+
+    settings = get_settings()
+    if args.validate:
+        for table in RAW_TABLES:
+            quality.validate_source(settings, args.date, table)
+    reports = quality.load_reports(settings, args.date)
+    print(quality.render(reports))
+    return 0 if reports and all(r["passed"] for r in reports) else 1
+
+
+def _fault(args: argparse.Namespace) -> None:
+    from ioc_analytics.generate import inject_fault
+
+    print(f"damaged {inject_fault(args.lake, args.date, args.fault, args.assessment_type)} with {args.fault}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"generate": _generate, "query": _query, "tables": _tables}[args.command](args)
+        commands = {"generate": _generate, "query": _query, "tables": _tables, "quality": _quality, "fault": _fault}
+        return commands[args.command](args) or 0
     except BrokenPipeError:  # `ioc query ... | head`
         return 0
     except IocError as err:
@@ -125,7 +161,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         raise
-    return 0
 
 
 if __name__ == "__main__":

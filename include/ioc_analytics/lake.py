@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -74,6 +75,18 @@ class Lake(Protocol):
     def write_marker(self, path: str) -> None: ...
 
     def delete_object(self, path: str) -> None: ...
+
+    def put_bytes(self, path: str, data: bytes) -> None:
+        """Write a small object (a report, a manifest) whole: readers see the old one or the new one."""
+
+    def get_bytes(self, path: str) -> bytes | None:
+        """A small object's content, or None if there is none."""
+
+    def move(self, source: str, target: str) -> None:
+        """Move one object (quarantine moves data files aside, and back)."""
+
+    def fetch(self, file: DataFile, scratch: Path) -> DataFile:
+        """A local copy of ``file`` (the file itself when it is local), streamed to ``scratch``."""
 
     def delete_prefix(self, location: str) -> list[str]:
         """Delete everything under a folder strictly inside the lake; return what was deleted."""
@@ -161,6 +174,23 @@ class LocalLake:
 
     def delete_object(self, path: str) -> None:
         Path(path).unlink(missing_ok=True)
+
+    def put_bytes(self, path: str, data: bytes) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, target)
+
+    def get_bytes(self, path: str) -> bytes | None:
+        return Path(path).read_bytes() if Path(path).is_file() else None
+
+    def move(self, source: str, target: str) -> None:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+
+    def fetch(self, file: DataFile, scratch: Path) -> DataFile:
+        return file
 
     def delete_prefix(self, location: str) -> list[str]:
         folder = Path(location).resolve()

@@ -44,6 +44,18 @@ def source_partitions(settings: Settings, day: dt.date) -> dict[str, list[dict[s
     }
 
 
+def required_partitions(settings: Settings, day: dt.date, table_name: str) -> list[dict[str, str]]:
+    """The source partitions the day cannot be computed without: the assessment types in
+    ``IOC_REQUIRED_ASSESSMENT_TYPES``, and the month of ``ocean_scores``."""
+    wanted = source_partitions(settings, day)[table_name]
+    required_types = {t.strip() for t in settings.required_assessment_types.split(",") if t.strip()}
+    unknown = required_types - {v.get("assessment_type") for v in wanted}
+    if table_name == "assessment_events" and unknown:
+        raise ConfigError(f"IOC_REQUIRED_ASSESSMENT_TYPES names {', '.join(sorted(unknown))}, which are not "
+                          f"assessment types: use some of {', '.join(v['assessment_type'] for v in wanted)}")
+    return [v for v in wanted if "assessment_type" not in v or v["assessment_type"] in required_types]
+
+
 @dataclass
 class Freshness:
     """Which of a source table's partitions hold rows of a day."""
@@ -78,17 +90,11 @@ def freshness(settings: Settings, day: dt.date, table_name: str) -> Freshness:
     lake = get_lake(settings)
     lake.check()
     wanted = source_partitions(settings, day)[table_name]
-    required_types = {t.strip() for t in settings.required_assessment_types.split(",") if t.strip()}
-    unknown = required_types - {v.get("assessment_type") for v in wanted}
-    if table_name == "assessment_events" and unknown:
-        raise ConfigError(f"IOC_REQUIRED_ASSESSMENT_TYPES names {', '.join(sorted(unknown))}, which are not "
-                          f"assessment types: use some of {', '.join(v['assessment_type'] for v in wanted)}")
-    report = Freshness(table_name, day, required=[
-        v for v in wanted if "assessment_type" not in v or v["assessment_type"] in required_types])
+    report = Freshness(table_name, day, required=required_partitions(settings, day, table_name))
     by_timestamp = "date" not in table.partition_names
     for values in wanted:
         footers = [lake.footer(f) for f in lake.partition_files(table, values)]
-        rows = sum(_rows_on(meta, day) if by_timestamp else meta.num_rows for meta in footers)
+        rows = sum(rows_on(meta, day) if by_timestamp else meta.num_rows for meta in footers)
         if rows > 0:
             report.present.append(values)
         else:
@@ -97,7 +103,7 @@ def freshness(settings: Settings, day: dt.date, table_name: str) -> Freshness:
     return report
 
 
-def _rows_on(meta: pq.FileMetaData, day: dt.date) -> int:
+def rows_on(meta: pq.FileMetaData, day: dt.date) -> int:
     """Rows in the row groups whose ``timestamp`` range overlaps ``day`` (all rows if the file
     has no statistics for it: then the footer cannot tell, and the file counts)."""
     start = dt.datetime.combine(day, dt.time())
@@ -162,23 +168,32 @@ def build_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[s
     return stats.as_dict()
 
 
+def validate_source(settings: Settings, day: dt.date, table_name: str) -> dict[str, object]:
+    """Run the raw table's data-quality suite on the day and gate on it (see quality.py)."""
+    from ioc_analytics import quality  # Great Expectations: about 8 s to import, only here
+
+    return quality.gate(quality.validate_source(settings, day, table_name))
+
+
 def quality_gate(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> dict[str, bool]:
-    """Run ``include/sql/checks/<name>.sql``; fail naming every check that is false, after rolling
-    the partition back (:func:`ioc_analytics.partitions.roll_back`), so that readers never keep a
-    day that failed its checks."""
+    """Run ``include/sql/checks/<name>.sql`` and keep its result as the aggregate's quality report;
+    fail naming every check that is false, after rolling the partition back
+    (:func:`ioc_analytics.partitions.roll_back`), so that readers never keep a day that failed."""
+    from ioc_analytics import quality
+
     checks_sql = sql.render(f"checks/{name}", day)
     result = get_engine(settings).query(checks_sql.sql, checks_sql.parameters, tags=tags)
     checks = result.table.to_pylist()[0]
-    failed = [check for check, passed in checks.items() if not passed]
-    if failed:
+    report = quality.keep_checks(settings, day, name, checks)
+    if report.errors:
         table = load_catalog(settings.lake_uri, settings.database).table(name)
         now = partitions.roll_back(get_lake(settings), partitions.get_registry(settings), table,
                                    {"date": sql.date_values(day)["lake_date"]})
         where = f"back to its earlier version {now}" if now else "to no data (there was no earlier version)"
         raise DataQualityError(
-            f"{name} for {day.isoformat()} failed {len(failed)} of {len(checks)} checks: {', '.join(failed)}. "
-            f"The partition was rolled {where} and nothing of it is exported; fix the source data, "
-            "then clear the build task to re-run."
+            f"{name} for {day.isoformat()} failed {len(report.errors)} of {len(checks)} checks: "
+            f"{', '.join(f.expectation for f in report.errors)}. The partition was rolled {where} and nothing "
+            "of it is exported; fix the source data, then clear the build task to re-run."
         )
     log.info("%s for %s passed %d checks", name, day, len(checks))
     return checks

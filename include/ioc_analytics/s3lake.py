@@ -12,6 +12,7 @@ The provider is imported when a lake is first used, never at import time.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -114,6 +115,33 @@ class S3Lake:
     def delete_object(self, path: str) -> None:
         bucket, key = split_s3_uri(path)
         self.hook.get_conn().delete_object(Bucket=bucket, Key=key)
+
+    def put_bytes(self, path: str, data: bytes) -> None:
+        bucket, key = split_s3_uri(path)
+        self.hook.get_conn().put_object(Bucket=bucket, Key=key, Body=data)
+
+    def get_bytes(self, path: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_s3_uri(path)
+        try:
+            return self.hook.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    def move(self, source: str, target: str) -> None:
+        """Copy, then delete: S3 has no rename (a copy of up to 5 GB is one request)."""
+        (bucket, key), (target_bucket, target_key) = split_s3_uri(source), split_s3_uri(target)
+        client = self.hook.get_conn()
+        client.copy_object(Bucket=target_bucket, Key=target_key, CopySource={"Bucket": bucket, "Key": key})
+        client.delete_object(Bucket=bucket, Key=key)
+
+    def fetch(self, file: DataFile, scratch: Path) -> DataFile:
+        bucket, key = split_s3_uri(file.path)
+        self.hook.get_conn().download_file(bucket, key, str(scratch))
+        return DataFile(str(scratch), file.size)
 
     def footer(self, file: DataFile) -> pq.FileMetaData:
         """A Parquet object's footer: one ranged GET, two for a large footer."""

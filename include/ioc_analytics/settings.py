@@ -51,6 +51,10 @@ class Settings:
     #: Assessment types whose partition must hold rows before a day is processed (comma-separated);
     #: the others are optional: a quiet day for them is normal.
     required_assessment_types: str = "personality"
+    #: What a source partition that fails an error-level data-quality check does to the day: with
+    #: ``false`` the day stops; with ``true`` a partition the day can do without (an optional
+    #: assessment type) is moved aside to ``quarantine/`` and the day goes on without it.
+    quarantine: bool = False
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -110,5 +114,12 @@ def get_settings(**overrides: object) -> Settings:
                 raw = int(raw)
             except ValueError:
                 raise ConfigError(f"IOC_{field.name.upper()}={raw!r} must be a whole number") from None
+        elif field.type == "bool" and not isinstance(raw, bool):
+            if str(raw).lower() not in _BOOLEANS:
+                raise ConfigError(f"IOC_{field.name.upper()}={raw!r} must be true or false")
+            raw = _BOOLEANS[str(raw).lower()]
         values[field.name] = raw
     return Settings(**values)
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}

@@ -1,10 +1,14 @@
-"""The raw assessment_events suite (issue 5, in progress): Great Expectations on DuckDB views."""
+"""The data-quality suites and gate: every fault of the bad-input corpus, quarantine and its
+release, the volume check, and the reports kept in the lake. Great Expectations runs for real, on
+DuckDB views of the damaged day."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import re
+import shutil
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,60 +16,164 @@ import pytest
 
 from ioc_analytics import quality
 from ioc_analytics.errors import DataQualityError
+from ioc_analytics.generate import inject_fault
+from ioc_analytics.settings import get_settings
 from tests.helpers import ONE_DAY
 
 DAY = ONE_DAY
 FOLDER = DAY.strftime("%Y/%m/%d")
 
+#: fault -> table it damages, and words the on-call message must contain.
+CAUGHT = {
+    "null-id": ("assessment_events", ["expect_column_values_to_not_be_null on anonymous_user_id", "1 rows fail"]),
+    "negative-completion-time": ("assessment_events", ["expect_column_values_to_be_between on completion_time",
+                                                       "-5"]),
+    "absurd-completion-time": ("assessment_events", ["on completion_time", "999999"]),
+    "duplicate-events": ("assessment_events", ["expect_column_values_to_be_unique on assessment_id",
+                                               "4 rows fail"]),
+    "outside-partition": ("assessment_events", ["on timestamp", "rows fail", f"{DAY + dt.timedelta(days=1)}"]),
+    "unknown-device": ("assessment_events", ["expect_column_values_to_be_in_set on device", "smart_fridge"]),
+    "column-missing": ("assessment_events", ["schema matches the DDL", "missing ['region']"]),
+    "column-added": ("assessment_events", ["unexpected ['tracking_pixel']"]),
+    "column-retyped": ("assessment_events", ["retyped: completion_time is string, the DDL says int32"]),
+    "not-parquet": ("assessment_events", ["files are Parquet", "part-99999.parquet"]),
+    "empty-partition": ("assessment_events", ["partition has rows", "no rows of 2024-01-10"]),
+    "out-of-range-trait": ("ocean_scores", ["expect_column_values_to_be_between on openness", "130.0"]),
+    "missing-facet": ("ocean_scores", ["facets hold exactly the 30 NEO facets", "1 rows fail",
+                                       "'missing_keys': \"['openness.fantasy']\""]),
+}
 
 
+def test_good_data_passes_and_the_report_is_kept(one_day_lake, one_day_settings):
+    for table, suite in quality.SUITES.items():
+        report = quality.validate_source(one_day_settings, DAY, table)
+        assert report.failures == [] and report.rows > 1000, quality.render([report.as_dict()])
+        assert report.evaluated == len(suite(DAY)) + 4
+        quality.gate(report)
+        kept = json.loads((one_day_lake / "quality" / table / f"{DAY}.json").read_text())
+        assert kept["rows"] == report.rows and kept["passed"] and kept["errors"] == 0
+    shown = quality.render(quality.load_reports(one_day_settings, DAY))
+    assert re.search(r"assessment_events\s+PASSED  15 checks, \d+ rows, 0 errors", shown), shown
 
 
-
-def _rewrite(lake, kind, change):
-    path = next((lake / "assessments" / FOLDER / kind).glob("*.parquet"))
-    pq.write_table(change(pq.read_table(path)), path)
-
-
-def _set(table, column, index, value):
-    values = table[column].to_pylist()
-    values[index] = value
-    return table.set_column(table.schema.get_field_index(column), column, pa.array(values, table[column].type))
-
-
-def test_good_data_passes_and_the_results_are_kept(one_day_lake, one_day_settings, tmp_path):
-    report = quality.validate_events(one_day_settings, DAY)
-    assert report.failures == [] and report.rows > 1000 and report.evaluated == len(quality.event_suite(DAY)) + 1
-    quality.gate(report)
-    kept = json.loads((tmp_path / "state" / "quality" / "assessment_events" / f"{DAY}.json").read_text())
-    assert kept["rows"] == report.rows and kept["errors"] == 0
-
-
-@pytest.mark.parametrize(("fault", "words"), [
-    (lambda t: _set(t, "anonymous_user_id", 3, None), ["expect_column_values_to_not_be_null on anonymous_user_id",
-                                                       "1 rows fail"]),
-    (lambda t: _set(t, "device", 0, "smart_fridge"), ["expect_column_values_to_be_in_set on device",
-                                                      "smart_fridge"]),
-    (lambda t: _set(t, "completion_time", 1, -5), ["expect_column_values_to_be_between on completion_time", "-5"]),
-    (lambda t: _set(t, "completion_time", 1, 999_999), ["completion_time", "999999"]),
-    (lambda t: _set(t, "timestamp", 2, dt.datetime(2024, 1, 11, 3)), ["on timestamp", "2024-01-11 03:00:00"]),
-    (lambda t: pa.concat_tables([t, t.slice(0, 2)]), ["expect_column_values_to_be_unique on assessment_id",
-                                                      "4 rows fail"]),
-    (lambda t: t.drop_columns(["region"]), ["schema matches the DDL", "missing ['region']"]),
-    (lambda t: t.append_column("tracking_pixel", pa.array(["x"] * t.num_rows)), ["unexpected ['tracking_pixel']"]),
-], ids=["null-id", "unknown-device", "negative-time", "absurd-time", "outside-partition", "duplicates",
-        "column-missing", "column-added"])
-def test_each_fault_is_caught_with_a_clear_message(one_day_lake, one_day_settings, tmp_path, fault, words):
-    _rewrite(one_day_lake, "career", fault)
-    report = quality.validate_events(one_day_settings, DAY)
+@pytest.mark.parametrize("fault", sorted(CAUGHT))
+def test_each_fault_is_caught_with_a_clear_message(one_day_lake, one_day_settings, fault):
+    table, words = CAUGHT[fault]
+    inject_fault(one_day_lake, DAY, fault, "personality")
+    report = quality.validate_source(one_day_settings, DAY, table)
     with pytest.raises(DataQualityError) as caught:
         quality.gate(report)
     message = str(caught.value)
-    assert re.match(rf"assessment_events date={FOLDER} failed [12] of {report.evaluated} checks \(\d+ rows\): ",
-                    message), message
+    partition = (f"date={FOLDER}, assessment_type=personality" if table == "assessment_events"
+                 else "year=2024, month=01 (rows of 2024-01-10)")
+    assert re.match(rf"{table} for {DAY} failed [12] of {report.evaluated} checks \(\d+ rows\): ", message), message
+    assert f"[{partition}]" in message, message
     for word in words:
         assert word in message, message
-    assert "Nothing of this date is built or exported" in message
+    assert "Nothing that reads this table is built or exported" in message
+    assert f"the report is {one_day_lake}/quality/{table}/{DAY}.json" in message
+    kept = json.loads((one_day_lake / "quality" / table / f"{DAY}.json").read_text())
+    assert not kept["passed"] and kept["failures"][0]["partition"] == partition
+
+
+def test_a_warning_is_reported_and_lets_the_day_go_on(one_day_lake, one_day_settings, caplog):
+    path = one_day_lake / "assessments" / FOLDER / "career" / "part-00000.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.set_column(table.schema.get_field_index("version"), "version",
+                                    pa.array(["9.9.9"] * table.num_rows)), path)
+    report = quality.validate_source(one_day_settings, DAY, "assessment_events")
+    assert report.errors == [] and [w.column for w in report.warnings] == ["version"]
+    assert quality.gate(report)["warnings"] == 1
+    assert "expect_column_values_to_be_in_set on version" in caplog.text and "9.9.9" in caplog.text
+
+
+def test_a_duplicate_across_two_partitions_is_named_for_the_day(one_day_lake, one_day_settings):
+    folder = one_day_lake / "assessments" / FOLDER
+    first_row = pq.read_table(folder / "career" / "part-00000.parquet").slice(0, 1)
+    pq.write_table(first_row, folder / "leadership" / "x.parquet")
+    with pytest.raises(DataQualityError, match=rf"\[assessment_events {DAY}\] expect_column_values_to_be_unique "
+                                               "on assessment_id: 2 rows fail"):
+        quality.gate(quality.validate_source(one_day_settings, DAY, "assessment_events"))
+
+
+def test_quarantine_moves_an_optional_partition_aside_and_a_fixed_rerun_releases_it(one_day_lake, tmp_path):
+    settings = get_settings(backend="local", lake_root=str(one_day_lake), state_dir=str(tmp_path / "state"),
+                            quarantine=True)
+    partition = one_day_lake / "assessments" / FOLDER / "career"
+    good = pq.read_table(partition / "part-00000.parquet")
+    inject_fault(one_day_lake, DAY, "unknown-device", "career")
+
+    report = quality.validate_source(settings, DAY, "assessment_events")
+    outcome = quality.gate(report)  # the day goes on without the partition
+    [entry] = outcome["quarantined"]
+    assert entry.startswith(f"{one_day_lake}/quarantine/assessment_events/{FOLDER}/career/")
+    assert not list(partition.glob("*.parquet")), "excluded: nothing left where the engines read"
+    assert sorted(p.name for p in Path(entry).iterdir()) == ["_quarantine.json", "part-00000.parquet"]
+    manifest = json.loads((Path(entry) / "_quarantine.json").read_text())
+    assert manifest["failures"][0]["samples"] == ["smart_fridge"]
+    assert manifest["partition"] == {"date": FOLDER, "assessment_type": "career"}
+    assert json.loads((one_day_lake / "quality" / "assessment_events" / f"{DAY}.json").read_text())[
+        "quarantined"] == [entry]
+
+    # A re-run before any fix re-validates the quarantined files where they are, and leaves them.
+    again = quality.validate_source(settings, DAY, "assessment_events")
+    assert again.quarantined == [] and again.released == []
+    assert [(f.column, f.partition) for f in again.errors] == [("device", f"date={FOLDER}, assessment_type=career")]
+    assert not list(partition.glob("*.parquet"))
+
+    # The source is fixed in place in quarantine: the next run validates it, moves it back, releases.
+    pq.write_table(good, f"{entry}part-00000.parquet")
+    fixed = quality.validate_source(settings, DAY, "assessment_events")
+    assert fixed.errors == [] and fixed.released and "moved back" in fixed.released[0]
+    assert pq.read_table(partition / "part-00000.parquet").equals(good)
+    assert (Path(entry) / "_released.json").is_file()
+    assert quality.validate_source(settings, DAY, "assessment_events").released == [], "released once"
+
+
+def test_a_redelivered_partition_that_passes_releases_the_quarantine(one_day_lake, tmp_path):
+    settings = get_settings(backend="local", lake_root=str(one_day_lake), state_dir=str(tmp_path / "state"),
+                            quarantine=True)
+    partition = one_day_lake / "assessments" / FOLDER / "career"
+    good = pq.read_table(partition / "part-00000.parquet")
+    inject_fault(one_day_lake, DAY, "column-retyped", "career")
+    [entry] = quality.validate_source(settings, DAY, "assessment_events").quarantined
+    pq.write_table(good, partition / "part-00000.parquet")  # upstream delivers the partition again
+    report = quality.validate_source(settings, DAY, "assessment_events")
+    assert report.errors == [] and report.released == [f"{entry} (the partition was delivered again and passed)"]
+    assert (Path(entry) / "part-00000.parquet").is_file(), "the bad files stay for the record"
+
+
+def test_a_required_partition_is_never_quarantined(one_day_lake, tmp_path):
+    settings = get_settings(backend="local", lake_root=str(one_day_lake), state_dir=str(tmp_path / "state"),
+                            quarantine=True)
+    inject_fault(one_day_lake, DAY, "null-id", "personality")
+    report = quality.validate_source(settings, DAY, "assessment_events")
+    assert report.quarantined == [] and len(report.errors) == 1
+    assert list((one_day_lake / "assessments" / FOLDER / "personality").glob("*.parquet"))
+
+
+@pytest.fixture()
+def five_weeks(sample_lake, tmp_path):
+    """2024-01-31 and the same weekday of the four weeks before it."""
+    lake = tmp_path / "lake"
+    for week in range(5):
+        folder = (dt.date(2024, 1, 31) - dt.timedelta(weeks=week)).strftime("%Y/%m/%d")
+        shutil.copytree(sample_lake / "assessments" / folder, lake / "assessments" / folder)
+    return lake
+
+
+@pytest.mark.parametrize(("share", "severity"), [(0.3, "warning"), (0.1, "critical"), (1.0, None)])
+def test_volume_is_compared_with_the_same_weekday_of_the_last_weeks(five_weeks, tmp_path, share, severity):
+    for path in (five_weeks / "assessments" / "2024/01/31").glob("*/*.parquet"):
+        table = pq.read_table(path)
+        pq.write_table(table.slice(0, max(1, round(table.num_rows * share))), path)
+    settings = get_settings(backend="local", lake_root=str(five_weeks), state_dir=str(tmp_path / "state"))
+    report = quality.validate_source(settings, dt.date(2024, 1, 31), "assessment_events")
+    volume = [f for f in report.failures if f.expectation == "row count in line with the trailing weeks"]
+    assert [f.severity for f in volume] == ([severity] if severity else [])
+    if severity:
+        assert re.search(r"\d+ rows, \d+% of the median 1500 of the same weekday over the last 4 weeks",
+                         volume[0].detail), volume[0].detail
 
 
 def test_the_pinned_gx_still_needs_its_duckdb_connection_kept():

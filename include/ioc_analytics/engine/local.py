@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -176,24 +175,6 @@ class LocalEngine:
         cost guard)."""
         plan = self._plan(sql, list(parameters))
         return [(s.table.name, s.files, s.columns_read) for s in plan.scans]
-
-    def create_view(self, sql: str, parameters: Sequence[object], database: Path, name: str) -> _Scan:
-        """Persist, in the DuckDB file ``database``, a view ``name`` over the partitions that
-        ``sql`` selects of the one table it reads (their files only: the partition filter is
-        applied by choosing them). Great Expectations validates that view. Returns the scan,
-        with the rows and the columns each partition's files hold."""
-        plan = self._plan(sql, list(parameters))
-        if len(plan.scans) != 1:
-            raise QueryError(f"a validation view reads one table; the query reads {len(plan.scans)}")
-        self._read_footers(plan)
-        scan = plan.scans[0]
-        body = _view_body(scan)
-        con = duckdb.connect(str(database))
-        try:
-            con.execute(f"CREATE OR REPLACE VIEW {exp.to_identifier(name).sql('duckdb')} AS {body}")
-        finally:
-            con.close()
-        return scan
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -484,25 +465,25 @@ def _select_partitions(
     return [partitions[i] for (i,) in sorted(rows)]
 
 
-def _view_body(scan: _Scan) -> str:
-    """The SELECT of a view with the table's columns over only the scan's files.
+def view_body(table: Table, selected: list[Partition], present: list[set[str]]) -> str:
+    """The SELECT of a view with the table's columns over only the files of ``selected``
+    (``present``: per partition, the columns its files hold; see :meth:`LocalEngine._read_footers`).
 
     One ``read_parquet`` per partition, its partition values as constants, all UNION ALL'ed.
     (Deriving the values from DuckDB's ``filename`` column would be one scan, but DuckDB 2.0.1's
     profiler then reports nothing at all whenever a filter on ``filename`` is pushed down, and the
     bytes scanned are what this engine exists to measure.)
     """
-    table = scan.table
-    if not scan.partitions:
+    if not selected:
         typed_nulls = [exp.alias_(exp.cast(exp.null(), c.type), c.name, quoted=True) for c in table.all_columns]
         body = exp.select(*typed_nulls).where(exp.false()).sql("duckdb")
     else:
         branches = []
-        for partition, present in zip(scan.partitions, scan.present, strict=True):
+        for partition, held in zip(selected, present, strict=True):
             files = exp.Array(expressions=[exp.Literal.string(f.path) for f in partition.files])
             source = exp.func("read_parquet", files, exp.EQ(this=exp.var("union_by_name"), expression=exp.true()))
             # A column the DDL declares but no file of the partition holds reads as NULL, as on Athena.
-            columns = [exp.column(c.name, quoted=True) if c.name.lower() in present
+            columns = [exp.column(c.name, quoted=True) if c.name.lower() in held
                        else exp.alias_(exp.cast(exp.null(), c.type), c.name, quoted=True) for c in table.columns]
             keys = [exp.alias_(exp.Literal.string(partition.values[k]), k, quoted=True) for k in table.partition_names]
             branches.append(exp.select(*columns, *keys).from_(source).sql("duckdb"))
@@ -511,7 +492,8 @@ def _view_body(scan: _Scan) -> str:
 
 
 def _view_sql(scan: _Scan) -> str:
-    return f"CREATE TEMP VIEW {exp.to_identifier(scan.view).sql('duckdb')} AS {_view_body(scan)}"
+    body = view_body(scan.table, scan.partitions, scan.present)
+    return f"CREATE TEMP VIEW {exp.to_identifier(scan.view).sql('duckdb')} AS {body}"
 
 
 _DATA_READ = re.compile(r"Data Read:\s*([\d.]+)\s*(B|kB|MB|GB|TB)\b")
