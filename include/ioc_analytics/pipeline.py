@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from ioc_analytics import partitions, sql
 from ioc_analytics.catalog import load_catalog
 from ioc_analytics.engine import get_engine
-from ioc_analytics.errors import ConfigError, DataQualityError
+from ioc_analytics.errors import BadDataFileError, ConfigError, DataQualityError
 from ioc_analytics.lake import get_lake
 from ioc_analytics.settings import Settings
 
@@ -93,8 +93,17 @@ def freshness(settings: Settings, day: dt.date, table_name: str) -> Freshness:
     report = Freshness(table_name, day, required=required_partitions(settings, day, table_name))
     by_timestamp = "date" not in table.partition_names
     for values in wanted:
-        footers = [lake.footer(f) for f in lake.partition_files(table, values)]
-        rows = sum(rows_on(meta, day) if by_timestamp else meta.num_rows for meta in footers)
+        rows = 0
+        for file in lake.partition_files(table, values):
+            try:
+                meta = lake.footer(file)
+            except BadDataFileError as err:
+                # Something has landed; whether it is good is the data-quality gate's to say, in
+                # full, so the sensor does not stop on it.
+                log.warning("%s: %s; the data-quality gate will report it", table_name, err)
+                rows += 1
+                continue
+            rows += rows_on(meta, day) if by_timestamp else meta.num_rows
         if rows > 0:
             report.present.append(values)
         else:

@@ -234,8 +234,8 @@ def validate_source(settings: Settings, day: dt.date, table_name: str) -> Qualit
     for piece in slices:
         piece.failures += _footer_checks(lake, table, piece, day)
     report = QualityReport(table.name, day.isoformat(), rows=sum(s.rows for s in slices),
-                           evaluated=4 + len(suite))
-    report.failures += _volume(lake, table, settings, day, report.rows)
+                           evaluated=5 + len(suite))
+    report.failures += _volume(lake, table, settings, day, report.rows) + _earlier_failures(settings, lake, table, day)
     sound = [s for s in slices if not s.failures and s.rows]
     if sound:
         _run_suite(settings, table, day, sound, suite, report)
@@ -363,6 +363,31 @@ def _volume(lake: Lake, table: Table, settings: Settings, day: dt.date, rows: in
     return [Failure("row count in line with the trailing weeks", None, severity, rows, partition=f"{day}", detail=(
         f"{rows} rows, {ratio:.0%} of the median {baseline} of the same weekday over the last "
         f"{len(history)} weeks"))]
+
+
+def _earlier_days(table: Table, day: dt.date) -> list[dt.date]:
+    """The days before ``day`` that its aggregates also read: the look-back of returning users
+    (``sql.LOOKBACK_DAYS``) for events, the month to date for scores."""
+    if "date" in table.partition_names:
+        return [day - dt.timedelta(days=n) for n in range(1, sql.LOOKBACK_DAYS + 1)]
+    return [day.replace(day=d) for d in range(1, day.day)]
+
+
+def _earlier_failures(settings: Settings, lake: Lake, table: Table, day: dt.date) -> list[Failure]:
+    """A day whose own validation failed is still in the lake, and later days read it (returning
+    users, month-to-date percentiles): their outputs would carry its bad rows. Days validated
+    before this project kept reports (no report) are taken as they are."""
+    failed = []
+    for earlier in _earlier_days(table, day):
+        kept = lake.get_bytes(f"{settings.lake_uri}/quality/{table.name}/{earlier.isoformat()}.json")
+        if kept and not json.loads(kept)["passed"]:
+            failed.append(earlier.isoformat())
+    if not failed:
+        return []
+    return [Failure("earlier days read by this day's aggregates passed", None, CRITICAL, None, failed[:SAMPLES],
+                    partition=f"{table.name} {day}", detail=(
+                        f"{len(failed)} of them failed their own checks; fix and re-run those days first "
+                        "(or quarantine their bad partitions)"))]
 
 
 # -- the row-level suite, by Great Expectations on DuckDB ------------------------------------

@@ -122,7 +122,7 @@ def test_daily_run_processes_the_day_that_has_ended(dag_bag):
 
 
 def test_each_aggregate_is_an_asset_updated_once_checked_and_waits_for_its_sources_only(dag_bag):
-    from ioc_analytics.tables import AGGREGATES
+    from ioc_analytics.tables import AGGREGATES, RAW_TABLES
 
     dag = dag_bag.dags["ioc_daily_analytics"]
     for name, sources in AGGREGATES.items():
@@ -131,6 +131,8 @@ def test_each_aggregate_is_an_asset_updated_once_checked_and_waits_for_its_sourc
         assert dag.get_task(f"{name}.export").upstream_task_ids == {f"{name}.check"}
         assert dag.get_task(f"{name}.check").upstream_task_ids == {f"{name}.build"}
         assert dag.get_task(f"{name}.build").upstream_task_ids == {"repair_partitions"} | {
-            f"wait_for_{source}" for source in sources}
+            f"validate_{source}" for source in sources}
+    for table in RAW_TABLES:  # a source is validated once it has landed
+        assert dag.get_task(f"validate_{table}").upstream_task_ids == {f"wait_for_{table}"}
     assert dag.get_task("repair_partitions").upstream_task_ids == set()
     assert {t.mode for t in dag.tasks if t.task_id.startswith("wait_for_")} == {"reschedule"}

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ioc_analytics import pipeline
-from ioc_analytics.errors import BadDataFileError, ConfigError
+from ioc_analytics.errors import ConfigError
 from ioc_analytics.settings import get_settings
 from tests.helpers import ONE_DAY
 
@@ -49,11 +49,14 @@ def test_files_without_rows_are_no_data(one_day_lake, one_day_settings, tmp_path
     assert pipeline.late_message(report).startswith(f"assessment_events has no data for {DAY} (looked in ")
 
 
-def test_a_file_that_is_not_parquet_is_named(one_day_lake, one_day_settings, tmp_path):
-    bad = one_day_lake / "assessments" / FOLDER / "career" / "export.parquet"
+def test_a_file_that_is_not_parquet_has_landed_and_is_left_to_the_gate(one_day_lake, one_day_settings, caplog):
+    for partition in (one_day_lake / "assessments" / FOLDER).iterdir():
+        _empty(partition)
+    bad = one_day_lake / "assessments" / FOLDER / "personality" / "export.parquet"
     bad.write_bytes(b"\x00" * 100)
-    with pytest.raises(BadDataFileError, match="export.parquet is not a readable Parquet file"):
-        pipeline.freshness(one_day_settings, DAY, "assessment_events")
+    report = pipeline.freshness(one_day_settings, DAY, "assessment_events")
+    assert report.present == [{"date": FOLDER, "assessment_type": "personality"}] and report.fresh
+    assert "export.parquet is not a readable Parquet file" in caplog.text and "the data-quality gate" in caplog.text
 
 
 def test_a_required_assessment_type_must_have_rows(one_day_lake, one_day_settings, tmp_path):

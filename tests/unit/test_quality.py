@@ -18,47 +18,27 @@ from ioc_analytics import quality
 from ioc_analytics.errors import DataQualityError
 from ioc_analytics.generate import inject_fault
 from ioc_analytics.settings import get_settings
-from tests.helpers import ONE_DAY
+from tests.helpers import ONE_DAY, fault_messages
 
 DAY = ONE_DAY
 FOLDER = DAY.strftime("%Y/%m/%d")
-
-#: fault -> table it damages, and words the on-call message must contain.
-CAUGHT = {
-    "null-id": ("assessment_events", ["expect_column_values_to_not_be_null on anonymous_user_id", "1 rows fail"]),
-    "negative-completion-time": ("assessment_events", ["expect_column_values_to_be_between on completion_time",
-                                                       "-5"]),
-    "absurd-completion-time": ("assessment_events", ["on completion_time", "999999"]),
-    "duplicate-events": ("assessment_events", ["expect_column_values_to_be_unique on assessment_id",
-                                               "4 rows fail"]),
-    "outside-partition": ("assessment_events", ["on timestamp", "rows fail", f"{DAY + dt.timedelta(days=1)}"]),
-    "unknown-device": ("assessment_events", ["expect_column_values_to_be_in_set on device", "smart_fridge"]),
-    "column-missing": ("assessment_events", ["schema matches the DDL", "missing ['region']"]),
-    "column-added": ("assessment_events", ["unexpected ['tracking_pixel']"]),
-    "column-retyped": ("assessment_events", ["retyped: completion_time is string, the DDL says int32"]),
-    "not-parquet": ("assessment_events", ["files are Parquet", "part-99999.parquet"]),
-    "empty-partition": ("assessment_events", ["partition has rows", "no rows of 2024-01-10"]),
-    "out-of-range-trait": ("ocean_scores", ["expect_column_values_to_be_between on openness", "130.0"]),
-    "missing-facet": ("ocean_scores", ["facets hold exactly the 30 NEO facets", "1 rows fail",
-                                       "'missing_keys': \"['openness.fantasy']\""]),
-}
-
+FAULT_MESSAGES = fault_messages(DAY)
 
 def test_good_data_passes_and_the_report_is_kept(one_day_lake, one_day_settings):
     for table, suite in quality.SUITES.items():
         report = quality.validate_source(one_day_settings, DAY, table)
         assert report.failures == [] and report.rows > 1000, quality.render([report.as_dict()])
-        assert report.evaluated == len(suite(DAY)) + 4
+        assert report.evaluated == len(suite(DAY)) + 5
         quality.gate(report)
         kept = json.loads((one_day_lake / "quality" / table / f"{DAY}.json").read_text())
         assert kept["rows"] == report.rows and kept["passed"] and kept["errors"] == 0
     shown = quality.render(quality.load_reports(one_day_settings, DAY))
-    assert re.search(r"assessment_events\s+PASSED  15 checks, \d+ rows, 0 errors", shown), shown
+    assert re.search(r"assessment_events\s+PASSED  16 checks, \d+ rows, 0 errors", shown), shown
 
 
-@pytest.mark.parametrize("fault", sorted(CAUGHT))
+@pytest.mark.parametrize("fault", sorted(FAULT_MESSAGES))
 def test_each_fault_is_caught_with_a_clear_message(one_day_lake, one_day_settings, fault):
-    table, words = CAUGHT[fault]
+    table, words = FAULT_MESSAGES[fault]
     inject_fault(one_day_lake, DAY, fault, "personality")
     report = quality.validate_source(one_day_settings, DAY, table)
     with pytest.raises(DataQualityError) as caught:
@@ -183,3 +163,15 @@ def test_the_pinned_gx_still_needs_its_duckdb_connection_kept():
     assert isinstance(gx_sql._PERSISTED_CONNECTION_DIALECTS, tuple)
     quality._persist_duckdb_connections(gx_sql)
     assert "duckdb" in gx_sql._PERSISTED_CONNECTION_DIALECTS
+
+
+def test_a_day_stops_while_an_earlier_day_it_reads_has_failed(one_day_lake, one_day_settings):
+    earlier = DAY - dt.timedelta(days=3)
+    quality.keep(one_day_settings, quality.QualityReport("assessment_events", earlier.isoformat(), rows=10,
+                                                         evaluated=1, failures=[quality.Failure(
+                                                             "x", None, quality.CRITICAL, 1)]))
+    with pytest.raises(DataQualityError, match=rf"earlier days read by this day's aggregates passed.*'{earlier}'"
+                                               r".*1 of them failed their own checks"):
+        quality.gate(quality.validate_source(one_day_settings, DAY, "assessment_events"))
+    # ocean_scores reads the month to date: an events failure is not its concern.
+    quality.gate(quality.validate_source(one_day_settings, DAY, "ocean_scores"))
