@@ -398,11 +398,13 @@ def _run_suite(settings: Settings, table: Table, day: dt.date, sound: list[_Slic
     """Validate the sound slices together; if anything fails, again one by one to say where."""
     with tempfile.TemporaryDirectory(prefix="ioc-quality-") as scratch:
         database = Path(scratch) / "batch.duckdb"
-        if settings.backend == "aws":
-            lake = get_lake(settings)
-            for i, piece in enumerate(sound):
-                piece.files = [lake.fetch(f, Path(scratch) / f"{i}-{n}.parquet") for n, f in enumerate(piece.files)]
-        views = {"day": sound, **({f"slice_{i}": [s] for i, s in enumerate(sound)} if len(sound) > 1 else {})}
+        lake = get_lake(settings)  # on aws, the objects are copied to the scratch folder first
+        readable = [Partition(piece.values, [lake.fetch(f, Path(scratch) / f"{i}-{n}.parquet")
+                                             for n, f in enumerate(piece.files)]) for i, piece in enumerate(sound)]
+        columns = [piece.columns for piece in sound]
+        views = {"day": (readable, columns)}
+        if len(sound) > 1:
+            views |= {f"slice_{i}": ([readable[i]], [columns[i]]) for i in range(len(sound))}
         _create_views(database, table, day, views)
         validator = _Validator(database, suite)
         failures = validator.run("day")
@@ -427,7 +429,7 @@ def _run_suite(settings: Settings, table: Table, day: dt.date, sound: list[_Slic
 
 
 def _create_views(database: Path, table: Table, day: dt.date,
-                  views: dict[str, list[_Slice]]) -> None:
+                  views: dict[str, tuple[list[Partition], list[set[str]]]]) -> None:
     import duckdb
 
     from ioc_analytics.engine.local import view_body
@@ -440,8 +442,8 @@ def _create_views(database: Path, table: Table, day: dt.date,
               f" WHERE \"timestamp\" >= TIMESTAMP '{start}' AND \"timestamp\" < TIMESTAMP '{end}'")
     con = duckdb.connect(str(database))
     try:
-        for name, pieces in views.items():
-            body = view_body(table, [Partition(p.values, p.files) for p in pieces], [p.columns for p in pieces])
+        for name, (selected, present) in views.items():
+            body = view_body(table, selected, present)
             con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM ({body}){on_day}")
     finally:
         con.close()

@@ -12,6 +12,7 @@ checked on the local backend (tests/unit/test_aggregates.py), from the same SQL 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -111,5 +112,11 @@ def test_daily_dag_on_aws(airflow_db, aws_settings, moto, sample_lake, tmp_path)
         s3.head_object(Bucket=LAKE_BUCKET, Key=target.split(f"{LAKE_BUCKET}/")[1] + "_ioc_committed")
         export = f"exports/{name}/{name}_{DAY.isoformat()}.csv"
         assert s3.get_object(Bucket=LAKE_BUCKET, Key=export)["Body"].read().decode().splitlines() == ['"ok"', "true"]
+
+    # The gates ran on the day's S3 objects, and every table's report is kept in the S3 lake.
+    for table in ("assessment_events", "ocean_scores", *AGGREGATES):
+        report = json.loads(s3.get_object(Bucket=LAKE_BUCKET, Key=f"quality/{table}/{DAY}.json")["Body"].read())
+        assert report["passed"] and report["evaluated"] >= 1, table
+    assert f"assessment_events for {DAY} passed 16 checks" in output
 
     assert not (tmp_path / "state" / "catalog.sqlite").exists(), "aws keeps partitions in Glue, not locally"
