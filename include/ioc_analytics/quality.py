@@ -44,10 +44,12 @@ corrected), they are moved back.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +84,7 @@ VOLUME_ERROR = (0.2, 5.0)
 #: worker's memory stays flat whatever the day's volume (bench/bench_quality.py).
 DUCKDB_MEMORY = "256MB"
 
-CRITICAL, WARNING = "critical", "warning"
+CRITICAL, WARNING, QUARANTINED = "critical", "warning", "quarantined"
 
 
 @dataclass(frozen=True)
@@ -237,10 +239,11 @@ def validate_source(settings: Settings, day: dt.date, table_name: str) -> Qualit
     table = load_catalog(settings.lake_uri, settings.database).table(table_name)
     lake = get_lake(settings)
     lake.check()
-    slices = _slices(settings, lake, table, day)
+    read = functools.cache(lake.footer)  # a month's files are read to pick the day's, then checked
+    slices = _slices(settings, lake, read, table, day)
     suite = SUITES[table_name](day)
     for piece in slices:
-        piece.failures += _footer_checks(lake, table, piece, day)
+        piece.failures += _footer_checks(read, table, piece, day)
     report = QualityReport(table.name, day.isoformat(), rows=sum(s.rows for s in slices),
                            evaluated=5 + len(suite))
     report.failures += _volume(lake, table, settings, day, report.rows) + _earlier_failures(settings, lake, table, day)
@@ -279,7 +282,8 @@ def gate(report: QualityReport) -> dict[str, Any]:
 # -- slices and the footer checks ------------------------------------------------------------
 
 
-def _slices(settings: Settings, lake: Lake, table: Table, day: dt.date) -> list[_Slice]:
+def _slices(settings: Settings, lake: Lake, read: Callable[[DataFile], Any], table: Table,
+            day: dt.date) -> list[_Slice]:
     required = pipeline.required_partitions(settings, day, table.name)
     pending = _pending_quarantine(lake, settings, table, day)
     slices = []
@@ -288,7 +292,7 @@ def _slices(settings: Settings, lake: Lake, table: Table, day: dt.date) -> list[
         key = table.partition_location(values)[len(table.location):].strip("/")
         if "date" not in table.partition_names:  # a monthly partition: only the files with the day's rows
             key = f"{key}/{day.isoformat()}"
-            files = [f for f in files if _on_day(lake, f, day)]
+            files = [f for f in files if _on_day(read, f, day)]
         piece = _Slice(table, values, key, files, values in required)
         if key in pending and not files:  # not delivered again: re-validate the quarantined files
             piece.entry, piece.files = pending[key], lake.files_in(pending[key])
@@ -296,21 +300,21 @@ def _slices(settings: Settings, lake: Lake, table: Table, day: dt.date) -> list[
     return slices
 
 
-def _on_day(lake: Lake, file: DataFile, day: dt.date) -> bool:
+def _on_day(read: Callable[[DataFile], Any], file: DataFile, day: dt.date) -> bool:
     try:
-        return pipeline.rows_on(lake.footer(file), day) > 0
+        return pipeline.rows_on(read(file), day) > 0
     except BadDataFileError:
         return True  # an unreadable file in the month is reported by the footer checks
 
 
-def _footer_checks(lake: Lake, table: Table, piece: _Slice, day: dt.date) -> list[Failure]:
+def _footer_checks(read: Callable[[DataFile], Any], table: Table, piece: _Slice, day: dt.date) -> list[Failure]:
     """Files are Parquet, columns match the DDL by name and type, and the slice has rows."""
     failures = []
     declared = {f.name.lower(): f.type for f in table.arrow_schema}
     by_day = "date" not in table.partition_names
     for file in piece.files:
         try:
-            meta = lake.footer(file)
+            meta = read(file)
         except BadDataFileError as err:
             failures.append(Failure("files are Parquet", None, CRITICAL, None, detail=str(err)))
             continue
@@ -573,8 +577,12 @@ def _quarantine_or_release(settings: Settings, lake: Lake, table: Table, day: dt
                     {"released_at": dt.datetime.now(dt.UTC).isoformat(), "how": how}).encode())
                 report.released.append(f"{entry} ({how})")
             continue
-        if piece.entry or not settings.quarantine or piece.required:
-            continue  # already aside; or the day stops on it
+        if piece.entry:  # still failing where it was set aside: it stays there, the day goes on
+            for failure in failed:
+                failure.severity = QUARANTINED
+            continue
+        if not settings.quarantine or piece.required:
+            continue  # the day stops on it
         location = (f"{_quarantine_root(settings, table)}/{piece.key}/"
                     f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}/")
         originals = {}
@@ -587,7 +595,7 @@ def _quarantine_or_release(settings: Settings, lake: Lake, table: Table, day: dt
             "files": originals, "failures": [asdict(f) for f in failed],
             "quarantined_at": dt.datetime.now(dt.UTC).isoformat()}, indent=2, default=str).encode())
         for failure in failed:  # reported, and the day goes on without the slice
-            failure.severity = "quarantined"
+            failure.severity = QUARANTINED
         report.quarantined.append(location)
 
 

@@ -95,10 +95,12 @@ def test_quarantine_moves_an_optional_partition_aside_and_a_fixed_rerun_releases
     assert json.loads((one_day_lake / "quality" / "assessment_events" / f"{DAY}.json").read_text())[
         "quarantined"] == [entry]
 
-    # A re-run before any fix re-validates the quarantined files where they are, and leaves them.
+    # A re-run before any fix re-validates the quarantined files where they are, and leaves them
+    # there: the same outcome as the run that set them aside.
     again = quality.validate_source(settings, DAY, "assessment_events")
-    assert again.quarantined == [] and again.released == []
-    assert [(f.column, f.partition) for f in again.errors] == [("device", f"date={FOLDER}, assessment_type=career")]
+    assert again.quarantined == [] and again.released == [] and again.errors == []
+    assert [(f.column, f.severity, f.partition) for f in again.failures] == [
+        ("device", "quarantined", f"date={FOLDER}, assessment_type=career")]
     assert not list(partition.glob("*.parquet"))
 
     # The source is fixed in place in quarantine: the next run validates it, moves it back, releases.
