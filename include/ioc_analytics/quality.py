@@ -62,7 +62,7 @@ from ioc_analytics import pipeline, sql
 from ioc_analytics.catalog import Table, load_catalog
 from ioc_analytics.errors import BadDataFileError, DataQualityError
 from ioc_analytics.generate import DARK_SIDE_INDICATORS, FACET_KEYS, TRAITS, VERSIONS
-from ioc_analytics.lake import DataFile, Lake, Partition, get_lake
+from ioc_analytics.lake import DataFile, Lake, Partition, get_lake, is_hidden
 from ioc_analytics.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -245,8 +245,9 @@ def validate_source(settings: Settings, day: dt.date, table_name: str) -> Qualit
     for piece in slices:
         piece.failures += _footer_checks(read, table, piece, day)
     report = QualityReport(table.name, day.isoformat(), rows=sum(s.rows for s in slices),
-                           evaluated=5 + len(suite))
-    report.failures += _volume(lake, table, settings, day, report.rows) + _earlier_failures(settings, lake, table, day)
+                           evaluated=6 + len(suite))
+    report.failures += (_volume(lake, table, settings, day, report.rows) + _earlier_failures(settings, lake, table, day)
+                        + _unknown_partitions(lake, table, slices))
     sound = [s for s in slices if not s.failures and s.rows]
     if sound:
         _run_suite(settings, table, day, sound, suite, report)
@@ -336,6 +337,25 @@ def _footer_checks(read: Callable[[DataFile], Any], table: Table, piece: _Slice,
     for failure in failures:
         failure.partition = piece.label
     return failures
+
+
+def _unknown_partitions(lake: Lake, table: Table, slices: list[_Slice]) -> list[Failure]:
+    """Files of the day in a folder that is no partition of the layout (an assessment type the
+    DDL's projection does not list) are read by no engine: say so rather than drop them."""
+    if "date" not in table.partition_names or len(table.partition_names) < 2:
+        return []
+    known = {table.partition_location(s.values).rstrip("/") for s in slices}
+    day_folder = min(known).rsplit("/", 1)[0]
+    strays = sorted({f.path.rsplit("/", 1)[0] for f in lake.list_all(f"{day_folder}/")
+                     if f.path.rsplit("/", 1)[0] not in known
+                     and not any(is_hidden(part) for part in f.path[len(day_folder):].split("/"))})
+    if not strays:
+        return []
+    kinds = ", ".join(sorted(v for s in slices for k, v in s.values.items() if k != "date"))
+    return [Failure("files are in partitions of the table", None, CRITICAL, None, strays[:SAMPLES],
+                    partition=day_folder, detail=(
+                        f"{len(strays)} folders that no engine reads; the known values are {kinds}: add the new "
+                        "value to the DDL's projection, or move the files"))]
 
 
 def _family(dtype: pa.DataType) -> str:

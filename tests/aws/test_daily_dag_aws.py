@@ -117,6 +117,6 @@ def test_daily_dag_on_aws(airflow_db, aws_settings, moto, sample_lake, tmp_path)
     for table in ("assessment_events", "ocean_scores", *AGGREGATES):
         report = json.loads(s3.get_object(Bucket=LAKE_BUCKET, Key=f"quality/{table}/{DAY}.json")["Body"].read())
         assert report["passed"] and report["evaluated"] >= 1, table
-    assert f"assessment_events for {DAY} passed 16 checks" in output
+    assert f"assessment_events for {DAY} passed 17 checks" in output
 
     assert not (tmp_path / "state" / "catalog.sqlite").exists(), "aws keeps partitions in Glue, not locally"

@@ -28,12 +28,12 @@ def test_good_data_passes_and_the_report_is_kept(one_day_lake, one_day_settings)
     for table, suite in quality.SUITES.items():
         report = quality.validate_source(one_day_settings, DAY, table)
         assert report.failures == [] and report.rows > 1000, quality.render([report.as_dict()])
-        assert report.evaluated == len(suite(DAY)) + 5
+        assert report.evaluated == len(suite(DAY)) + 6
         quality.gate(report)
         kept = json.loads((one_day_lake / "quality" / table / f"{DAY}.json").read_text())
         assert kept["rows"] == report.rows and kept["passed"] and kept["errors"] == 0
     shown = quality.render(quality.load_reports(one_day_settings, DAY))
-    assert re.search(r"assessment_events\s+PASSED  16 checks, \d+ rows, 0 errors", shown), shown
+    assert re.search(r"assessment_events\s+PASSED  17 checks, \d+ rows, 0 errors", shown), shown
 
 
 @pytest.mark.parametrize("fault", sorted(FAULT_MESSAGES))
@@ -177,3 +177,15 @@ def test_a_day_stops_while_an_earlier_day_it_reads_has_failed(one_day_lake, one_
         quality.gate(quality.validate_source(one_day_settings, DAY, "assessment_events"))
     # ocean_scores reads the month to date: an events failure is not its concern.
     quality.gate(quality.validate_source(one_day_settings, DAY, "ocean_scores"))
+
+
+def test_files_of_an_unknown_assessment_type_are_not_dropped_silently(one_day_lake, one_day_settings):
+    folder = one_day_lake / "assessments" / FOLDER
+    (folder / "quiz").mkdir()
+    shutil.copy(folder / "career" / "part-00000.parquet", folder / "quiz" / "part-00000.parquet")
+    (folder / "_tmp").mkdir()  # a writer's hidden folder is none of its business
+    (folder / "_tmp" / "x.parquet").write_bytes(b"")
+    with pytest.raises(DataQualityError, match=rf"\[{one_day_lake}/assessments/{FOLDER}\] files are in partitions "
+                                               rf"of the table, for example \['{folder}/quiz'\] "
+                                               r"\(1 folders that no engine reads; the known values are career, "):
+        quality.gate(quality.validate_source(one_day_settings, DAY, "assessment_events"))
