@@ -105,3 +105,30 @@ def test_tables_lists_the_catalog(tmp_path):
     assert out.returncode == 0
     assert "ioc_analytics.assessment_events" in out.stdout and "assessment_type" in out.stdout
     assert "facets                   map<string,struct<score:double" in out.stdout.lower()
+
+
+def test_quality_validates_shows_and_fails_on_a_fault(one_day_lake, tmp_path):
+    from tests.helpers import ONE_DAY
+
+    none = run_ioc("quality", ONE_DAY.isoformat(), lake=one_day_lake, state=tmp_path)
+    assert none.returncode == 1 and "no data-quality reports for this date" in none.stdout
+
+    good = run_ioc("quality", ONE_DAY.isoformat(), "--validate", lake=one_day_lake, state=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert [line.split()[:2] for line in good.stdout.splitlines()] == [
+        ["assessment_events", "PASSED"], ["ocean_scores", "PASSED"]]
+
+    damaged = run_ioc("fault", "--lake", str(one_day_lake), "--date", ONE_DAY.isoformat(), "--fault",
+                      "unknown-device", "--assessment-type", "career", lake=one_day_lake, state=tmp_path)
+    assert damaged.returncode == 0 and "career/part-00000.parquet with unknown-device" in damaged.stdout
+    bad = run_ioc("quality", ONE_DAY.isoformat(), "--validate", lake=one_day_lake, state=tmp_path)
+    assert bad.returncode == 1 and "assessment_events          FAILED" in bad.stdout
+    assert "critical    [date=2024/01/10, assessment_type=career] expect_column_values_to_be_in_set on device: " \
+           "1 rows fail, for example ['smart_fridge']" in bad.stdout
+
+
+def test_fault_on_a_day_that_was_not_generated_is_one_error_line(tmp_path):
+    out = run_ioc("fault", "--lake", str(tmp_path), "--date", "2024-03-01", "--fault", "null-id",
+                  lake=tmp_path, state=tmp_path)
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and len(out.stderr.splitlines()) == 1
+    assert "part-00000.parquet does not exist: generate 2024-03-01 first" in out.stderr
