@@ -76,11 +76,17 @@ def test_a_duplicate_across_two_partitions_is_named_for_the_day(one_day_lake, on
         quality.gate(quality.validate_source(one_day_settings, DAY, "assessment_events"))
 
 
-def test_quarantine_moves_an_optional_partition_aside_and_a_fixed_rerun_releases_it(one_day_lake, tmp_path):
+@pytest.fixture()
+def quarantining(one_day_lake, tmp_path):
+    """Settings with quarantine on, the optional ``career`` partition, and its good rows."""
     settings = get_settings(backend="local", lake_root=str(one_day_lake), state_dir=str(tmp_path / "state"),
                             quarantine=True)
     partition = one_day_lake / "assessments" / FOLDER / "career"
-    good = pq.read_table(partition / "part-00000.parquet")
+    return settings, partition, pq.read_table(partition / "part-00000.parquet")
+
+
+def test_quarantine_moves_an_optional_partition_aside_and_a_fixed_rerun_releases_it(one_day_lake, quarantining):
+    settings, partition, good = quarantining
     inject_fault(one_day_lake, DAY, "unknown-device", "career")
 
     report = quality.validate_source(settings, DAY, "assessment_events")
@@ -112,11 +118,8 @@ def test_quarantine_moves_an_optional_partition_aside_and_a_fixed_rerun_releases
     assert quality.validate_source(settings, DAY, "assessment_events").released == [], "released once"
 
 
-def test_a_redelivered_partition_that_passes_releases_the_quarantine(one_day_lake, tmp_path):
-    settings = get_settings(backend="local", lake_root=str(one_day_lake), state_dir=str(tmp_path / "state"),
-                            quarantine=True)
-    partition = one_day_lake / "assessments" / FOLDER / "career"
-    good = pq.read_table(partition / "part-00000.parquet")
+def test_a_redelivered_partition_that_passes_releases_the_quarantine(one_day_lake, quarantining):
+    settings, partition, good = quarantining
     inject_fault(one_day_lake, DAY, "column-retyped", "career")
     [entry] = quality.validate_source(settings, DAY, "assessment_events").quarantined
     pq.write_table(good, partition / "part-00000.parquet")  # upstream delivers the partition again
@@ -125,9 +128,8 @@ def test_a_redelivered_partition_that_passes_releases_the_quarantine(one_day_lak
     assert (Path(entry) / "part-00000.parquet").is_file(), "the bad files stay for the record"
 
 
-def test_a_required_partition_is_never_quarantined(one_day_lake, tmp_path):
-    settings = get_settings(backend="local", lake_root=str(one_day_lake), state_dir=str(tmp_path / "state"),
-                            quarantine=True)
+def test_a_required_partition_is_never_quarantined(one_day_lake, quarantining):
+    settings = quarantining[0]
     inject_fault(one_day_lake, DAY, "null-id", "personality")
     report = quality.validate_source(settings, DAY, "assessment_events")
     assert report.quarantined == [] and len(report.errors) == 1
