@@ -179,7 +179,7 @@ def build_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[s
 
 def validate_source(settings: Settings, day: dt.date, table_name: str) -> dict[str, object]:
     """Run the raw table's data-quality suite on the day and gate on it (see quality.py)."""
-    from ioc_analytics import quality  # Great Expectations: about 8 s to import, only here
+    from ioc_analytics import quality  # imports Great Expectations (seconds): only in these tasks
 
     return quality.gate(quality.validate_source(settings, day, table_name))
 

@@ -587,9 +587,9 @@ def _quarantine_or_release(settings: Settings, lake: Lake, table: Table, day: dt
         entry = pending.get(piece.key)
         if not failed:
             if entry:
-                how = "the quarantined files passed and were moved back" if piece.entry else \
-                    "the partition was delivered again and passed"
-                if piece.entry:
+                how = "the partition was delivered again and passed"
+                if piece.entry:  # the files validated were the quarantined ones: put them back
+                    how = "the quarantined files passed and were moved back"
                     manifest = json.loads(lake.get_bytes(f"{entry}{_MANIFEST}") or b"{}")
                     for file in piece.files:
                         lake.move(file.path, manifest["files"][Path(file.path).name])
@@ -605,15 +605,14 @@ def _quarantine_or_release(settings: Settings, lake: Lake, table: Table, day: dt
             continue  # the day stops on it
         location = (f"{_quarantine_root(settings, table)}/{piece.key}/"
                     f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}/")
-        originals = {}
-        for file in piece.files:
-            name = Path(file.path).name
-            lake.move(file.path, location + name)
-            originals[name] = file.path
+        # The manifest first: whatever happens next, nothing sits in quarantine unexplained.
+        originals = {Path(file.path).name: file.path for file in piece.files}
         lake.put_bytes(location + _MANIFEST, json.dumps({
             "table": table.name, "day": day.isoformat(), "key": piece.key, "partition": piece.values,
             "files": originals, "failures": [asdict(f) for f in failed],
             "quarantined_at": dt.datetime.now(dt.UTC).isoformat()}, indent=2, default=str).encode())
+        for name, path in originals.items():
+            lake.move(path, location + name)
         for failure in failed:  # reported, and the day goes on without the slice
             failure.severity = QUARANTINED
         report.quarantined.append(location)

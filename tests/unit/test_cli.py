@@ -70,6 +70,12 @@ def test_bad_backend_is_explained(sample_lake, tmp_path):
     assert out.returncode == 2 and "IOC_BACKEND='gcp' is not a backend" in out.stderr
 
 
+def test_a_bad_quarantine_setting_is_explained(sample_lake, tmp_path):
+    env = {**os.environ, "IOC_QUARANTINE": "maybe", "IOC_LAKE_ROOT": str(sample_lake)}
+    out = subprocess.run([IOC, "quality", "2024-01-10"], capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and out.stderr == "error: IOC_QUARANTINE='maybe' must be true or false\n"
+
+
 def test_generate_rejects_a_bad_date(tmp_path):
     out = run_ioc("generate", "--lake", str(tmp_path), "--start", "2024-13-01", lake=tmp_path, state=tmp_path)
     assert out.returncode == 2 and "not a date as YYYY-MM-DD" in out.stderr
