@@ -99,7 +99,8 @@ def expected_aggregates(events: pd.DataFrame, scores: pd.DataFrame, day: dt.date
     }])}
 
     rates = today.groupby(["device", "assessment_type"]).agg(
-        total_sessions=("completed", "size"), completed_sessions=("completed", "sum"))
+        users=("anonymous_user_id", "nunique"), total_sessions=("completed", "size"),
+        completed_sessions=("completed", "sum"))
     rates["completion_rate"] = rates["completed_sessions"] / rates["total_sessions"]
     rates["avg_completion_time_s"] = today[today["completed"]].groupby(
         ["device", "assessment_type"])["completion_time"].mean().astype(float)
@@ -119,10 +120,11 @@ def expected_aggregates(events: pd.DataFrame, scores: pd.DataFrame, day: dt.date
     scored["scored"] = scored["consistency"].notna()
     scored["reliable"] = (scored["consistency"] >= 0.7) & (scored["completeness"] >= 0.9)
     out["assessment_funnel"] = scored.groupby("assessment_type").agg(
-        started=("scored", "size"), completed=("completed", "sum"), scored=("scored", "sum"),
+        users=("anonymous_user_id", "nunique"), started=("scored", "size"), completed=("completed", "sum"), scored=("scored", "sum"),
         reliable=("reliable", "sum")).reset_index()
 
-    percentiles = to_date.groupby("industry").agg(assessments=("openness", "size"))
+    percentiles = to_date.groupby("industry").agg(assessments=("openness", "size"),
+                                                  users=("anonymous_user_id", "nunique"))
     for trait in TRAITS:
         for p in (25, 50, 75):
             percentiles[f"{trait}_p{p}"] = to_date.groupby("industry")[trait].quantile(p / 100)

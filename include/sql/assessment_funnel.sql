@@ -4,6 +4,7 @@
 -- scored after midnight, in the next month's partition: both months are read.
 SELECT
   e.assessment_type,
+  CAST(COUNT(DISTINCT e.anonymous_user_id) AS bigint) AS users,
   CAST(COUNT(*) AS bigint) AS started,
   CAST(COUNT_IF(e.completion_time > 0) AS bigint) AS completed,
   CAST(COUNT(s.assessment_id) AS bigint) AS scored,

@@ -3,6 +3,7 @@
 SELECT
   device,
   assessment_type,
+  CAST(COUNT(DISTINCT anonymous_user_id) AS bigint) AS users,
   CAST(COUNT(*) AS bigint) AS total_sessions,
   CAST(COUNT_IF(completion_time > 0) AS bigint) AS completed_sessions,
   CAST(COUNT_IF(completion_time > 0) AS double) / COUNT(*) AS completion_rate,

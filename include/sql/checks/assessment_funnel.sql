@@ -4,6 +4,7 @@ SELECT
   COUNT(*) = COUNT(DISTINCT assessment_type) AS one_row_per_type,
   COALESCE(BOOL_AND(started >= completed AND completed >= scored AND scored >= reliable), false)
     AS stages_narrow,
+  COALESCE(BOOL_AND(users BETWEEN 1 AND started), false) AS users_not_above_sessions,
   COALESCE(SUM(started), -1) = (
     SELECT COUNT(*) FROM assessment_events WHERE date = {{ lake_date }}
   ) AS started_matches_source

@@ -2,6 +2,7 @@
 SELECT
   COUNT(*) > 0 AS has_rows,
   COUNT(*) = COUNT(DISTINCT industry) AS one_row_per_industry,
+  COALESCE(BOOL_AND(users BETWEEN 1 AND assessments), false) AS users_not_above_assessments,
   COALESCE(BOOL_AND(
     openness_p25 <= openness_p50 AND openness_p50 <= openness_p75
     AND conscientiousness_p25 <= conscientiousness_p50 AND conscientiousness_p50 <= conscientiousness_p75

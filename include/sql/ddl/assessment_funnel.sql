@@ -5,6 +5,7 @@
 -- layout of the partition values; Athena ignores them while projection is disabled.
 CREATE EXTERNAL TABLE IF NOT EXISTS assessment_funnel (
   assessment_type string,
+  users bigint,
   started bigint,
   completed bigint,
   scored bigint,

@@ -6,6 +6,7 @@
 CREATE EXTERNAL TABLE IF NOT EXISTS completion_rates (
   device string,
   assessment_type string,
+  users bigint,
   total_sessions bigint,
   completed_sessions bigint,
   completion_rate double,

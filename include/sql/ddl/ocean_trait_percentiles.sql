@@ -8,6 +8,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS ocean_trait_percentiles (
   month string,
   industry string,
   assessments bigint,
+  users bigint,
   openness_p25 double,
   openness_p50 double,
   openness_p75 double,
