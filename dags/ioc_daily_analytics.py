@@ -45,8 +45,10 @@ asset (`ioc.<name>`) that its `check` task updates once the day's partition has 
 - `<name>.check`: `include/sql/checks/<name>.sql`, one check per column. *Fails when* the data is
   wrong: the partition is rolled back to its earlier version (or to no data), so readers never
   keep a day that failed, and nothing is exported. Fix the source, then clear the `build` task.
-- `<name>.export`: writes `<name>_<date>.csv` under the exports root. *Fails when* the exports
-  location is not writable.
+- `<name>.export`: publishes the day's export set under the exports root,
+  `<name>/<date>/manifest.json` and the CSV, Excel, JSON and Parquet files it lists; breakdown
+  rows with fewer than `IOC_MIN_GROUP_USERS` users are blanked. *Fails when* the exports location
+  is not writable, or the day has no passing quality report (clear the `check` task).
 
 Failures that a retry can cure (Athena's transient errors and throttling, time-outs, the
 network) are retried twice with backoff; the others (missing data, a failed check, bad SQL or
@@ -119,11 +121,11 @@ def ioc_daily_analytics():
             return pipeline.quality_gate(settings, day, name, tags)
 
     @task
-    def export(name: str) -> str:
-        from ioc_analytics import pipeline, runtime
+    def export(name: str) -> dict:
+        from ioc_analytics import publish, runtime
 
         with runtime.step() as (settings, day, tags):
-            return pipeline.export_csv(settings, day, name, tags)
+            return publish.export_aggregate(settings, day, name, tags)
 
     repaired = repair_partitions()
     validated = {table: validate.override(task_id=f"validate_{table}")(table) for table in RAW_TABLES}

@@ -120,8 +120,8 @@ def expected_aggregates(events: pd.DataFrame, scores: pd.DataFrame, day: dt.date
     scored["scored"] = scored["consistency"].notna()
     scored["reliable"] = (scored["consistency"] >= 0.7) & (scored["completeness"] >= 0.9)
     out["assessment_funnel"] = scored.groupby("assessment_type").agg(
-        users=("anonymous_user_id", "nunique"), started=("scored", "size"), completed=("completed", "sum"), scored=("scored", "sum"),
-        reliable=("reliable", "sum")).reset_index()
+        users=("anonymous_user_id", "nunique"), started=("scored", "size"), completed=("completed", "sum"),
+        scored=("scored", "sum"), reliable=("reliable", "sum")).reset_index()
 
     percentiles = to_date.groupby("industry").agg(assessments=("openness", "size"),
                                                   users=("anonymous_user_id", "nunique"))
@@ -158,6 +158,31 @@ def read_aggregate(state_dir: Path, table: str, day: dt.date) -> pd.DataFrame:
                            (table, json.dumps([day.strftime("%Y/%m/%d")]))).fetchall()
     assert len(rows) == 1, f"{table} {day} is not registered"
     return pq.read_table(rows[0][0]).to_pandas().assign(date=day.strftime("%Y/%m/%d"))
+
+
+def export_file(exports_root: Path, name: str, day: dt.date, fmt: str = "csv") -> Path | None:
+    """The current export of an aggregate for a day, found through its manifest (None if none)."""
+    import json
+
+    manifest = exports_root / name / day.isoformat() / "manifest.json"
+    if not manifest.is_file():
+        return None
+    [entry] = [f for f in json.loads(manifest.read_text())["files"] if f["format"] == fmt]
+    return Path(entry["path"])
+
+
+def suppressed(frame: pd.DataFrame, name: str, min_users: int = 10) -> pd.DataFrame:
+    """An aggregate as its exports show it: breakdown rows with fewer than ``min_users`` users blanked."""
+    from ioc_analytics.tables import BREAKDOWN_USERS
+
+    users = BREAKDOWN_USERS.get(name)
+    if users is None:
+        return frame
+    out = frame.copy()
+    numeric = [c for c in out.columns if out[c].dtype.kind in "iuf"]
+    out[numeric] = out[numeric].astype(float)
+    out.loc[out[users] < min_users, numeric] = float("nan")
+    return out
 
 
 # -- partition repair: one scenario, run on each backend --------------------------------------

@@ -7,15 +7,10 @@ date, and returns a small JSON-able summary that Airflow keeps in XCom.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ioc_analytics import partitions, sql
@@ -206,27 +201,3 @@ def quality_gate(settings: Settings, day: dt.date, name: str, tags: Mapping[str,
         )
     log.info("%s for %s passed %d checks", name, day, len(checks))
     return checks
-
-
-def export_csv(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> str:
-    """Publish the date's partition of aggregate ``name`` as CSV; returns where the file is."""
-    load_catalog(settings.lake_uri, settings.database).table(name)  # the identifier is a real table
-    export_sql = sql.render("exports/partition", day, identifiers={"table": name})
-    result = get_engine(settings).query(export_sql.sql, export_sql.parameters, tags=tags)
-    buffer = io.BytesIO()
-    pacsv.write_csv(result.table, buffer)
-    relative = f"{name}/{name}_{day.isoformat()}.csv"
-    if settings.exports_root.startswith("s3://"):
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        target = f"{settings.exports_root.rstrip('/')}/{relative}"
-        S3Hook(aws_conn_id=settings.aws_conn_id).load_bytes(buffer.getvalue(), key=target, replace=True)
-    else:
-        path = Path(settings.exports_root).expanduser().resolve() / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-            tmp.write(buffer.getvalue())
-        os.replace(tmp.name, path)
-        target = str(path)
-    log.info("exported %d rows of %s for %s to %s", result.table.num_rows, name, day, target)
-    return target

@@ -55,6 +55,8 @@ class Settings:
     #: ``false`` the day stops; with ``true`` a partition the day can do without (an optional
     #: assessment type) is moved aside to ``quarantine/`` and the day goes on without it.
     quarantine: bool = False
+    #: Breakdown rows with fewer distinct users than this are suppressed in exports and API answers.
+    min_group_users: int = 10
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -63,6 +65,8 @@ class Settings:
             )
         if self.query_timeout_s <= 0:
             raise ConfigError(f"IOC_QUERY_TIMEOUT_S={self.query_timeout_s} must be a positive number of seconds")
+        if self.min_group_users < 1:
+            raise ConfigError(f"IOC_MIN_GROUP_USERS={self.min_group_users} must be at least 1")
         if self.bytes_scanned_cutoff < 10_000_000:
             raise ConfigError(f"IOC_BYTES_SCANNED_CUTOFF={self.bytes_scanned_cutoff} is below Athena's minimum "
                               "of 10 MB (10000000 bytes)")

@@ -10,17 +10,13 @@ the SQL text. Athena accepts ``?`` only in WHERE clauses, and so do these files.
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import jinja2
 
-from ioc_analytics.errors import ConfigError
 from ioc_analytics.settings import SQL_DIR
 
 LOOKBACK_DAYS = 30
-_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
@@ -62,15 +58,8 @@ class _Bound:
         return "?"
 
 
-def render(name: str, day: dt.date, identifiers: Mapping[str, str] | None = None) -> Rendered:
-    """Render ``include/sql/<name>.sql`` for ``day``: the SQL with ``?`` and its parameters.
-
-    ``identifiers`` (a table name, say) cannot be bound, so they are pasted: the caller checks
-    them against the catalog, and here each must be a plain lower-case SQL name.
-    """
-    for key, identifier in (identifiers or {}).items():
-        if not _IDENTIFIER.fullmatch(identifier):
-            raise ConfigError(f"{key}={identifier!r} is not a table or column name")
+def render(name: str, day: dt.date) -> Rendered:
+    """Render ``include/sql/<name>.sql`` for ``day``: the SQL with ``?`` and its parameters."""
     parameters: list[object] = []
     values = {key: _Bound(value, parameters) for key, value in date_values(day).items()}
-    return Rendered(_env.get_template(f"{name}.sql").render(**values, **(identifiers or {})), parameters)
+    return Rendered(_env.get_template(f"{name}.sql").render(**values), parameters)

@@ -19,3 +19,14 @@ AGGREGATES = {
     "facet_summary": ("ocean_scores",),
     "dark_side_summary": ("ocean_scores",),
 }
+
+#: For the aggregates that break people down by an attribute: the column counting the distinct
+#: users behind each row. Rows with fewer than ``IOC_MIN_GROUP_USERS`` are suppressed in every
+#: export and API answer (publish.py). The others (the day's totals, a facet over everyone) are
+#: not breakdowns of people.
+BREAKDOWN_USERS = {
+    "completion_rates": "users",
+    "user_breakdowns": "users",
+    "assessment_funnel": "users",
+    "ocean_trait_percentiles": "users",
+}

@@ -26,6 +26,7 @@ from ioc_analytics.catalog import load_catalog
 from ioc_analytics.engine.athena import athena_literal
 from ioc_analytics.engine.base import read_tags
 from ioc_analytics.glue import ensure_tables
+from ioc_analytics.publish import export_sql
 from ioc_analytics.tables import AGGREGATES
 from tests.aws.conftest import DATABASE, LAKE_BUCKET, RESULTS_BUCKET, WORKGROUP
 from tests.helpers import TODAY
@@ -34,9 +35,13 @@ pytestmark = pytest.mark.integration
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DAY = TODAY - dt.timedelta(days=2)
-OK = {"rows": [{"Data": [{"VarCharValue": "ok"}]}, {"Data": [{"VarCharValue": "true"}]}],
-      "column_info": [{"Name": "ok", "Label": "ok", "Type": "boolean", "Precision": 0, "Scale": 0,
-                       "Nullable": "NULLABLE", "CaseSensitive": False}]}
+_BOOLEAN = {"Type": "boolean", "Precision": 0, "Scale": 0, "Nullable": "NULLABLE", "CaseSensitive": False}
+#: One row that answers every query of the run: each check column is true (all pass), and the
+#: exports see a row with its suppression flag (the flag is computed in SQL, which moto does not run).
+OK = {"rows": [{"Data": [{"VarCharValue": "ok"}, {"VarCharValue": "__ioc_suppressed"}]},
+               {"Data": [{"VarCharValue": "true"}, {"VarCharValue": "true"}]}],
+      "column_info": [{"Name": "ok", "Label": "ok", **_BOOLEAN},
+                      {"Name": "__ioc_suppressed", "Label": "__ioc_suppressed", **_BOOLEAN}]}
 
 
 def _upload_day(moto, sample_lake: Path) -> int:
@@ -52,8 +57,7 @@ def _upload_day(moto, sample_lake: Path) -> int:
 def test_daily_dag_on_aws(airflow_db, aws_settings, moto, sample_lake, tmp_path):
     ensure_tables(aws_settings, load_catalog(aws_settings.lake_uri, DATABASE))
     assert _upload_day(moto, sample_lake) > 5
-    # moto hands the seeded results out one per query, UNLOADs included: one boolean row answers
-    # every check (all pass), and the exports write what comes back.
+    # moto hands the seeded results out one per query, UNLOADs included (see OK).
     moto.seed_athena_results(*[OK] * 3 * len(AGGREGATES))
     env = {
         **os.environ,
@@ -93,8 +97,9 @@ def test_daily_dag_on_aws(airflow_db, aws_settings, moto, sample_lake, tmp_path)
         assert execution["ResultConfiguration"]["OutputLocation"].startswith(f"s3://{RESULTS_BUCKET}/")
 
     for name in AGGREGATES:
-        for step, template in (("build", name), ("check", f"checks/{name}"), ("export", "exports/partition")):
-            rendered = sql.render(template, DAY, {"table": name} if step == "export" else None)
+        table = load_catalog(aws_settings.lake_uri, DATABASE).table(name)
+        for step, rendered in (("build", sql.render(name, DAY)), ("check", sql.render(f"checks/{name}", DAY)),
+                               ("export", export_sql(table, aws_settings.min_group_users, DAY))):
             execution = by_task[f"{name}.{step}"]
             # The day's values reach Athena as execution parameters, in the order of the text.
             assert execution["ExecutionParameters"] == [athena_literal(v) for v in rendered.parameters]
@@ -110,8 +115,13 @@ def test_daily_dag_on_aws(airflow_db, aws_settings, moto, sample_lake, tmp_path)
         partition = glue.get_partition(DatabaseName=DATABASE, TableName=name, PartitionValues=[lake_date])
         assert partition["Partition"]["StorageDescriptor"]["Location"] == target
         s3.head_object(Bucket=LAKE_BUCKET, Key=target.split(f"{LAKE_BUCKET}/")[1] + "_ioc_committed")
-        export = f"exports/{name}/{name}_{DAY.isoformat()}.csv"
-        assert s3.get_object(Bucket=LAKE_BUCKET, Key=export)["Body"].read().decode().splitlines() == ['"ok"', "true"]
+        manifest_key = f"exports/{name}/{DAY}/manifest.json"
+        manifest = json.loads(s3.get_object(Bucket=LAKE_BUCKET, Key=manifest_key)["Body"].read())
+        assert sorted(f["format"] for f in manifest["files"]) == ["csv", "json", "parquet", "xlsx"]
+        assert manifest["source"]["partition"] == target and manifest["source"]["validation"]["passed"]
+        [csv] = [f["path"] for f in manifest["files"] if f["format"] == "csv"]
+        body = s3.get_object(Bucket=LAKE_BUCKET, Key=csv.split(f"{LAKE_BUCKET}/")[1])["Body"].read()
+        assert body.decode().splitlines() == ['"ok"', "true"]
 
     # The gates ran on the day's S3 objects, and every table's report is kept in the S3 lake.
     for table in ("assessment_events", "ocean_scores", *AGGREGATES):

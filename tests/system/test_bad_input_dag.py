@@ -25,7 +25,7 @@ import pytest
 from ioc_analytics.generate import FAULTS, inject_fault
 from ioc_analytics.tables import AGGREGATES
 from tests.conftest import DAGS_FOLDER
-from tests.helpers import TODAY, fault_messages
+from tests.helpers import TODAY, export_file, fault_messages
 
 pytestmark = pytest.mark.integration
 
@@ -60,10 +60,6 @@ def run_days(runs: list[dict]) -> tuple[dict[str, dict], dict[str, str]]:
     assert len(results) == len(logs) == len(runs), output[-3000:]
     return ({run["name"]: r for run, r in zip(runs, results, strict=True)},
             {run["name"]: log for run, log in zip(runs, logs, strict=True)})
-
-
-def exported(folder: Path, name: str, day: dt.date) -> Path:
-    return folder / "exports" / name / f"{name}_{day.isoformat()}.csv"
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +98,10 @@ def test_each_fault_stops_what_reads_the_bad_table_and_nothing_bad_is_exported(c
     for name, sources in AGGREGATES.items():
         if table in sources:
             assert result["tasks"][f"{name}.build"] == "upstream_failed", (name, result)
-            assert not exported(folder, name, day).exists(), name
+            assert export_file(folder / "exports", name, day) is None, name
         else:
             assert result["tasks"][f"{name}.export"] == "success", (name, json.dumps(result["tasks"]))
-            assert exported(folder, name, day).exists(), name
+            assert export_file(folder / "exports", name, day).is_file(), name
 
 
 def test_quarantine_exports_the_day_without_the_bad_partition_and_a_fixed_rerun_restores_it(
@@ -119,7 +115,7 @@ def test_quarantine_exports_the_day_without_the_bad_partition_and_a_fixed_rerun_
     first, logs = run_days([{**run, "name": "first"}])
     assert first["first"]["state"] == "success", first
     assert "quarantined to" in logs["first"]
-    rates = pd.read_csv(exported(tmp_path, "completion_rates", DAY))
+    rates = pd.read_csv(export_file(tmp_path / "exports", "completion_rates", DAY))
     assert "career" not in set(rates["assessment_type"]) and "smart_fridge" not in set(rates["device"])
     [entry] = [p.parent for p in (lake / "quarantine").rglob("_quarantine.json")]
     assert not list(partition.glob("*.parquet"))
@@ -128,6 +124,6 @@ def test_quarantine_exports_the_day_without_the_bad_partition_and_a_fixed_rerun_
     second, logs = run_days([{**run, "name": "second"}])
     assert second["second"]["state"] == "success", second
     assert "cleared" in logs["second"] and (entry / "_released.json").is_file()
-    rates = pd.read_csv(exported(tmp_path, "completion_rates", DAY))
+    rates = pd.read_csv(export_file(tmp_path / "exports", "completion_rates", DAY))
     assert "career" in set(rates["assessment_type"])
     assert pq.read_table(partition / "part-00000.parquet").equals(good)

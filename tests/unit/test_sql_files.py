@@ -10,6 +10,7 @@ from sqlglot import exp
 
 from ioc_analytics import sql
 from ioc_analytics.settings import SQL_DIR
+from ioc_analytics.tables import AGGREGATES
 
 FILES = sorted(p.relative_to(SQL_DIR).with_suffix("").as_posix()
                for p in SQL_DIR.rglob("*.sql") if p.relative_to(SQL_DIR).parts[0] != "ddl")
@@ -17,13 +18,12 @@ DAY = dt.date(2024, 1, 15)
 
 
 def test_there_are_sql_files():
-    assert "daily_active_users" in FILES and "checks/daily_active_users" in FILES and "exports/partition" in FILES
+    assert "daily_active_users" in FILES and "checks/daily_active_users" in FILES
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_values_are_bound_as_parameters_in_where_clauses_only(name):
-    identifiers = {"table": "daily_active_users"} if name.startswith("exports/") else None
-    rendered = sql.render(name, DAY, identifiers)
+    rendered = sql.render(name, DAY)
     tree = sqlglot.parse_one(rendered.sql, read="athena")
     placeholders = list(tree.find_all(exp.Placeholder))
     assert rendered.parameters and len(placeholders) == len(rendered.parameters)
@@ -33,11 +33,15 @@ def test_values_are_bound_as_parameters_in_where_clauses_only(name):
     assert set(rendered.parameters) <= set(sql.date_values(DAY).values())
 
 
-def test_a_pasted_identifier_must_be_a_plain_name():
-    from ioc_analytics.errors import ConfigError
+@pytest.mark.parametrize("name", AGGREGATES)
+def test_the_export_query_binds_the_date_in_its_where_clause_only(name):
+    from ioc_analytics.catalog import load_catalog
+    from ioc_analytics.publish import export_sql
 
-    with pytest.raises(ConfigError, match="is not a table or column name"):
-        sql.render("exports/partition", DAY, {"table": "daily_active_users; DROP TABLE x"})
+    rendered = export_sql(load_catalog("/lake").table(name), 10, DAY)
+    placeholders = list(sqlglot.parse_one(rendered.sql, read="athena").find_all(exp.Placeholder))
+    assert rendered.parameters == ["2024/01/15"] and len(placeholders) == 1
+    assert placeholders[0].find_ancestor(exp.Where) is not None
 
 
 def test_parameters_follow_the_order_of_the_text():

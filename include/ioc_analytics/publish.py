@@ -1,0 +1,197 @@
+"""Exports: every validated aggregate of a date as CSV, Excel, JSON and Parquet, with a manifest.
+
+**Layout and atomicity.** A date's export set is written into a new version folder, then its
+manifest is written at a fixed place; the manifest is the commit point::
+
+    <exports root>/<table>/<date>/manifest.json          which version is current, and what it holds
+    <exports root>/<table>/<date>/<version>/<table>_<date>.{csv,xlsx,json,parquet}
+
+A reader reads ``manifest.json`` first, then the files it lists: it sees the old set or the new
+one, never half of either (one object write is atomic on S3 and, by rename, on a local disk). A
+re-run writes a new version and replaces the manifest; the version before it is kept for
+readers that are still reading it, older ones are deleted.
+
+**Privacy.** Personality data is sensitive: in an aggregate that breaks people down by an
+attribute (``tables.BREAKDOWN_USERS`` names the column counting the distinct users behind each
+row), every numeric cell of a row with fewer than ``IOC_MIN_GROUP_USERS`` users is blanked (the
+count itself included), in the SQL, so no engine returns it. The manifest says how many rows and
+cells were suppressed. Aggregates that are not breakdowns of people (the day's totals, a facet
+over everyone) are exported whole.
+
+**Only validated data.** A date is exported only if the aggregate's quality report for it (kept
+by its ``check`` task) passed; the manifest quotes that report.
+
+The four files are written from the query result in the worker: an aggregate partition is tens
+of rows, so this is not the place for Athena ``UNLOAD``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from ioc_analytics import partitions, sql
+from ioc_analytics.catalog import Table, load_catalog
+from ioc_analytics.engine import get_engine
+from ioc_analytics.errors import DataQualityError
+from ioc_analytics.lake import LocalLake
+from ioc_analytics.settings import Settings
+from ioc_analytics.tables import BREAKDOWN_USERS
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "xlsx", "json", "parquet")
+#: Excel's rows per sheet (1,048,576) less the header row. A larger table is split across
+#: sheets (``<table>``, ``<table> (2)``, ...), never truncated.
+EXCEL_ROWS_PER_SHEET = 1_048_575
+_SUPPRESSED = "__ioc_suppressed"
+MANIFEST = "manifest.json"
+
+
+def export_sql(table: Table, min_users: int, day: dt.date) -> sql.Rendered:
+    """The date's partition of ``table``, numeric cells blanked where a breakdown row has fewer
+    than ``min_users`` users (a missing count counts as too few), plus a ``__ioc_suppressed`` flag."""
+    users = BREAKDOWN_USERS.get(table.name)
+    name = exp.to_identifier(table.name).sql("athena")
+    date = sql.date_values(day)["lake_date"]
+    if users is None:
+        return sql.Rendered(f"SELECT *, false AS {_SUPPRESSED} FROM {name} WHERE date = ?", [date])
+    columns = []
+    for column in [*table.columns, *table.partition_keys]:
+        quoted = exp.to_identifier(column.name, quoted=True).sql("athena")
+        numeric = column.type.is_type(*exp.DataType.NUMERIC_TYPES)
+        columns.append(f"CASE WHEN NOT {_SUPPRESSED} THEN {quoted} END AS {quoted}" if numeric else quoted)
+    # The threshold is written as a number, not bound: Athena binds execution parameters in WHERE
+    # clauses only, and it is an integer setting checked when settings load, never user input.
+    flag = f"COALESCE({exp.to_identifier(users).sql('athena')} < {int(min_users)}, true)"
+    text = (f"WITH t AS (SELECT *, {flag} AS {_SUPPRESSED} FROM {name} WHERE date = ?) "
+            f"SELECT {', '.join(columns)}, {_SUPPRESSED} FROM t")
+    return sql.Rendered(text, [date])
+
+
+@dataclass
+class ExportFile:
+    format: str
+    name: str
+    data: bytes
+    rows: int
+
+    def describe(self, location: str) -> dict[str, Any]:
+        return {"format": self.format, "path": location + self.name, "rows": self.rows, "bytes": len(self.data),
+                "sha256": hashlib.sha256(self.data).hexdigest()}
+
+
+def render_files(table: pa.Table, stem: str, rows_per_sheet: int = EXCEL_ROWS_PER_SHEET) -> list[ExportFile]:
+    """The table in every format, named ``<stem>.<format>``."""
+    csv_buffer, parquet_buffer = io.BytesIO(), io.BytesIO()
+    pacsv.write_csv(table, csv_buffer)
+    pq.write_table(table, parquet_buffer, compression="snappy")
+    records = json.dumps(table.to_pylist(), default=str, indent=1, allow_nan=False).encode()
+    return [
+        ExportFile("csv", f"{stem}.csv", csv_buffer.getvalue(), table.num_rows),
+        ExportFile("xlsx", f"{stem}.xlsx", _xlsx(table, stem, rows_per_sheet), table.num_rows),
+        ExportFile("json", f"{stem}.json", records, table.num_rows),
+        ExportFile("parquet", f"{stem}.parquet", parquet_buffer.getvalue(), table.num_rows),
+    ]
+
+
+def _xlsx(table: pa.Table, title: str, rows_per_sheet: int) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)  # streams rows: memory stays flat for large sheets
+    for sheet_number, start in enumerate(range(0, max(table.num_rows, 1), rows_per_sheet), start=1):
+        suffix = f" ({sheet_number})" if sheet_number > 1 else ""
+        sheet = book.create_sheet(title=title[: 31 - len(suffix)] + suffix)  # Excel's 31-character limit
+        sheet.append(table.column_names)
+        for batch in table.slice(start, rows_per_sheet).to_batches():
+            for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
+                sheet.append([_excel_value(v) for v in row])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _excel_value(value: Any) -> Any:
+    # Excel has no time zones and no nested values.
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str)
+    return value
+
+
+def export_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> dict[str, Any]:
+    """Publish the date's export set of aggregate ``name``; returns its manifest."""
+    table = load_catalog(settings.lake_uri, settings.database).table(name)
+    validation = _validation(settings, name, day)
+    query = export_sql(table, settings.min_group_users, day)
+    result = get_engine(settings).query(query.sql, query.parameters, tags=tags)
+    flags = result.table.column(_SUPPRESSED).to_pylist()
+    data = result.table.drop_columns([_SUPPRESSED])
+    numeric = sum(1 for f in data.schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+    suppressed_rows = sum(1 for flag in flags if flag)
+
+    store = exports_store(settings)
+    folder = f"{store.root}/{name}/{day.isoformat()}/"
+    previous = _read_manifest(store, folder)
+    version = partitions.new_version()
+    location = f"{folder}{version}/"
+    files = render_files(data, f"{name}_{day.isoformat()}")
+    for file in files:
+        store.put_bytes(location + file.name, file.data)
+    manifest = {
+        "table": name, "date": day.isoformat(), "version": version, "location": location,
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "rows": data.num_rows,
+        "suppression": {"min_group_users": settings.min_group_users,
+                        "users_column": BREAKDOWN_USERS.get(name), "rows": suppressed_rows,
+                        "cells": suppressed_rows * numeric},
+        "source": {"partition": partitions.get_registry(settings).location(table, {"date": sql.date_values(day)[
+            "lake_date"]}), "validation": validation},
+        "files": [file.describe(location) for file in files],
+    }
+    store.put_bytes(folder + MANIFEST, json.dumps(manifest, indent=2).encode())  # the commit point
+    keep = {location, previous.get("location")} if previous else {location}
+    for old in {f.path.rsplit("/", 1)[0] + "/" for f in store.list_all(folder)} - keep - {folder}:
+        store.delete_prefix(old)
+    log.info("exported %s for %s: %d rows in %s, %d rows suppressed (fewer than %d users); manifest %s%s",
+             name, day, data.num_rows, ", ".join(FORMATS), suppressed_rows, settings.min_group_users, folder, MANIFEST)
+    return manifest
+
+
+def exports_store(settings: Settings) -> Any:
+    """The exports root as an object store: a local folder, or an S3 prefix."""
+    if settings.exports_root.startswith("s3://"):
+        from ioc_analytics.s3lake import S3Lake
+
+        return S3Lake(settings.exports_root, settings.aws_conn_id, settings.region)
+    return LocalLake(settings.exports_root)
+
+
+def _read_manifest(store: Any, folder: str) -> dict[str, Any]:
+    raw = store.get_bytes(folder + MANIFEST)
+    return json.loads(raw) if raw else {}
+
+
+def _validation(settings: Settings, name: str, day: dt.date) -> dict[str, Any]:
+    from ioc_analytics.lake import get_lake
+
+    path = f"{settings.lake_uri}/quality/{name}/{day.isoformat()}.json"
+    raw = get_lake(settings).get_bytes(path)
+    report = json.loads(raw) if raw else None
+    if not report or not report.get("passed"):
+        state = "failed its checks" if report else "has not been checked"
+        raise DataQualityError(f"{name} for {day.isoformat()} {state} (no passing report at {path}): only "
+                               "validated data is exported; run the day's check task first")
+    return {"passed": True, "checks": report["evaluated"], "validated_at": report["validated_at"], "report": path}
