@@ -25,14 +25,16 @@ airflow db migrate > data/airflow-db-migrate.log 2>&1 || { cat data/airflow-db-m
 echo "== 3/3 airflow dags test ioc_daily_analytics $yesterday"
 airflow dags test ioc_daily_analytics "$yesterday" > data/demo-dag-run.log 2>&1 || {
   tail -n 60 data/demo-dag-run.log; echo "the DAG run failed: full log in data/demo-dag-run.log"; exit 1; }
-grep -oE "exported [0-9]+ rows of [a-z_]+" data/demo-dag-run.log || true
+grep -oE "exported [a-z_]+ for [0-9-]+: [0-9]+ rows" data/demo-dag-run.log || true
 
 cat <<MSG
 
 Done. Outputs:
   lake (raw tables)        $IOC_LAKE_ROOT/assessments/, $IOC_LAKE_ROOT/ocean_scores/
   aggregate tables         $IOC_LAKE_ROOT/aggregates/<table>/${yesterday//-//}/ (7 tables)
-  CSV exports              $IOC_EXPORTS_ROOT/<table>/<table>_$yesterday.csv
+  exports (CSV, Excel,     $IOC_EXPORTS_ROOT/<table>/$yesterday/manifest.json and the files it lists
+    JSON, Parquet)
+  data-quality reports     $IOC_LAKE_ROOT/quality/<table>/$yesterday.json (ioc quality $yesterday)
   partition registry       $IOC_STATE_DIR/catalog.sqlite
   query log                $IOC_STATE_DIR/query_log.jsonl
   DAG run log              $PWD/data/demo-dag-run.log
