@@ -14,9 +14,10 @@ readers that are still reading it, older ones are deleted.
 **Privacy.** Personality data is sensitive: in an aggregate that breaks people down by an
 attribute (``tables.BREAKDOWN_USERS`` names the column counting the distinct users behind each
 row), every numeric cell of a row with fewer than ``IOC_MIN_GROUP_USERS`` users is blanked (the
-count itself included), in the SQL, so no engine returns it. The manifest says how many rows and
-cells were suppressed. Aggregates that are not breakdowns of people (the day's totals, a facet
-over everyone) are exported whole.
+count itself included) before anything is written: :func:`suppress_small_groups`, which the
+query API applies to its answers too. The manifest says how many rows and cells were
+suppressed. Aggregates that are not breakdowns of people (the day's totals, a facet over
+everyone) are exported whole.
 
 **Only validated data.** A date is exported only if the aggregate's quality report for it (kept
 by its ``check`` task) passed; the manifest quotes that report.
@@ -33,10 +34,11 @@ import io
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlglot import exp
@@ -55,29 +57,39 @@ FORMATS = ("csv", "xlsx", "json", "parquet")
 #: Excel's rows per sheet (1,048,576) less the header row. A larger table is split across
 #: sheets (``<table>``, ``<table> (2)``, ...), never truncated.
 EXCEL_ROWS_PER_SHEET = 1_048_575
-_SUPPRESSED = "__ioc_suppressed"
 MANIFEST = "manifest.json"
 
 
-def export_sql(table: Table, min_users: int, day: dt.date) -> sql.Rendered:
-    """The date's partition of ``table``, numeric cells blanked where a breakdown row has fewer
-    than ``min_users`` users (a missing count counts as too few), plus a ``__ioc_suppressed`` flag."""
-    users = BREAKDOWN_USERS.get(table.name)
+def export_sql(table: Table, day: dt.date) -> sql.Rendered:
+    """The date's partition of ``table``, every column."""
     name = exp.to_identifier(table.name).sql("athena")
-    date = sql.date_values(day)["lake_date"]
-    if users is None:
-        return sql.Rendered(f"SELECT *, false AS {_SUPPRESSED} FROM {name} WHERE date = ?", [date])
-    columns = []
-    for column in [*table.columns, *table.partition_keys]:
-        quoted = exp.to_identifier(column.name, quoted=True).sql("athena")
-        numeric = column.type.is_type(*exp.DataType.NUMERIC_TYPES)
-        columns.append(f"CASE WHEN NOT {_SUPPRESSED} THEN {quoted} END AS {quoted}" if numeric else quoted)
-    # The threshold is written as a number, not bound: Athena binds execution parameters in WHERE
-    # clauses only, and it is an integer setting checked when settings load, never user input.
-    flag = f"COALESCE({exp.to_identifier(users).sql('athena')} < {int(min_users)}, true)"
-    text = (f"WITH t AS (SELECT *, {flag} AS {_SUPPRESSED} FROM {name} WHERE date = ?) "
-            f"SELECT {', '.join(columns)}, {_SUPPRESSED} FROM t")
-    return sql.Rendered(text, [date])
+    return sql.Rendered(f"SELECT * FROM {name} WHERE date = ?", [sql.date_values(day)["lake_date"]])
+
+
+@dataclass
+class Suppression:
+    users_column: str | None
+    min_group_users: int
+    rows: int = 0
+    cells: int = 0
+
+
+def suppress_small_groups(data: pa.Table, users_column: str | None, min_users: int) -> tuple[pa.Table, Suppression]:
+    """Blank every numeric cell (the user count included) of the rows with fewer than
+    ``min_users`` in ``users_column`` (a missing count counts as too few). The labels stay, so a
+    reader sees that the group exists and was suppressed. No-op without a users column."""
+    report = Suppression(users_column, min_users)
+    if users_column is None or data.num_rows == 0:
+        return data, report
+    counts = data.column(users_column)
+    small = pc.fill_null(pc.less(counts, min_users), True)
+    numeric = [i for i, f in enumerate(data.schema) if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
+    for i in numeric:
+        column = data.column(i)
+        data = data.set_column(i, data.field(i), pc.if_else(small, pa.nulls(len(column), column.type), column))
+    report.rows = pc.sum(small.cast(pa.int64())).as_py() or 0
+    report.cells = report.rows * len(numeric)
+    return data, report
 
 
 @dataclass
@@ -135,12 +147,9 @@ def export_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[
     """Publish the date's export set of aggregate ``name``; returns its manifest."""
     table = load_catalog(settings.lake_uri, settings.database).table(name)
     validation = _validation(settings, name, day)
-    query = export_sql(table, settings.min_group_users, day)
+    query = export_sql(table, day)
     result = get_engine(settings).query(query.sql, query.parameters, tags=tags)
-    flags = result.table.column(_SUPPRESSED).to_pylist()
-    data = result.table.drop_columns([_SUPPRESSED])
-    numeric = sum(1 for f in data.schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
-    suppressed_rows = sum(1 for flag in flags if flag)
+    data, suppression = suppress_small_groups(result.table, BREAKDOWN_USERS.get(name), settings.min_group_users)
 
     store = exports_store(settings)
     folder = f"{store.root}/{name}/{day.isoformat()}/"
@@ -154,9 +163,7 @@ def export_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[
         "table": name, "date": day.isoformat(), "version": version, "location": location,
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "rows": data.num_rows,
-        "suppression": {"min_group_users": settings.min_group_users,
-                        "users_column": BREAKDOWN_USERS.get(name), "rows": suppressed_rows,
-                        "cells": suppressed_rows * numeric},
+        "suppression": asdict(suppression),
         "source": {"partition": partitions.get_registry(settings).location(table, {"date": sql.date_values(day)[
             "lake_date"]}), "validation": validation},
         "files": [file.describe(location) for file in files],
@@ -166,7 +173,7 @@ def export_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[
     for old in {f.path.rsplit("/", 1)[0] + "/" for f in store.list_all(folder)} - keep - {folder}:
         store.delete_prefix(old)
     log.info("exported %s for %s: %d rows in %s, %d rows suppressed (fewer than %d users); manifest %s%s",
-             name, day, data.num_rows, ", ".join(FORMATS), suppressed_rows, settings.min_group_users, folder, MANIFEST)
+             name, day, data.num_rows, ", ".join(FORMATS), suppression.rows, settings.min_group_users, folder, MANIFEST)
     return manifest
 
 

@@ -38,7 +38,7 @@ def test_the_export_query_binds_the_date_in_its_where_clause_only(name):
     from ioc_analytics.catalog import load_catalog
     from ioc_analytics.publish import export_sql
 
-    rendered = export_sql(load_catalog("/lake").table(name), 10, DAY)
+    rendered = export_sql(load_catalog("/lake").table(name), DAY)
     placeholders = list(sqlglot.parse_one(rendered.sql, read="athena").find_all(exp.Placeholder))
     assert rendered.parameters == ["2024/01/15"] and len(placeholders) == 1
     assert placeholders[0].find_ancestor(exp.Where) is not None
