@@ -104,18 +104,28 @@ class ExportFile:
                 "sha256": hashlib.sha256(self.data).hexdigest()}
 
 
+def render_file(table: pa.Table, stem: str, fmt: str, rows_per_sheet: int = EXCEL_ROWS_PER_SHEET) -> ExportFile:
+    """The table as one file ``<stem>.<fmt>``."""
+    if fmt == "csv":
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer)
+        data = buffer.getvalue()
+    elif fmt == "parquet":
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="snappy")
+        data = buffer.getvalue()
+    elif fmt == "json":
+        data = json.dumps(table.to_pylist(), default=str, indent=1, allow_nan=False).encode()
+    elif fmt == "xlsx":
+        data = _xlsx(table, stem, rows_per_sheet)
+    else:
+        raise ValueError(f"{fmt!r} is not one of {', '.join(FORMATS)}")
+    return ExportFile(fmt, f"{stem}.{fmt}", data, table.num_rows)
+
+
 def render_files(table: pa.Table, stem: str, rows_per_sheet: int = EXCEL_ROWS_PER_SHEET) -> list[ExportFile]:
-    """The table in every format, named ``<stem>.<format>``."""
-    csv_buffer, parquet_buffer = io.BytesIO(), io.BytesIO()
-    pacsv.write_csv(table, csv_buffer)
-    pq.write_table(table, parquet_buffer, compression="snappy")
-    records = json.dumps(table.to_pylist(), default=str, indent=1, allow_nan=False).encode()
-    return [
-        ExportFile("csv", f"{stem}.csv", csv_buffer.getvalue(), table.num_rows),
-        ExportFile("xlsx", f"{stem}.xlsx", _xlsx(table, stem, rows_per_sheet), table.num_rows),
-        ExportFile("json", f"{stem}.json", records, table.num_rows),
-        ExportFile("parquet", f"{stem}.parquet", parquet_buffer.getvalue(), table.num_rows),
-    ]
+    """The table in every format."""
+    return [render_file(table, stem, fmt, rows_per_sheet) for fmt in FORMATS]
 
 
 def _xlsx(table: pa.Table, title: str, rows_per_sheet: int) -> bytes:

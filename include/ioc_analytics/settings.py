@@ -57,6 +57,8 @@ class Settings:
     quarantine: bool = False
     #: Breakdown rows with fewer distinct users than this are suppressed in exports and API answers.
     min_group_users: int = 10
+    #: The most rows one query API answer may hold; a larger answer is refused (413), not cut.
+    api_max_rows: int = 10_000
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -65,6 +67,8 @@ class Settings:
             )
         if self.query_timeout_s <= 0:
             raise ConfigError(f"IOC_QUERY_TIMEOUT_S={self.query_timeout_s} must be a positive number of seconds")
+        if self.api_max_rows < 1:
+            raise ConfigError(f"IOC_API_MAX_ROWS={self.api_max_rows} must be at least 1")
         if self.min_group_users < 1:
             raise ConfigError(f"IOC_MIN_GROUP_USERS={self.min_group_users} must be at least 1")
         if self.bytes_scanned_cutoff < 10_000_000:

@@ -10,6 +10,7 @@ the SQL text. Athena accepts ``?`` only in WHERE clauses, and so do these files.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import jinja2
@@ -60,6 +61,11 @@ class _Bound:
 
 def render(name: str, day: dt.date) -> Rendered:
     """Render ``include/sql/<name>.sql`` for ``day``: the SQL with ``?`` and its parameters."""
+    return render_with(name, date_values(day))
+
+
+def render_with(name: str, values: Mapping[str, object]) -> Rendered:
+    """Render ``include/sql/<name>.sql`` with ``values`` bound as ``?`` parameters."""
     parameters: list[object] = []
-    values = {key: _Bound(value, parameters) for key, value in date_values(day).items()}
-    return Rendered(_env.get_template(f"{name}.sql").render(**values), parameters)
+    bound = {key: _Bound(value, parameters) for key, value in values.items()}
+    return Rendered(_env.get_template(f"{name}.sql").render(**bound), parameters)

@@ -13,7 +13,7 @@ from ioc_analytics.settings import SQL_DIR
 from ioc_analytics.tables import AGGREGATES
 
 FILES = sorted(p.relative_to(SQL_DIR).with_suffix("").as_posix()
-               for p in SQL_DIR.rglob("*.sql") if p.relative_to(SQL_DIR).parts[0] != "ddl")
+               for p in SQL_DIR.rglob("*.sql") if p.relative_to(SQL_DIR).parts[0] not in ("ddl", "queries"))
 DAY = dt.date(2024, 1, 15)
 
 
