@@ -50,6 +50,11 @@ asset (`ioc.<name>`) that its `check` task updates once the day's partition has 
   rows with fewer than `IOC_MIN_GROUP_USERS` users are blanked. *Fails when* the exports location
   is not writable, or the day has no passing quality report (clear the `check` task).
 
+- `dashboard`: once every export has finished or failed, writes the day's HTML dashboard
+  (`<exports root>/dashboard/<date>.html` and `index.html`): daily active users, completion
+  rates, OCEAN percentiles and the day's data-quality status. What is missing is said on the
+  page. *Fails when* the exports location is not writable.
+
 Failures that a retry can cure (Athena's transient errors and throttling, time-outs, the
 network) are retried twice with backoff; the others (missing data, a failed check, bad SQL or
 settings) fail at once, so the alert comes without delay. Re-running or backfilling a date
@@ -127,16 +132,36 @@ def ioc_daily_analytics():
         with runtime.step() as (settings, day, tags):
             return publish.export_aggregate(settings, day, name, tags)
 
+    @task(trigger_rule="all_done")  # whatever was exported, and the day's quality status
+    def dashboard() -> str:
+        from ioc_analytics import dashboard, runtime
+
+        with runtime.step() as (settings, day, _):
+            return dashboard.render(settings, day)
+
+    @task(trigger_rule="one_failed")
+    def run_failed() -> None:
+        # The dashboard runs after failures too, so it would be the run's only leaf and the run
+        # would succeed; this watcher, downstream of every task, fails the run when any failed.
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("a task of this run failed (see it for why); the dashboard shows what passed")
+
     repaired = repair_partitions()
     validated = {table: validate.override(task_id=f"validate_{table}")(table) for table in RAW_TABLES}
     for table in RAW_TABLES:
         waits[table] >> validated[table]
+    exported, steps = [], [*waits.values(), *validated.values(), repaired]
     for name, sources in AGGREGATES.items():
         with TaskGroup(group_id=name):
             built = build.override(task_id="build")(name)
             checked = check.override(task_id="check", outlets=[Asset(name=f"ioc.{name}")])(name)
-            [repaired, *(validated[source] for source in sources)] >> built >> checked >> export.override(
-                task_id="export")(name)
+            exported.append(export.override(task_id="export")(name))
+            [repaired, *(validated[source] for source in sources)] >> built >> checked >> exported[-1]
+            steps += [built, checked, exported[-1]]
+    drawn = dashboard()
+    exported >> drawn
+    [*steps, drawn] >> run_failed()
 
 
 ioc_daily_analytics()
