@@ -50,7 +50,7 @@ asset (`ioc.<name>`) that its `check` task updates once the day's partition has 
   rows with fewer than `IOC_MIN_GROUP_USERS` users are blanked. *Fails when* the exports location
   is not writable, or the day has no passing quality report (clear the `check` task).
 
-- `dashboard`: once every export has finished or failed, writes the day's HTML dashboard
+- `dashboard` (local backend; skipped on aws): once every export has finished or failed, writes the day's HTML dashboard
   (`<exports root>/dashboard/<date>.html` and `index.html`): daily active users, completion
   rates, OCEAN percentiles and the day's data-quality status. What is missing is said on the
   page. *Fails when* the exports location is not writable.
@@ -134,10 +134,14 @@ def ioc_daily_analytics():
 
     @task(trigger_rule="all_done")  # whatever was exported, and the day's quality status
     def dashboard() -> str:
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from ioc_analytics import dashboard, runtime
 
-        with runtime.step() as (settings, day, _):
-            return dashboard.render(settings, day)
+        with runtime.step() as (settings, day, tags):
+            if settings.backend != "local":
+                raise AirflowSkipException("the static dashboard is the local backend's; aws has QuickSight")
+            return dashboard.render(settings, day, tags)
 
     @task(trigger_rule="one_failed")
     def run_failed() -> None:

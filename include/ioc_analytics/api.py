@@ -182,8 +182,10 @@ def prepare(body: Any, today: dt.date | None = None) -> tuple[NamedQuery, dict[s
     return query, values, fmt
 
 
-def run(settings: Any, query: NamedQuery, values: dict[str, object], user: str) -> Answer:
-    """Run a prepared query on the configured engine, with the row limit and suppression."""
+def run(settings: Any, query: NamedQuery, values: dict[str, object], user: str,
+        tags: dict[str, str] | None = None) -> Answer:
+    """Run a prepared query on the configured engine, with the row limit and suppression.
+    ``tags`` add to the query's own (a DAG task's, for cost attribution)."""
     from ioc_analytics.engine import get_engine
     from ioc_analytics.publish import suppress_small_groups
 
@@ -193,7 +195,8 @@ def run(settings: Any, query: NamedQuery, values: dict[str, object], user: str) 
     limited = sqlglot.parse_one(rendered.sql, read="athena").limit(settings.api_max_rows + 1).sql("athena")
     try:
         result = get_engine(settings).query(limited, rendered.parameters,
-                                            tags={"source": "ioc-api", "query": query.name, "user": user})
+                                            tags={"source": "ioc-api", "query": query.name, "user": user,
+                                                  **(tags or {})})
     except NoDataError as err:
         raise RequestError(404, f"no data for these parameters: {err}") from None
     except BytesScannedCutoffError as err:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from ioc_analytics import api, quality
@@ -25,22 +26,24 @@ log = logging.getLogger(__name__)
 TEMPLATE = PROJECT_ROOT / "include" / "dashboard" / "dashboard.html"
 
 
-def _rows(settings: Settings, name: str, parameters: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+def _rows(settings: Settings, name: str, parameters: dict[str, Any],
+          tags: Mapping[str, str]) -> tuple[list[dict[str, Any]], str | None]:
     """A named query's rows, or none and why (a day not built yet is a message, not a failure)."""
     query, values, _ = api.prepare({"query": name, "parameters": parameters})
     try:
-        answer = api.run(settings, query, values, "dashboard")
+        answer = api.run(settings, query, values, "dashboard", dict(tags))
     except api.RequestError as err:
         return [], str(err)
     return json.loads(json.dumps(answer.table.to_pylist(), default=str)), None
 
 
-def render(settings: Settings, day: dt.date) -> str:
-    """Write the day's dashboard; returns where."""
+def render(settings: Settings, day: dt.date, tags: Mapping[str, str] | None = None) -> str:
+    """Write the day's dashboard; returns where. ``tags`` go on its queries."""
+    tags = tags or {}
     start = (day - dt.timedelta(days=29)).isoformat()
-    dau, dau_note = _rows(settings, "daily_active_users", {"start": start, "end": day.isoformat()})
-    rates, rates_note = _rows(settings, "completion_rates", {"start": day.isoformat(), "end": day.isoformat()})
-    traits, traits_note = _rows(settings, "ocean_trait_percentiles", {"date": day.isoformat()})
+    dau, dau_note = _rows(settings, "daily_active_users", {"start": start, "end": day.isoformat()}, tags)
+    rates, rates_note = _rows(settings, "completion_rates", {"start": day.isoformat(), "end": day.isoformat()}, tags)
+    traits, traits_note = _rows(settings, "ocean_trait_percentiles", {"date": day.isoformat()}, tags)
     reports = [{"table": r["table"], "passed": r["passed"], "checks": r["evaluated"], "errors": r["errors"],
                 "warnings": r["warnings"], "rows": r["rows"], "quarantined": len(r.get("quarantined", []))}
                for r in quality.load_reports(settings, day)]

@@ -81,6 +81,10 @@ def suppress_small_groups(data: pa.Table, users_column: str | None, min_users: i
     report = Suppression(users_column, min_users)
     if users_column is None or data.num_rows == 0:
         return data, report
+    if users_column not in data.column_names:
+        raise DataQualityError(
+            f"the rows lack their {users_column!r} column, so small groups cannot be suppressed and nothing is "
+            f"published: rebuild the partition (its DDL has the column since the exports began)")
     counts = data.column(users_column)
     small = pc.fill_null(pc.less(counts, min_users), True)
     numeric = [i for i, f in enumerate(data.schema) if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]

@@ -89,4 +89,4 @@ def test_daily_dag_fails_clearly_when_the_day_has_no_data(airflow_db, sample_lak
     assert "due at 2024-06-16 00:00 UTC when the day ended, late by" in output, output[-3000:]
     # A day long past its deadline fails at once: retrying or waiting would change nothing.
     assert "new_state=failed" in output and "up_for_retry" not in output, output[-3000:]
-    assert not (tmp_path / "exports").exists()
+    assert not list((tmp_path / "exports").glob("*/*/manifest.json")), "nothing exported"

@@ -140,3 +140,9 @@ def test_excel_splits_a_table_past_the_sheet_limit_and_loses_no_row():
                             "a_rather_long_table_name_fo (3)"]  # Excel's 31-character limit
     assert [len(s) for s in sheets.values()] == [3, 3, 1]
     assert pd.concat(sheets.values(), ignore_index=True)["n"].tolist() == list(range(7))
+
+
+def test_rows_without_their_users_count_are_not_published():
+    table = pa.table({"device": ["mobile"], "sessions": [3]})
+    with pytest.raises(DataQualityError, match="lack their 'users' column, so small groups cannot be suppressed"):
+        publish.suppress_small_groups(table, "users", 10)
