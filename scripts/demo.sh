@@ -35,6 +35,7 @@ Done. Outputs:
   exports (CSV, Excel,     $IOC_EXPORTS_ROOT/<table>/$yesterday/manifest.json and the files it lists
     JSON, Parquet)
   data-quality reports     $IOC_LAKE_ROOT/quality/<table>/$yesterday.json (ioc quality $yesterday)
+  dashboard                $IOC_EXPORTS_ROOT/dashboard/$yesterday.html (open it in a browser)
   partition registry       $IOC_STATE_DIR/catalog.sqlite
   query log                $IOC_STATE_DIR/query_log.jsonl
   DAG run log              $PWD/data/demo-dag-run.log
