@@ -5,6 +5,7 @@
     ioc tables
     ioc quality YYYY-MM-DD [--validate]             the day's data-quality reports
     ioc fault --lake DIR --date YYYY-MM-DD --fault NAME [--assessment-type T]
+    ioc quicksight                                  (aws) create or update the QuickSight datasets
 
 Results go to stdout; statistics (bytes scanned, cost) and errors to stderr, so that
 ``ioc query --format csv ... > out.csv`` gives a clean file. A problem the user can fix prints
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     fault.add_argument("--fault", required=True, choices=sorted(FAULTS))
     fault.add_argument("--assessment-type", choices=ASSESSMENT_TYPES, default="personality",
                        help="the events partition to damage (events faults only)")
+    sub.add_parser("quicksight", help="aws: create or update the QuickSight data source and datasets (idempotent)")
     return parser
 
 
@@ -141,10 +143,22 @@ def _fault(args: argparse.Namespace) -> None:
     print(f"damaged {inject_fault(args.lake, args.date, args.fault, args.assessment_type)} with {args.fault}")
 
 
+def _quicksight(_: argparse.Namespace) -> None:
+    from ioc_analytics import quicksight
+    from ioc_analytics.settings import get_settings
+
+    settings = get_settings()
+    if settings.backend != "aws":
+        raise ConfigError("QuickSight is the aws backend's; set IOC_BACKEND=aws (local has the static dashboard)")
+    for resource, (state, arn) in quicksight.ensure(settings).items():
+        print(f"{state:<10} {resource}  {arn}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"generate": _generate, "query": _query, "tables": _tables, "quality": _quality, "fault": _fault}
+        commands = {"generate": _generate, "query": _query, "tables": _tables, "quality": _quality, "fault": _fault,
+                    "quicksight": _quicksight}
         return commands[args.command](args) or 0
     except BrokenPipeError:  # `ioc query ... | head`
         return 0

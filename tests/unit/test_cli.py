@@ -138,3 +138,9 @@ def test_fault_on_a_day_that_was_not_generated_is_one_error_line(tmp_path):
                   lake=tmp_path, state=tmp_path)
     assert out.returncode == 2 and out.stderr.startswith("error: ") and len(out.stderr.splitlines()) == 1
     assert "part-00000.parquet does not exist: generate 2024-03-01 first" in out.stderr
+
+
+def test_quicksight_on_the_local_backend_is_one_error_line(sample_lake, tmp_path):
+    out = run_ioc("quicksight", lake=sample_lake, state=tmp_path)
+    assert out.returncode == 2 and out.stderr == (
+        "error: QuickSight is the aws backend's; set IOC_BACKEND=aws (local has the static dashboard)\n")

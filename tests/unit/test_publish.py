@@ -146,3 +146,20 @@ def test_rows_without_their_users_count_are_not_published():
     table = pa.table({"device": ["mobile"], "sessions": [3]})
     with pytest.raises(DataQualityError, match="lack their 'users' column, so small groups cannot be suppressed"):
         publish.suppress_small_groups(table, "users", 10)
+
+
+@pytest.mark.parametrize("name", sorted(BREAKDOWN_USERS))
+def test_quicksight_datasets_suppress_as_the_exports_do(checked, name):
+    """The dataset's SQL (Athena dialect), run by the local engine, equals the export's suppression."""
+    from ioc_analytics.catalog import load_catalog
+    from ioc_analytics.engine import get_engine
+    from ioc_analytics.quicksight import dataset_sql
+
+    table = load_catalog(checked.lake_uri).table(name)
+    whole = read_aggregate(Path(checked.state_dir), name, DAY)
+    k = int(whole[BREAKDOWN_USERS[name]].median()) + 1
+    engine = get_engine(checked)
+    got = engine.query(dataset_sql(table, k) + " WHERE date = ?", [f"{DAY:%Y/%m/%d}"]).table
+    export = publish.export_sql(table, DAY)
+    want, _ = publish.suppress_small_groups(engine.query(export.sql, export.parameters).table, BREAKDOWN_USERS[name], k)
+    assert got.to_pylist() == want.to_pylist()
