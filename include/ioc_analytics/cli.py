@@ -6,6 +6,7 @@
     ioc quality YYYY-MM-DD [--validate]             the day's data-quality reports
     ioc fault --lake DIR --date YYYY-MM-DD --fault NAME [--assessment-type T]
     ioc quicksight                                  (aws) create or update the QuickSight datasets
+    ioc costguard                                   the SQL files' cost mistakes (exit 1 if any)
 
 Results go to stdout; statistics (bytes scanned, cost) and errors to stderr, so that
 ``ioc query --format csv ... > out.csv`` gives a clean file. A problem the user can fix prints
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     fault.add_argument("--assessment-type", choices=ASSESSMENT_TYPES, default="personality",
                        help="the events partition to damage (events faults only)")
     sub.add_parser("quicksight", help="aws: create or update the QuickSight data source and datasets (idempotent)")
+    sub.add_parser("costguard", help="check include/sql/ for unfiltered partitioned reads and SELECT * on raw tables")
     return parser
 
 
@@ -154,11 +156,22 @@ def _quicksight(_: argparse.Namespace) -> None:
         print(f"{state:<10} {resource}  {arn}")
 
 
+def _costguard(_: argparse.Namespace) -> int:
+    from ioc_analytics import costguard
+
+    findings = costguard.check_files()
+    for finding in findings:
+        print(finding)
+    print(f"{len(findings)} cost problems in include/sql/" if findings else "include/sql/: no cost problems found",
+          file=sys.stderr)
+    return 1 if findings else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"generate": _generate, "query": _query, "tables": _tables, "quality": _quality, "fault": _fault,
-                    "quicksight": _quicksight}
+                    "quicksight": _quicksight, "costguard": _costguard}
         return commands[args.command](args) or 0
     except BrokenPipeError:  # `ioc query ... | head`
         return 0
