@@ -59,6 +59,17 @@ class Settings:
     min_group_users: int = 10
     #: The most rows one query API answer may hold; a larger answer is refused (413), not cut.
     api_max_rows: int = 10_000
+    #: The monthly Athena budget (the guide's $50): the cost monitor projects the month against it
+    #: and the month-to-date alarm fires at ``budget_alert_pct`` of it.
+    monthly_budget_usd: float = 50.0
+    budget_alert_pct: int = 80
+    #: A single query costing more than this is flagged (the guide's $0.50 alarm).
+    query_cost_alert_usd: float = 0.50
+    #: A day (or, on aws, the alarm's hour) whose share of failed queries passes this is flagged.
+    failure_rate_alert_pct: int = 10
+    #: The on-call SNS topic (``aws``), created by ``ioc setup``; alerts on ``local`` are appended to
+    #: ``<state_dir>/alerts.jsonl``.
+    alert_topic: str = "ioc-analytics-oncall"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -71,6 +82,13 @@ class Settings:
             raise ConfigError(f"IOC_API_MAX_ROWS={self.api_max_rows} must be at least 1")
         if self.min_group_users < 1:
             raise ConfigError(f"IOC_MIN_GROUP_USERS={self.min_group_users} must be at least 1")
+        if self.monthly_budget_usd <= 0:
+            raise ConfigError(f"IOC_MONTHLY_BUDGET_USD={self.monthly_budget_usd} must be a positive number of dollars")
+        if not 0 < self.budget_alert_pct <= 100 or not 0 < self.failure_rate_alert_pct <= 100:
+            raise ConfigError("IOC_BUDGET_ALERT_PCT and IOC_FAILURE_RATE_ALERT_PCT must be percentages from 1 to 100")
+        if self.query_cost_alert_usd <= 0:
+            raise ConfigError(f"IOC_QUERY_COST_ALERT_USD={self.query_cost_alert_usd} must be a positive "
+                              "number of dollars")
         if self.bytes_scanned_cutoff < 10_000_000:
             raise ConfigError(f"IOC_BYTES_SCANNED_CUTOFF={self.bytes_scanned_cutoff} is below Athena's minimum "
                               "of 10 MB (10000000 bytes)")
@@ -96,6 +114,11 @@ class Settings:
     def query_log_path(self) -> Path:
         return Path(self.state_dir).expanduser().resolve() / "query_log.jsonl"
 
+    @property
+    def alert_log_path(self) -> Path:
+        """Where ``local`` alerts go, one JSON line each."""
+        return Path(self.state_dir).expanduser().resolve() / "alerts.jsonl"
+
 
 def _lookup(name: str) -> str | None:
     value = os.environ.get(f"IOC_{name.upper()}")
@@ -117,11 +140,12 @@ def get_settings(**overrides: object) -> Settings:
             raw = _lookup(field.name)
         if raw is None:
             continue
-        if field.type == "int":
+        if field.type in ("int", "float"):
             try:
-                raw = int(raw)
+                raw = int(raw) if field.type == "int" else float(raw)
             except ValueError:
-                raise ConfigError(f"IOC_{field.name.upper()}={raw!r} must be a whole number") from None
+                kind = "a whole number" if field.type == "int" else "a number"
+                raise ConfigError(f"IOC_{field.name.upper()}={raw!r} must be {kind}") from None
         elif field.type == "bool" and not isinstance(raw, bool):
             if str(raw).lower() not in _BOOLEANS:
                 raise ConfigError(f"IOC_{field.name.upper()}={raw!r} must be true or false")
