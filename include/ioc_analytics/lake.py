@@ -163,12 +163,6 @@ class LocalLake:
         folder = location.rstrip("/")
         return [f for f in self._walk(folder) if os.path.dirname(f.path) == folder]
 
-    def write_files(self, location: str, data: pa.Table) -> None:
-        """Write ``data`` as one SNAPPY Parquet file into a new, empty folder."""
-        folder = Path(location)
-        folder.mkdir(parents=True, exist_ok=False)
-        pq.write_table(data, folder / "part-00000.parquet", compression="snappy")
-
     def write_marker(self, path: str) -> None:
         Path(path).write_bytes(b"")
 

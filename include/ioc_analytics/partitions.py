@@ -31,6 +31,7 @@ day (their writer failed) are deleted.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -41,6 +42,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ioc_analytics.catalog import Table
 from ioc_analytics.errors import ConfigError, UnknownTableError
@@ -280,6 +284,21 @@ def publish(lake: Lake, registry: PartitionRegistry, table: Table, values: Mappi
             lake.delete_prefix(version.location)
             removed += 1
     log.info("%s %s now reads %s (%d older versions removed)", table.name, dict(values), now, removed)
+
+
+def write_partition(lake: Lake, registry: PartitionRegistry, table: Table, values: Mapping[str, str],
+                    data: pa.Table) -> str:
+    """A whole replace from rows in memory: ``data`` (the table's data columns, in any order) as one
+    SNAPPY Parquet file in a new version, then :func:`publish`. Returns the version's location."""
+    check_versioned(table)
+    table.check_partition_values(dict(values))
+    location = version_location(table, values, new_version())
+    buffer = io.BytesIO()
+    pq.write_table(data.select([c.name for c in table.columns]).cast(table.arrow_schema), buffer,
+                   compression="snappy")
+    lake.put_bytes(location + "part-00000.parquet", buffer.getvalue())
+    publish(lake, registry, table, values, location)
+    return location
 
 
 def roll_back(lake: Lake, registry: PartitionRegistry, table: Table, values: Mapping[str, str]) -> str | None:

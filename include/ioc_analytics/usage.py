@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from ioc_analytics.engine.base import MIN_BILLED_BYTES, PRICE_PER_TB_USD, TB, athena_cost, read_tags
-from ioc_analytics.querylog import QueryLog
+from ioc_analytics.jsonlines import JsonLines
 from ioc_analytics.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def query_history(settings: Settings, start: dt.date, end: dt.date) -> list[Quer
 
 
 def _local_history(settings: Settings) -> Iterator[QueryRecord]:
-    for entry in QueryLog(settings.query_log_path):
+    for entry in JsonLines(settings.query_log_path):
         submitted = dt.datetime.fromisoformat(str(entry["submitted_at"]))
         yield QueryRecord(
             query_id=str(entry["query_id"]),

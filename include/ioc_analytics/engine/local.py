@@ -51,8 +51,8 @@ from ioc_analytics.errors import (
     UnknownColumnError,
     UnknownTableError,
 )
+from ioc_analytics.jsonlines import JsonLines
 from ioc_analytics.lake import LocalLake, Partition
-from ioc_analytics.querylog import QueryLog
 from ioc_analytics.settings import Settings
 from ioc_analytics.tables import RAW_TABLES
 
@@ -96,7 +96,7 @@ class LocalEngine:
         self.catalog: Catalog = load_catalog(settings.lake_uri, settings.database)
         self.lake = LocalLake(settings.lake_uri)
         self.registry = partitions.get_registry(settings)
-        self.log = QueryLog(settings.query_log_path)
+        self.log = JsonLines(settings.query_log_path)
 
     # -- the Engine interface -------------------------------------------------------------
 
@@ -164,9 +164,7 @@ class LocalEngine:
                 f"but the table declares ({', '.join(expected)}): make the SELECT list match the DDL",
                 query_id=result.stats.query_id,
             )
-        location = partitions.version_location(target, values, partitions.new_version())
-        self.lake.write_files(location, result.table.cast(target.arrow_schema))
-        partitions.publish(self.lake, self.registry, target, values, location)
+        partitions.write_partition(self.lake, self.registry, target, values, result.table)
         return result.stats
 
     def scan_plan(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[str, list[str], set[str]]]:

@@ -1,8 +1,9 @@
-"""The local query log: one JSON line per query, failed ones too.
+"""Append-only JSON-lines files: the local query log and the local alert log.
 
-It is the local counterpart of Athena's query history: the cost monitor and the weekly
-maintenance read it the way they read ``ListQueryExecutions`` on ``aws``. Parallel tasks append
-to the same file, so each append takes an exclusive lock and writes one whole line.
+The query log (one line per query, failed ones too) is the local counterpart of Athena's query
+history: the cost monitor reads it the way it reads ``ListQueryExecutions`` on ``aws``. The alert
+log is where ``local`` alerts go. Parallel tasks append to the same file, so each append takes an
+exclusive lock and writes one whole line.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-class QueryLog:
+class JsonLines:
     def __init__(self, path: Path) -> None:
         self.path = path
 
