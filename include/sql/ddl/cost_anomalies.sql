@@ -1,0 +1,30 @@
+-- Cost table: each anomaly flagged on the day, with what drove it; `alerted` is false for an
+-- anomaly still going on from the day before (its alert went out then).
+-- Written by the cost monitor DAG (ioc_cost_monitor, ioc_analytics.costs), one partition per day,
+-- replaced whole on a re-run. Partition projection is off: each day is registered and replaced by
+-- pointing it at a new version folder (ioc_analytics.partitions), like the aggregates.
+CREATE EXTERNAL TABLE IF NOT EXISTS cost_anomalies (
+  workgroup string,
+  kind string,
+  alerted boolean,
+  value double,
+  baseline double,
+  threshold double,
+  summary string,
+  explanation string
+)
+PARTITIONED BY (
+  `date` string
+)
+STORED AS PARQUET
+LOCATION '{{ lake_root }}/costs/cost_anomalies/'
+TBLPROPERTIES (
+  'parquet.compression' = 'SNAPPY',
+  'projection.enabled' = 'false',
+  'projection.date.type' = 'date',
+  'projection.date.format' = 'yyyy/MM/dd',
+  'projection.date.range' = '2024/01/01,NOW',
+  'projection.date.interval' = '1',
+  'projection.date.interval.unit' = 'DAYS',
+  'storage.location.template' = '{{ lake_root }}/costs/cost_anomalies/${date}/'
+)
