@@ -179,7 +179,8 @@ def test_the_monitor_costs_attributes_explains_and_alerts_from_the_engine_query_
     # The cost tables are tables: the engine reads them back.
     reader = LocalEngine(monitor)
     part = [today.strftime("%Y/%m/%d")]
-    per_query = reader.query("SELECT dag_id, state, cost_usd, reasons FROM query_costs WHERE date = ?", part).to_pandas()
+    per_query = reader.query("SELECT dag_id, state, cost_usd, reasons FROM query_costs WHERE date = ?",
+                             part).to_pandas()
     assert len(per_query) == 7 and (per_query.state == "FAILED").sum() == 3
     full_scan = per_query[per_query.dag_id == "adhoc"].iloc[0]
     assert "SELECT *" in full_scan.reasons and full_scan.cost_usd == per_query.cost_usd.max()
