@@ -29,7 +29,8 @@ pytestmark = pytest.mark.integration
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 
-def airflow_dags_test(day: dt.date, lake: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+def airflow_dags_test(day: dt.date, lake: Path, tmp_path: Path, dag_id: str = "ioc_daily_analytics"
+                      ) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "IOC_BACKEND": "local",
@@ -38,7 +39,7 @@ def airflow_dags_test(day: dt.date, lake: Path, tmp_path: Path) -> subprocess.Co
         "IOC_EXPORTS_ROOT": str(tmp_path / "exports"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
-    return subprocess.run([AIRFLOW, "dags", "test", "ioc_daily_analytics", day.isoformat()],
+    return subprocess.run([AIRFLOW, "dags", "test", dag_id, day.isoformat()],
                           capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -77,6 +78,23 @@ def test_daily_dag_builds_checks_and_exports_the_day_and_reruns_identically(airf
         approximate = [c for c in first[name].columns if c.endswith(("_p25", "_p50", "_p75"))]
         pd.testing.assert_frame_equal(second[name].drop(columns=approximate), first[name].drop(columns=approximate),
                                       obj=name)
+
+    # The cost monitor on the same machine: today's usage is these two runs' queries.
+    today = dt.datetime.now(dt.UTC).date()
+    monitor = airflow_dags_test(today, lake, tmp_path, dag_id="ioc_cost_monitor")
+    assert monitor.returncode == 0, monitor.stdout[-4000:] + monitor.stderr[-4000:]
+    log = [json.loads(line) for line in (tmp_path / "state" / "query_log.jsonl").read_text().splitlines()]
+    from ioc_analytics.engine.local import LocalEngine
+    from ioc_analytics.settings import get_settings
+
+    reader = LocalEngine(get_settings(backend="local", lake_root=str(lake), state_dir=str(tmp_path / "state")))
+    part = [today.strftime("%Y/%m/%d")]
+    costed = reader.query("SELECT task_id, count(*) AS n, sum(cost_usd) AS usd FROM query_costs WHERE date = ? "
+                          "AND dag_id = 'ioc_daily_analytics' GROUP BY task_id", part).to_pandas()
+    assert costed.n.sum() == len(log) and set(costed.task_id) == {r["tags"]["task_id"] for r in log}
+    assert costed.usd.sum() == pytest.approx(sum(r["cost_usd"] for r in log))
+    daily = reader.query("SELECT queries, cost_usd, anomalies FROM daily_costs WHERE date = ?", part).to_pandas()
+    assert daily.queries[0] == len(log) and daily.anomalies[0] == 0, "no history yet, nothing to compare"
 
 
 def test_daily_dag_fails_clearly_when_the_day_has_no_data(airflow_db, sample_lake, tmp_path):

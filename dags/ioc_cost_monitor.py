@@ -1,0 +1,79 @@
+"""
+### IOC cost monitor
+
+Once a day, what the Athena workgroup's queries cost, whether that is unusual, and why. Each run
+covers one UTC day of usage (its logical date) and starts at 02:00 the next day, once the
+queries of that day, the daily analytics run among them, have finished.
+
+`record_costs -> flag_anomalies`
+
+- `record_costs`: reads the day's queries (the Athena query history on `aws`, the engine's query
+  log on `local`), costs each at Athena's price ($5 per TB, 10 MB minimum, failed queries free),
+  attributes it to the DAG and task that ran it (the `ioc-tags` comment every pipeline query
+  carries; the rest are "untagged": console, CLI, other clients), and writes the lake's cost
+  tables `query_costs` (each query, with why it was expensive) and `daily_costs` (the day, the
+  month to date, the projected month end against `IOC_MONTHLY_BUDGET_USD`). Query them like any
+  table: `ioc query "SELECT * FROM daily_costs WHERE date >= '2024/01/01'"`.
+  *Fails when* the history or the lake cannot be read or written: check the `aws` connection.
+- `flag_anomalies`: compares the day with the usual cost of the same kind of day (weekday or
+  weekend) over the 4 weeks before (CloudWatch `AWS/Athena` on `aws`), and flags:
+  a **cost spike**, a **cost increase** (a level shift or a drift over the last 7 days), a
+  **runaway query** (one query over `IOC_QUERY_COST_ALERT_USD`, $0.50), a **failure burst**
+  (over `IOC_FAILURE_RATE_ALERT_PCT`, 10 %, of the day's queries), and the **budget** (80 % of it
+  spent; the month projected past it). One alert per anomaly goes to on-call (the SNS topic
+  `IOC_ALERT_TOPIC` on `aws`, `<state_dir>/alerts.jsonl` on `local`), saying which DAGs, tasks and
+  queries drove it and why: no partition filter (a full-table scan), `SELECT *` on a raw table,
+  the bytes scanned. An anomaly flagged the day before too is going on: it is kept in
+  `cost_anomalies` but not alerted twice. On `aws` it also publishes the month to date
+  (`IOC/Analytics MonthToDateCostUSD`) for the budget alarm that `ioc setup` creates.
+  The task succeeds when it finds anomalies: they are findings, sent as alerts.
+
+**When an alert comes** (README, "Cost governance"): open the run's `flag_anomalies` log or
+`ioc query "SELECT * FROM query_costs WHERE date = '<day>' ORDER BY cost_usd DESC"`; fix the
+query or DAG named (add the partition filter, name the columns), or, for a failure burst, open
+the failing task's log. A deliberate change (a backfill, a new dashboard) needs nothing: the
+baseline follows it within 4 weeks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+
+
+@dag(
+    # The data interval starts at 02:00 on the day it covers, so the logical date is that day.
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["ioc", "daily", "cost"],
+    default_args={
+        "owner": "ioc-analytics",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(minutes=20),
+    },
+)
+def ioc_cost_monitor():
+    @task
+    def record_costs() -> dict:
+        from ioc_analytics import costs, runtime
+
+        with runtime.step() as (settings, day, _):
+            return costs.record_costs(settings, day)
+
+    @task
+    def flag_anomalies() -> dict:
+        from ioc_analytics import costs, runtime
+
+        with runtime.step() as (settings, day, _):
+            return costs.flag_anomalies(settings, day)
+
+    record_costs() >> flag_anomalies()
+
+
+ioc_cost_monitor()
