@@ -7,6 +7,7 @@
     ioc fault --lake DIR --date YYYY-MM-DD --fault NAME [--assessment-type T]
     ioc quicksight                                  (aws) create or update the QuickSight datasets
     ioc costguard                                   the SQL files' cost mistakes (exit 1 if any)
+    ioc setup                                       create or check what the pipelines need; readiness
 
 Results go to stdout; statistics (bytes scanned, cost) and errors to stderr, so that
 ``ioc query --format csv ... > out.csv`` gives a clean file. A problem the user can fix prints
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="the events partition to damage (events faults only)")
     sub.add_parser("quicksight", help="aws: create or update the QuickSight data source and datasets (idempotent)")
     sub.add_parser("costguard", help="check include/sql/ for unfiltered partitioned reads and SELECT * on raw tables")
+    sub.add_parser("setup", help="create or repair the catalog, workgroup, bucket, alarms (idempotent); readiness")
     return parser
 
 
@@ -167,11 +169,18 @@ def _costguard(_: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
+def _setup(_: argparse.Namespace) -> None:
+    from ioc_analytics import provision
+    from ioc_analytics.settings import get_settings
+
+    print(provision.ensure(get_settings()).render())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"generate": _generate, "query": _query, "tables": _tables, "quality": _quality, "fault": _fault,
-                    "quicksight": _quicksight, "costguard": _costguard}
+                    "quicksight": _quicksight, "costguard": _costguard, "setup": _setup}
         return commands[args.command](args) or 0
     except BrokenPipeError:  # `ioc query ... | head`
         return 0
