@@ -6,7 +6,7 @@
     ioc quality YYYY-MM-DD [--validate]             the day's data-quality reports
     ioc fault --lake DIR --date YYYY-MM-DD --fault NAME [--assessment-type T]
     ioc quicksight                                  (aws) create or update the QuickSight datasets
-    ioc costguard                                   the SQL files' cost mistakes (exit 1 if any)
+    ioc costguard [--events-per-day N]              the SQL files' cost mistakes and estimated scans
     ioc setup                                       create or check what the pipelines need; readiness
 
 Results go to stdout; statistics (bytes scanned, cost) and errors to stderr, so that
@@ -73,7 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     fault.add_argument("--assessment-type", choices=ASSESSMENT_TYPES, default="personality",
                        help="the events partition to damage (events faults only)")
     sub.add_parser("quicksight", help="aws: create or update the QuickSight data source and datasets (idempotent)")
-    sub.add_parser("costguard", help="check include/sql/ for unfiltered partitioned reads and SELECT * on raw tables")
+    guard = sub.add_parser("costguard", help="check include/sql/ for unfiltered partitioned reads, SELECT * on raw "
+                                             "tables and scans past the cutoff on a 90-day lake (exit 1 if any)")
+    guard.add_argument("--events-per-day", type=_positive, default=None,
+                       help="the daily volume the 90-day lake is sized for (default 1,000,000)")
     sub.add_parser("setup", help="create or repair the catalog, workgroup, bucket, alarms (idempotent); readiness")
     return parser
 
@@ -158,12 +161,21 @@ def _quicksight(_: argparse.Namespace) -> None:
         print(f"{state:<10} {resource}  {arn}")
 
 
-def _costguard(_: argparse.Namespace) -> int:
+def _costguard(args: argparse.Namespace) -> int:
     from ioc_analytics import costguard
+    from ioc_analytics.settings import get_settings
 
-    findings = costguard.check_files()
+    volume = args.events_per_day or costguard.PLANNED_EVENTS_PER_DAY
+    cutoff = get_settings().bytes_scanned_cutoff
+    estimates = costguard.estimate_files(events_per_day=volume)
+    findings = costguard.check_files() + costguard.check_estimates(estimates, cutoff, volume)
     for finding in findings:
         print(finding)
+    print(f"estimated scans on a {costguard.LAKE_DAYS}-day lake of {volume:,} events a day "
+          f"(cutoff {cutoff / 2**20:,.0f} MiB):", file=sys.stderr)
+    for estimate in sorted(estimates, key=lambda e: -e.bytes):
+        print(f"  {estimate.bytes / 2**20:>9,.1f} MiB  {estimate.path}{'  ' + estimate.note if estimate.note else ''}",
+              file=sys.stderr)
     print(f"{len(findings)} cost problems in include/sql/" if findings else "include/sql/: no cost problems found",
           file=sys.stderr)
     return 1 if findings else 0

@@ -66,6 +66,13 @@ def render(name: str, day: dt.date) -> Rendered:
 
 def render_with(name: str, values: Mapping[str, object]) -> Rendered:
     """Render ``include/sql/<name>.sql`` with ``values`` bound as ``?`` parameters."""
+    return render_text(_env.get_template(f"{name}.sql"), values)
+
+
+def render_text(template: str | jinja2.Template, values: Mapping[str, object]) -> Rendered:
+    """Render SQL text (or a loaded template) with ``values`` bound as ``?`` parameters."""
     parameters: list[object] = []
     bound = {key: _Bound(value, parameters) for key, value in values.items()}
-    return Rendered(_env.get_template(f"{name}.sql").render(**bound), parameters)
+    if isinstance(template, str):
+        template = _env.from_string(template)
+    return Rendered(template.render(**bound), parameters)

@@ -35,8 +35,39 @@ def test_a_filtered_read_of_named_columns_passes():
                                "AND industry = {{ i }}", "x.sql") == []
 
 
-def test_the_command_passes_on_the_project(tmp_path):
+def test_the_command_passes_on_the_project_and_prints_each_estimate(tmp_path):
     from tests.unit.test_cli import run_ioc
 
     out = run_ioc("costguard", lake=tmp_path, state=tmp_path)
     assert out.returncode == 0 and out.stdout == "" and "no cost problems found" in out.stderr
+    assert "estimated scans on a 90-day lake of 1,000,000 events a day (cutoff 1,024 MiB)" in out.stderr
+    assert "MiB  include/sql/daily_active_users.sql" in out.stderr
+    # Six times the planned volume: the widest daily queries pass the cutoff, named with their file.
+    out = run_ioc("costguard", "--events-per-day", "6000000", lake=tmp_path, state=tmp_path)
+    assert out.returncode == 1
+    assert "include/sql/ocean_trait_percentiles.sql:1: would scan about 1.10 GiB on a 90-day lake" in out.stdout
+
+
+def test_the_estimate_follows_partitions_columns_and_row_group_statistics(tmp_path):
+    root = tmp_path / "include" / "sql"
+    root.mkdir(parents=True)
+    queries = {
+        "day_facets": "SELECT facets FROM ocean_scores WHERE year = {{ year }} AND month = {{ month }}\n"
+                      "  AND \"timestamp\" >= {{ day_start }} AND \"timestamp\" < {{ next_day_start }}",
+        "month_facets": "SELECT facets FROM ocean_scores WHERE year = {{ year }} AND month = {{ month }}",
+        "month_traits": "SELECT openness FROM ocean_scores WHERE year = {{ year }} AND month = {{ month }}",
+        "year_facets": "SELECT count(*) AS n, max(cardinality(facets)) AS f\nFROM ocean_scores WHERE year = {{ year }}",
+    }
+    for name, text in queries.items():
+        (root / f"{name}.sql").write_text(text)
+    estimates = {e.path.removeprefix("include/sql/").removesuffix(".sql"): e
+                 for e in costguard.estimate_files(root, events_per_day=1_000_000)}
+    size = {name: e.bytes for name, e in estimates.items()}
+    # The statistics of the day's row groups leave out the rest of the month: 20 days of March.
+    assert 15 < size["month_facets"] / size["day_facets"] < 25
+    assert size["month_facets"] > 20 * size["month_traits"], "facets are the wide column"
+    assert 3 < size["year_facets"] / size["month_facets"] < 6  # the 90 days span four months
+    findings = costguard.check_estimates(list(estimates.values()), 2**30, 1_000_000)
+    # A month of facets at a million events a day is already past a gigabyte; a day is not.
+    assert [f.path for f in findings] == ["include/sql/month_facets.sql", "include/sql/year_facets.sql"]
+    assert "would scan about" in findings[0].problem and "past the per-query cutoff of 1.00 GiB" in findings[0].problem

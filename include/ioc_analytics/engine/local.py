@@ -167,6 +167,16 @@ class LocalEngine:
         partitions.write_partition(self.lake, self.registry, target, values, result.table)
         return result.stats
 
+    def scanned(self, sql: str, parameters: Sequence[object] = ()) -> list[ScanProfile]:
+        """Run the query and say what each of DuckDB's table scans read: the table, its columns,
+        and the rows of the row groups it read, after partition pruning and after the row groups
+        that the Parquet statistics rule out (for the cost guard's estimate)."""
+        plan = self._plan(sql, list(parameters))
+        self._read_footers(plan)
+        scans: list[ScanProfile] = []
+        self._run(plan, list(parameters), profile=scans)
+        return scans
+
     def scan_plan(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[str, list[str], set[str]]]:
         """What the query would read, without running it: per table reference, the table, the
         files of the partitions it selects, and the columns it reads (for benchmarks and the
@@ -259,9 +269,11 @@ class LocalEngine:
 
     # -- execution -------------------------------------------------------------------------
 
-    def _run(self, plan: _Plan, parameters: list[object]) -> tuple[pa.Table, int]:
+    def _run(self, plan: _Plan, parameters: list[object], profile: list[ScanProfile] | None = None
+             ) -> tuple[pa.Table, int]:
         """Run the plan; stop it after ``query_timeout_s``, and refuse its result past the
-        bytes-scanned cutoff, as the Athena workgroup would (it cancels such a query)."""
+        bytes-scanned cutoff, as the Athena workgroup would (it cancels such a query). With
+        ``profile``, append what each table scan read to it."""
         timeout = self.settings.query_timeout_s
         con = duckdb.connect()
         timer = threading.Timer(timeout, con.interrupt)
@@ -283,6 +295,9 @@ class LocalEngine:
             finally:
                 timer.cancel()
             bytes_scanned = _bytes_scanned(con)
+            if profile is not None:
+                tables = {f: s.table.name for s in plan.scans for f in s.files}
+                profile += _table_scans(json.loads(con.get_profiling_information(format="json")), tables)
         finally:
             con.close()
         cutoff = self.settings.bytes_scanned_cutoff
@@ -512,6 +527,35 @@ def _bytes_scanned(con: duckdb.DuckDBPyConnection) -> int:
     if match is None:
         raise QueryError("DuckDB's profiler reported no bytes scanned for this query")
     return round(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclass
+class ScanProfile:
+    """One table scan of a query run: the table, the columns read, the rows of the row groups read."""
+
+    table: str
+    columns: list[str]
+    rows: int
+
+
+def _table_scans(profile: dict, tables: Mapping[str, str]) -> list[ScanProfile]:
+    """The ``TABLE_SCAN`` operators of a JSON profile whose files belong to ``tables`` (path to
+    table name)."""
+    found = []
+    pending = list(profile.get("children", [])) + list(profile.get("operator", []))
+    while pending:
+        node = pending.pop()
+        pending += node.get("children", [])
+        info = node.get("extra_info", {})
+        if node.get("type") != "TABLE_SCAN" or "Filename(s)" not in info:
+            continue
+        first = str(info["Filename(s)"]).split(",")[0].strip()
+        projections = info.get("Projections", [])
+        columns = projections if isinstance(projections, list) else str(projections).replace(",", "\n").split("\n")
+        if first in tables:
+            found.append(ScanProfile(tables[first], [c.strip() for c in columns if c.strip()],
+                                     int(node.get("rows_scanned", 0))))
+    return found
 
 
 def _fix_dialect_gaps(tree: exp.Expression) -> None:
