@@ -53,7 +53,7 @@ import pyarrow as pa
 
 from ioc_analytics import alerts, partitions, usage
 from ioc_analytics.catalog import load_catalog
-from ioc_analytics.engine.base import MB, MIN_BILLED_BYTES
+from ioc_analytics.engine.base import MB, MIN_BILLED_BYTES, without_tags
 from ioc_analytics.lake import get_lake
 from ioc_analytics.settings import Settings
 from ioc_analytics.usage import DailyUsage, QueryRecord
@@ -246,7 +246,7 @@ def reasons(record: QueryRecord) -> list[str]:
     from ioc_analytics.costguard import check_sql
 
     found = []
-    text = re.sub(r"^/\* ioc-tags: .*? \*/\n", "", record.query, flags=re.S)
+    text = without_tags(record.query)
     unload = _UNLOAD.match(text)
     try:
         found += [f.problem for f in check_sql(unload.group(1) if unload else text, "query")]

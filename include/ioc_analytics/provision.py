@@ -584,6 +584,14 @@ def _alarm_view(alarm: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _note_unreachable_alarm(settings: Settings, report: Report) -> None:
+    if settings.bytes_scanned_cutoff < query_cost_threshold_bytes(settings):
+        report.notes.append(
+            f"{alarm_names(settings)['single-query-cost']} cannot fire while the per-query cutoff "
+            f"({settings.bytes_scanned_cutoff / 2**30:,.1f} GiB) stops every query below its threshold: it "
+            "guards against a raised IOC_BYTES_SCANNED_CUTOFF")
+
+
 def _aws_alerts(settings: Settings, report: Report) -> None:
     sns = _aws_client(settings, "sns")
     topic_arn = next((t["TopicArn"] for page in sns.get_paginator("list_topics").paginate()
@@ -617,6 +625,7 @@ def _aws_alerts(settings: Settings, report: Report) -> None:
             report.add("alerts", "cloudwatch alarm", name, CHANGED, "; ".join(differences))
         else:
             report.add("alerts", "cloudwatch alarm", name, CREATED, what)
+    _note_unreachable_alarm(settings, report)
 
 
 def _aws_quicksight(settings: Settings, report: Report) -> None:
@@ -648,8 +657,9 @@ def _readiness(settings: Settings, report: Report, tags: dict[str, str], today: 
         assessments = int(values[0] or 0)
     except NoDataError:  # the local engine refuses a query over no partitions: here it means none
         assessments = 0
-    # Setup's own queries are not analytics.
-    queries = sum(r.tags.get("dag_id") != "ioc_setup" for r in usage.query_history(settings, first, last))
+    # Setup's own queries are not analytics; the pipelines' are, but the count says how many.
+    history = [r for r in usage.query_history(settings, first, last) if r.tags.get("dag_id") != "ioc_setup"]
+    queries, from_dags = len(history), sum(bool(r.tags.get("dag_id")) for r in history)
     source = "the Athena query history" if settings.backend == "aws" else "the local query log"
 
     def met(value: int, target: int) -> str:
@@ -661,8 +671,8 @@ def _readiness(settings: Settings, report: Report, tags: dict[str, str], today: 
         Criterion("Data volume", f"{ASSESSMENTS_TARGET:,}+ assessments a month", assessments,
                   met(assessments, ASSESSMENTS_TARGET), "rows of assessment_events in the window"),
         Criterion("Query frequency", f"{QUERIES_TARGET:,}+ analytics queries a month", queries,
-                  met(queries, QUERIES_TARGET), f"queries in workgroup {settings.workgroup}, from {source} "
-                  "(setup's own excluded)"),
+                  met(queries, QUERIES_TARGET), f"queries in workgroup {settings.workgroup} ({from_dags} run by "
+                  f"DAGs, setup's own excluded), from {source}"),
         Criterion("Team size", "an analytics team or a dedicated BI resource", None, "not measured",
                   "a staffing question, not measurable from here"),
     ]
@@ -716,6 +726,7 @@ def _local_alerts(settings: Settings, report: Report) -> None:
         names["query-failure-rate"]: {"threshold_pct": settings.failure_rate_alert_pct},
     }
     _record(settings, report, "alerts", "threshold", records, threshold_texts(settings))
+    _note_unreachable_alarm(settings, report)
     report.notes.append(
         "the CloudWatch alarms are aws only: on local the cost monitor DAG (ioc_cost_monitor) evaluates the "
         f"same thresholds each day and appends its alerts to {settings.alert_log_path}")

@@ -39,6 +39,10 @@ def with_tags(sql: str, tags: Mapping[str, str] | None) -> str:
     return f"{_TAG_PREFIX}{json.dumps(dict(tags), sort_keys=True)} */\n{sql}"
 
 
+def without_tags(sql: str) -> str:
+    return _TAG_RE.sub("", sql, count=1)
+
+
 def read_tags(sql: str) -> dict[str, str]:
     match = _TAG_RE.match(sql)
     return json.loads(match.group(1)) if match else {}
