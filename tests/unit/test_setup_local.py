@@ -48,6 +48,8 @@ def test_first_run_creates_second_changes_nothing_a_new_cutoff_is_changed(local_
     assert (tmp_path / "new" / "exports").is_dir() and (tmp_path / "state").is_dir()
     assert all(r.detail.startswith("ready: ") for r in first.resources if r.kind == "table")
     assert any("cost monitor DAG" in note for note in first.notes)  # the alarms are aws only
+    # 1 GiB at most per query costs $0.005: the $0.50 threshold is a guard against a raised cutoff.
+    assert any(note.startswith("ioc-analytics-single-query-cost cannot fire") for note in first.notes)
     recorded = json.loads((tmp_path / "state" / "setup.json").read_text())["steps"]
     assert recorded["workgroup"] == {"bytes-scanned-cutoff": {"bytes_scanned_cutoff": 1_073_741_824}}
     assert recorded["alerts"]["ioc-analytics-month-to-date-budget"]["threshold_usd"] == 40.0
@@ -87,6 +89,7 @@ def test_readiness_counts_the_lake_and_the_query_log(local_settings, local_engin
     assert {c.name: (c.measured, c.status) for c in report.readiness} == {
         "MRR": (None, "not measured"), "Data volume": (expected, "met"),
         "Query frequency": (3, "not met"), "Team size": (None, "not measured")}
+    assert "(3 run by DAGs, setup's own excluded)" in report.readiness[2].detail
     again = provision.ensure(local_settings, steps=["readiness"], today=tomorrow)
     assert [c.measured for c in again.readiness] == [c.measured for c in report.readiness]
     log = [json.loads(line) for line in local_settings.query_log_path.read_text().splitlines()]
