@@ -588,7 +588,7 @@ def _note_unreachable_alarm(settings: Settings, report: Report) -> None:
     if settings.bytes_scanned_cutoff < query_cost_threshold_bytes(settings):
         report.notes.append(
             f"{alarm_names(settings)['single-query-cost']} cannot fire while the per-query cutoff "
-            f"({settings.bytes_scanned_cutoff / 2**30:,.1f} GiB) stops every query below its threshold: it "
+            f"({settings.bytes_scanned_cutoff / 2**30:,.1f} GiB) stops every query before it reaches its threshold: it "
             "guards against a raised IOC_BYTES_SCANNED_CUTOFF")
 
 
