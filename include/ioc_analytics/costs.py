@@ -336,11 +336,11 @@ def record_costs(settings: Settings, day: dt.date) -> dict[str, object]:
     by_task: dict[str, float] = defaultdict(float)
     for r in records:
         by_task[_who(r)] += r.cost_usd
-    log.info("%s on %s: %d queries (%d failed), %.1f MB, $%.4f; month to date $%.2f, projected $%.2f of $%.2f",
-             today.workgroup, day, today.queries, today.failed, today.bytes_scanned / MB, today.cost_usd,
-             row["month_to_date_usd"], row["projected_month_usd"], settings.monthly_budget_usd)
+    log.info("%s on %s: %d queries (%d failed), %.1f MB, %s; month to date %s, projected %s of %s",
+             today.workgroup, day, today.queries, today.failed, today.bytes_scanned / MB, _usd(today.cost_usd),
+             _usd(row["month_to_date_usd"]), _usd(row["projected_month_usd"]), _usd(settings.monthly_budget_usd))
     for who, cost in sorted(by_task.items(), key=lambda kv: -kv[1]):
-        log.info("  %s: $%.6f", who, cost)
+        log.info("  %s: %s", who, _usd(cost))
     return {**row, "day": day.isoformat(), "by_task": dict(by_task)}
 
 
