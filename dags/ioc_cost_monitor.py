@@ -41,6 +41,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
+from ioc_analytics.notify import OnCallNotifier
+
 
 @dag(
     # The data interval starts at 02:00 on the day it covers, so the logical date is that day.
@@ -56,6 +58,7 @@ from airflow.sdk import CronDataIntervalTimetable, dag, task
         "retry_delay": timedelta(minutes=5),
         "retry_exponential_backoff": True,
         "execution_timeout": timedelta(minutes=20),
+        "on_failure_callback": OnCallNotifier(),  # one alert per failed task, after its last try
     },
 )
 def ioc_cost_monitor():

@@ -70,6 +70,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, TaskGroup, dag, task
 
+from ioc_analytics.notify import OnCallNotifier
 from ioc_analytics.sensors import LakeFreshnessSensor
 from ioc_analytics.tables import AGGREGATES, RAW_TABLES
 
@@ -92,6 +93,7 @@ from ioc_analytics.tables import AGGREGATES, RAW_TABLES
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": True,
         "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": OnCallNotifier(),  # one alert per failed task, after its last try
     },
 )
 def ioc_daily_analytics():
@@ -143,7 +145,7 @@ def ioc_daily_analytics():
                 raise AirflowSkipException("the static dashboard is the local backend's; aws has QuickSight")
             return dashboard.render(settings, day, tags)
 
-    @task(trigger_rule="one_failed")
+    @task(trigger_rule="one_failed", on_failure_callback=None)  # the failed task has alerted already
     def run_failed() -> None:
         # The dashboard runs after failures too, so it would be the run's only leaf and the run
         # would succeed; this watcher, downstream of every task, fails the run when any failed.

@@ -43,6 +43,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from ioc_analytics.notify import OnCallNotifier
+
 
 @dag(
     schedule=None,  # triggered by hand
@@ -57,6 +59,7 @@ from airflow.sdk import dag, task
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": True,
         "execution_timeout": timedelta(minutes=15),
+        "on_failure_callback": OnCallNotifier(),  # one alert per failed task, after its last try
         # A skipped aws-only step on local must not skip the steps after it.
         "trigger_rule": "none_failed",
     },

@@ -70,6 +70,8 @@ class Settings:
     #: The on-call SNS topic (``aws``), created by ``ioc setup``; alerts on ``local`` are appended to
     #: ``<state_dir>/alerts.jsonl``.
     alert_topic: str = "ioc-analytics-oncall"
+    #: ``local`` only: POST each alert as JSON to this URL instead of the alert log.
+    alert_webhook: str = ""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

@@ -57,6 +57,12 @@ def test_dag_policy(dag_bag, dag_id):
         assert task.owner and task.owner != "airflow", f"{where}: set an owner"
         assert task.retries >= 1, f"{where}: set retries"
         assert task.execution_timeout is not None, f"{where}: set execution_timeout"
+        assert task.retry_exponential_backoff, f"{where}: retry with exponential backoff"
+        if task.task_id != "run_failed":  # the daily DAG's watcher: the failed task has alerted
+            assert any(type(c).__name__ == "OnCallNotifier" for c in task.on_failure_callback or []), \
+                f"{where}: on_failure_callback must alert on-call (ioc_analytics.notify.OnCallNotifier)"
+        if task.task_type.endswith("Sensor"):
+            assert task.timeout and task.timeout < 3 * 86400, f"{where}: a sensor needs a timeout that fails it"
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)

@@ -108,3 +108,11 @@ def test_daily_dag_fails_clearly_when_the_day_has_no_data(airflow_db, sample_lak
     # A day long past its deadline fails at once: retrying or waiting would change nothing.
     assert "new_state=failed" in output and "up_for_retry" not in output, output[-3000:]
     assert not list((tmp_path / "exports").glob("*/*/manifest.json")), "nothing exported"
+    # One alert per failed task (both sensors), none from the watcher that fails the run.
+    alerts = [json.loads(line) for line in (tmp_path / "state" / "alerts.jsonl").read_text().splitlines()]
+    assert sorted(a["task"] for a in alerts) == ["wait_for_assessment_events", "wait_for_ocean_scores"], alerts
+    alert = next(a for a in alerts if a["task"] == "wait_for_assessment_events")
+    assert alert["source"] == "ioc_daily_analytics" and alert["day"] == "2024-06-15" and alert["try_number"] == 1
+    assert alert["error"].startswith("assessment_events has no data for 2024-06-15")
+    assert alert["log_url"].endswith("/tasks/wait_for_assessment_events?try_number=1")
+    assert "/dags/ioc_daily_analytics" in alert["runbook"]
