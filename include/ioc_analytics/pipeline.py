@@ -142,14 +142,14 @@ def repair_partitions(settings: Settings, day: dt.date, window_days: int = REPAI
     """
     catalog = load_catalog(settings.lake_uri, settings.database)
     lake, registry = get_lake(settings), partitions.get_registry(settings)
-    window = [{"date": (day - dt.timedelta(days=n)).strftime("%Y/%m/%d")} for n in range(window_days)]
+    dates = [(day - dt.timedelta(days=n)).strftime("%Y/%m/%d") for n in range(window_days)]
     outcome: dict[str, object] = {}
     for table in catalog.tables.values():
         if table.projection_enabled:
             log.info("%s uses partition projection over %s: nothing to repair", table.name, table.location_template)
             outcome[table.name] = "projection"
             continue
-        report = partitions.repair(lake, registry, table, window)
+        report = partitions.repair(lake, registry, table, _window(table, dates))
         log.info("%s", report.summary())
         for kind in ("added", "repointed", "stale"):
             for values in getattr(report, kind):
@@ -162,6 +162,16 @@ def repair_partitions(settings: Settings, day: dt.date, window_days: int = REPAI
     return outcome
 
 
+def _window(table, dates: list[str]) -> list[dict[str, str]]:
+    """The partitions of ``dates``: one per day, or 24 per day for the hourly tables."""
+    if table.partition_names == ("date",):
+        return [{"date": d} for d in dates]
+    if table.partition_names == ("date", "hour"):
+        return [{"date": d, "hour": f"{h:02d}"} for d in dates for h in range(24)]
+    raise ConfigError(f"{table.name} is partitioned by {', '.join(table.partition_names)}: repair knows "
+                      "tables partitioned by date, or by date and hour")
+
+
 def build_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> dict[str, object]:
     """Replace the date's partition of aggregate ``name`` with ``include/sql/<name>.sql``."""
     select = sql.render(name, day)
@@ -169,6 +179,21 @@ def build_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[s
         name, {"date": sql.date_values(day)["lake_date"]}, select.sql, select.parameters, tags=tags
     )
     log.info("%s for %s: %s", name, day, stats.summary())
+    return stats.as_dict()
+
+
+def build_hourly(settings: Settings, hour: dt.datetime, name: str, tags: Mapping[str, str]) -> dict[str, object]:
+    """Replace the hour's partition of hourly metric ``name`` with ``include/sql/hourly/<name>.sql``.
+
+    An hour without sessions (a quiet night) is a partition without rows, not an error; an hour
+    whose day the lake does not hold yet fails (NoDataError): the source has not landed.
+    """
+    values = sql.hour_values(hour)
+    select = sql.render_with(f"hourly/{name}", values)
+    stats = get_engine(settings).replace_partition(
+        name, {"date": values["lake_date"], "hour": values["hour"]}, select.sql, select.parameters, tags=tags
+    )
+    log.info("%s for %s %s:00: %s", name, values["ds"], values["hour"], stats.summary())
     return stats.as_dict()
 
 

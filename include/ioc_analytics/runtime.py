@@ -21,19 +21,24 @@ from ioc_analytics.errors import IocError
 from ioc_analytics.settings import Settings, get_settings
 
 
-def run_day(context: Mapping[str, Any]) -> dt.date:
-    """The UTC day a run processes: its logical date, else the start of its data interval.
+def run_moment(context: Mapping[str, Any]) -> dt.datetime:
+    """The UTC moment a run processes: its logical date, else the start of its data interval.
 
     Airflow 3 lets a run be triggered without a logical date (the API's ``logical_date: null``);
-    the DAGs' data-interval timetables then give it the last complete day.
+    the DAGs' data-interval timetables then give it the last complete day (or hour).
     """
     moment = context.get("logical_date") or context.get("data_interval_start")
     if moment is None:
         raise AirflowFailException(
-            "this run has neither a logical date nor a data interval, so there is no day to process: "
-            "trigger it again with a logical date (the day, e.g. 2024-01-15)"
+            "this run has neither a logical date nor a data interval, so there is nothing to process: "
+            "trigger it again with a logical date (the day, e.g. 2024-01-15, or the hour, 2024-01-15T07:00)"
         )
-    return moment.astimezone(dt.UTC).date()
+    return moment.astimezone(dt.UTC)
+
+
+def run_day(context: Mapping[str, Any]) -> dt.date:
+    """The UTC day a run processes (see :func:`run_moment`)."""
+    return run_moment(context).date()
 
 
 @contextmanager

@@ -42,6 +42,21 @@ def date_values(day: dt.date) -> dict[str, object]:
     }
 
 
+def hour_values(hour: dt.datetime) -> dict[str, object]:
+    """The values of one UTC hour (naive, or aware in any zone): its day's, the hour's bounds, the
+    hour as a partition value (``"07"``) and the day a week before (``week_before``)."""
+    if hour.tzinfo is not None:
+        hour = hour.astimezone(dt.UTC).replace(tzinfo=None)
+    start = hour.replace(minute=0, second=0, microsecond=0)
+    return {
+        **date_values(start.date()),
+        "hour": start.strftime("%H"),
+        "hour_start": start,
+        "next_hour_start": start + dt.timedelta(hours=1),
+        "week_before": (start.date() - dt.timedelta(days=7)).strftime("%Y/%m/%d"),
+    }
+
+
 @dataclass
 class Rendered:
     sql: str

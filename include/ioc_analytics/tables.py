@@ -20,6 +20,14 @@ AGGREGATES = {
     "dark_side_summary": ("ocean_scores",),
 }
 
+#: The hourly metric tables (the guide's scheduled Lambda queries) that the hourly DAG builds, one
+#: partition per UTC hour, each from ``include/sql/hourly/<name>.sql``, with the raw tables it reads.
+HOURLY = {
+    "user_growth_hourly": ("assessment_events",),
+    "platform_performance": ("assessment_events",),
+    "assessment_quality": ("assessment_events", "ocean_scores"),
+}
+
 #: For the aggregates that break people down by an attribute: the column counting the distinct
 #: users behind each row. Rows with fewer than ``IOC_MIN_GROUP_USERS`` are suppressed in every
 #: export and API answer (publish.py). The others (the day's totals, a facet over everyone) are

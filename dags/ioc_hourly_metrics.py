@@ -1,0 +1,67 @@
+"""
+### IOC hourly metrics
+
+The guide's scheduled queries (its hourly Lambda), as one run per UTC hour: each run processes
+the hour of its logical date (`airflow dags test ioc_hourly_metrics 2024-01-15T14:00:00+00:00`
+builds 14:00-15:00) and starts once that hour has ended.
+
+One task per metric table, each replacing the hour's partition (`date`, `hour`) with
+`include/sql/hourly/<name>.sql`: a re-run or a backfill of an hour replaces exactly that hour.
+
+- `user_growth_hourly`: users active in the hour, sessions, users new in the hour (no session in
+  the 7 days before), the day's users so far.
+- `platform_performance`: sessions, completion rate, mean and p95 completion time by platform and
+  device.
+- `assessment_quality`: by assessment type, the hour's completed sessions, how many are scored,
+  their mean consistency and completeness, and how many are reliable.
+
+**When a task fails**: *no data for the day* (`NoDataError`) means the hour's day has not
+landed in the lake yet: the daily DAG's `wait_for_assessment_events` says the same; clear the
+task once it has. A quiet hour is not a failure: it gives an empty partition. A query error names
+the query id (the local query log or the Athena history). Retries (3, backing off from 1 minute)
+cover Athena's transient errors; the others fail at once, and on-call gets one alert per failed
+task with its log and this page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+
+from ioc_analytics.notify import OnCallNotifier
+from ioc_analytics.tables import HOURLY
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=2,
+    doc_md=__doc__,
+    tags=["ioc", "hourly", "analytics"],
+    default_args={
+        "owner": "ioc-analytics",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(minutes=10),
+        "on_failure_callback": OnCallNotifier(),  # one alert per failed task, after its last try
+    },
+)
+def ioc_hourly_metrics():
+    @task
+    def build(name: str) -> dict:
+        from airflow.sdk import get_current_context
+
+        from ioc_analytics import pipeline, runtime
+
+        with runtime.step() as (settings, _, tags):
+            hour = runtime.run_moment(get_current_context())
+            return pipeline.build_hourly(settings, hour, name, {**tags, "hour": hour.strftime("%H")})
+
+    for name in HOURLY:
+        build.override(task_id=name)(name)
+
+
+ioc_hourly_metrics()
