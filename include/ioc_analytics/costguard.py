@@ -177,7 +177,7 @@ def _render(path: Path, root: Path, lake: Path):
     name = path.relative_to(root).with_suffix("").as_posix()
     query = api.library().get(name.removeprefix("queries/")) if name.startswith("queries/") else None
     if query is None:
-        return sql.render_text(path.read_text(), sql.date_values(LAKE_LAST_DAY))
+        return sql.render_text(path.read_text(), sql.values_for(name, LAKE_LAST_DAY))
     given = {p.name: _common_value(lake, p.name) for p in query.parameters if p.default is None}
     _, values, _ = api.prepare({"query": query.name, "parameters": given}, today=LAKE_LAST_DAY + dt.timedelta(days=1))
     return sql.render_text(path.read_text(), values)

@@ -75,8 +75,16 @@ class _Bound:
 
 
 def render(name: str, day: dt.date) -> Rendered:
-    """Render ``include/sql/<name>.sql`` for ``day``: the SQL with ``?`` and its parameters."""
-    return render_with(name, date_values(day))
+    """Render ``include/sql/<name>.sql`` for ``day``: the SQL with ``?`` and its parameters
+    (an hourly file, ``hourly/<name>``, for the day's noon hour)."""
+    return render_with(name, values_for(name, day))
+
+
+def values_for(name: str, day: dt.date) -> dict[str, object]:
+    """What a file's placeholders take for ``day``: the hour's values for ``hourly/`` files."""
+    if name.startswith("hourly/"):
+        return hour_values(dt.datetime.combine(day, dt.time(12)))
+    return date_values(day)
 
 
 def render_with(name: str, values: Mapping[str, object]) -> Rendered:

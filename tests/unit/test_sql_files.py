@@ -30,7 +30,7 @@ def test_values_are_bound_as_parameters_in_where_clauses_only(name):
     # Athena takes execution parameters in WHERE clauses only.
     assert all(p.find_ancestor(exp.Where) is not None for p in placeholders), name
     assert "2024" not in rendered.sql, "no date pasted into the text"
-    assert set(rendered.parameters) <= set(sql.date_values(DAY).values())
+    assert set(rendered.parameters) <= set(sql.values_for(name, DAY).values())
 
 
 @pytest.mark.parametrize("name", AGGREGATES)

@@ -1,23 +1,26 @@
 -- user_growth_hourly for one UTC hour. Reads the hour's day and the 7 days before it (user ids and
 -- timestamps only): a user is new in the hour when this is their first session in that span.
+-- (Values are bound in WHERE clauses only, as Athena requires: hence a CTE per measure.)
 WITH sessions AS (
   SELECT anonymous_user_id, "timestamp"
   FROM assessment_events
   WHERE date >= {{ week_before }} AND date <= {{ lake_date }}
     AND "timestamp" < {{ next_hour_start }}
 ),
+in_hour AS (
+  SELECT anonymous_user_id FROM sessions WHERE "timestamp" >= {{ hour_start }}
+),
+today AS (
+  SELECT DISTINCT anonymous_user_id FROM sessions WHERE "timestamp" >= {{ day_start }}
+),
 firsts AS (
-  SELECT anonymous_user_id, MIN("timestamp") AS first_seen
-  FROM sessions
-  GROUP BY anonymous_user_id
+  SELECT anonymous_user_id, MIN("timestamp") AS first_seen FROM sessions GROUP BY anonymous_user_id
+),
+new_in_hour AS (
+  SELECT anonymous_user_id FROM firsts WHERE first_seen >= {{ hour_start }}
 )
 SELECT
-  CAST(COUNT(DISTINCT CASE WHEN s."timestamp" >= {{ hour_start }} THEN s.anonymous_user_id END) AS bigint)
-    AS active_users,
-  CAST(COUNT_IF(s."timestamp" >= {{ hour_start }}) AS bigint) AS sessions,
-  CAST(COUNT(DISTINCT CASE WHEN f.first_seen >= {{ hour_start }} THEN f.anonymous_user_id END) AS bigint)
-    AS new_users,
-  CAST(COUNT(DISTINCT CASE WHEN s."timestamp" >= {{ day_start }} THEN s.anonymous_user_id END) AS bigint)
-    AS users_so_far_today
-FROM sessions s
-JOIN firsts f ON f.anonymous_user_id = s.anonymous_user_id
+  (SELECT CAST(COUNT(DISTINCT anonymous_user_id) AS bigint) FROM in_hour) AS active_users,
+  (SELECT CAST(COUNT(*) AS bigint) FROM in_hour) AS sessions,
+  (SELECT CAST(COUNT(*) AS bigint) FROM new_in_hour) AS new_users,
+  (SELECT CAST(COUNT(*) AS bigint) FROM today) AS users_so_far_today
