@@ -257,7 +257,7 @@ def reasons(record: QueryRecord) -> list[str]:
     return found
 
 
-def _who(record: QueryRecord) -> str:
+def who(record: QueryRecord) -> str:
     if not record.tags:
         return "untagged (ad hoc: console, CLI or another client)"
     return f"{record.tags.get('dag_id', '?')}.{record.tags.get('task_id', '?')}"
@@ -272,24 +272,24 @@ def explain(anomaly: Anomaly, records: list[QueryRecord]) -> list[str]:
         by_error: dict[tuple[str, str], int] = defaultdict(int)
         for r in records:
             if r.state == "FAILED":
-                by_error[(_who(r), (r.error or "no reason given").splitlines()[0][:160])] += 1
-        return [f"{count} failed in {who}: {error}"
-                for (who, error), count in sorted(by_error.items(), key=lambda kv: -kv[1])[:TOP]]
+                by_error[(who(r), (r.error or "no reason given").splitlines()[0][:160])] += 1
+        return [f"{count} failed in {task}: {error}"
+                for (task, error), count in sorted(by_error.items(), key=lambda kv: -kv[1])[:TOP]]
     total = sum(r.cost_usd for r in records) or 1.0
     lines = []
     if anomaly.kind != "runaway_query":
         by_task: dict[str, list[QueryRecord]] = defaultdict(list)
         for r in records:
-            by_task[_who(r)].append(r)
-        for who, group in sorted(by_task.items(), key=lambda kv: -sum(r.cost_usd for r in kv[1]))[:TOP]:
+            by_task[who(r)].append(r)
+        for task, group in sorted(by_task.items(), key=lambda kv: -sum(r.cost_usd for r in kv[1]))[:TOP]:
             cost = sum(r.cost_usd for r in group)
-            lines.append(f"{who}: {_usd(cost)} in {len(group)} queries ({cost / total:.0%} of the day)")
+            lines.append(f"{task}: {_usd(cost)} in {len(group)} queries ({cost / total:.0%} of the day)")
     expensive = sorted(records, key=lambda r: (-r.cost_usd, -r.bytes_scanned))
     if anomaly.kind == "runaway_query":
         expensive = [r for r in expensive if r.cost_usd > anomaly.threshold]
     for r in expensive[:TOP]:
         why = "; ".join(reasons(r)) or "no cost mistake found in its SQL"
-        lines.append(f"query {r.query_id} ({_who(r)}): {_usd(r.cost_usd)}, {why}")
+        lines.append(f"query {r.query_id} ({who(r)}): {_usd(r.cost_usd)}, {why}")
     return lines
 
 
@@ -335,12 +335,12 @@ def record_costs(settings: Settings, day: dt.date) -> dict[str, object]:
     _write(settings, "daily_costs", day, [row])
     by_task: dict[str, float] = defaultdict(float)
     for r in records:
-        by_task[_who(r)] += r.cost_usd
+        by_task[who(r)] += r.cost_usd
     log.info("%s on %s: %d queries (%d failed), %.1f MB, %s; month to date %s, projected %s of %s",
              today.workgroup, day, today.queries, today.failed, today.bytes_scanned / MB, _usd(today.cost_usd),
              _usd(row["month_to_date_usd"]), _usd(row["projected_month_usd"]), _usd(settings.monthly_budget_usd))
-    for who, cost in sorted(by_task.items(), key=lambda kv: -kv[1]):
-        log.info("  %s: %s", who, _usd(cost))
+    for task, cost in sorted(by_task.items(), key=lambda kv: -kv[1]):
+        log.info("  %s: %s", task, _usd(cost))
     return {**row, "day": day.isoformat(), "by_task": dict(by_task)}
 
 

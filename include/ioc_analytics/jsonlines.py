@@ -3,14 +3,18 @@
 The query log (one line per query, failed ones too) is the local counterpart of Athena's query
 history: the cost monitor reads it the way it reads ``ListQueryExecutions`` on ``aws``. The alert
 log is where ``local`` alerts go. Parallel tasks append to the same file, so each append takes an
-exclusive lock and writes one whole line.
+exclusive lock and writes one whole line. The lock is a sidecar file (``<name>.lock``), so that
+:meth:`JsonLines.keep` can replace the file without an append landing in the replaced one.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -18,16 +22,40 @@ class JsonLines:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def append(self, record: dict[str, object]) -> None:
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, default=str, sort_keys=True) + "\n"
-        with self.path.open("a", encoding="utf-8") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        with open(f"{self.path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                fh.write(line)
-                fh.flush()
+                yield
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def append(self, record: dict[str, object]) -> None:
+        line = json.dumps(record, default=str, sort_keys=True) + "\n"
+        with self._locked(), self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+
+    def keep(self, wanted: Callable[[dict[str, object]], bool]) -> int:
+        """Rewrite the file with only the records ``wanted`` accepts; returns how many went."""
+        with self._locked():
+            if not self.path.exists():
+                return 0
+            kept, dropped = [], 0
+            with self.path.open(encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        if wanted(json.loads(line)):
+                            kept.append(line if line.endswith("\n") else line + "\n")
+                        else:
+                            dropped += 1
+            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.",
+                                             delete=False, encoding="utf-8") as tmp:
+                tmp.writelines(kept)
+            os.replace(tmp.name, self.path)
+            return dropped
 
     def __iter__(self) -> Iterator[dict[str, object]]:
         if not self.path.exists():

@@ -311,7 +311,6 @@ def _on_day(read: Callable[[DataFile], Any], file: DataFile, day: dt.date) -> bo
 def _footer_checks(read: Callable[[DataFile], Any], table: Table, piece: _Slice, day: dt.date) -> list[Failure]:
     """Files are Parquet, columns match the DDL by name and type, and the slice has rows."""
     failures = []
-    declared = {f.name.lower(): f.type for f in table.arrow_schema}
     by_day = "date" not in table.partition_names
     for file in piece.files:
         try:
@@ -321,12 +320,8 @@ def _footer_checks(read: Callable[[DataFile], Any], table: Table, piece: _Slice,
             continue
         piece.rows += pipeline.rows_on(meta, day) if by_day else meta.num_rows
         schema = meta.schema.to_arrow_schema()
-        held = {f.name.lower(): f.type for f in schema}
-        piece.columns |= set(held)
-        missing = sorted(set(declared) - set(held))
-        extra = sorted(set(held) - set(declared))
-        retyped = sorted(f"{name} is {held[name]}, the DDL says {declared[name]}" for name in set(held) & set(declared)
-                         if _family(held[name]) != _family(declared[name]))
+        piece.columns |= {f.name.lower() for f in schema}
+        missing, extra, retyped = schema_drift(table, schema)
         if missing or extra or retyped:
             failures.append(Failure("schema matches the DDL", None, CRITICAL, None, detail=(
                 f"{Path(file.path).name}: missing {missing or 'nothing'}, unexpected {extra or 'nothing'}"
@@ -356,6 +351,18 @@ def _unknown_partitions(lake: Lake, table: Table, slices: list[_Slice]) -> list[
                     partition=day_folder, detail=(
                         f"{len(strays)} folders that no engine reads; the known values are {kinds}: add the new "
                         "value to the DDL's projection, or move the files"))]
+
+
+def schema_drift(table: Table, schema: pa.Schema) -> tuple[list[str], list[str], list[str]]:
+    """How a file's schema differs from the DDL's: columns missing, columns the DDL lacks, and
+    columns of another type family (int32 and int64 are the same family)."""
+    declared = {f.name.lower(): f.type for f in table.arrow_schema}
+    held = {f.name.lower(): f.type for f in schema}
+    missing = sorted(set(declared) - set(held))
+    extra = sorted(set(held) - set(declared))
+    retyped = sorted(f"{name} is {held[name]}, the DDL says {declared[name]}" for name in set(held) & set(declared)
+                     if _family(held[name]) != _family(declared[name]))
+    return missing, extra, retyped
 
 
 def _family(dtype: pa.DataType) -> str:
