@@ -10,11 +10,12 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: help venv test test-fast lint demo lock clean
+.PHONY: help venv test test-fast lint demo airflow lock clean
 
 help:
 	@echo "make demo       create the environment, generate a sample lake, run the daily DAG locally"
 	@echo "make test       create the environment and run every test (what CI runs)"
+	@echo "make airflow    start Airflow locally (standalone: UI on http://localhost:8080), local backend"
 	@echo "make test-fast  unit and DAG-integrity tests only (no moto server, no DAG runs)"
 	@echo "make lint       ruff, including Airflow 3 rules"
 	@echo "make lock       re-resolve requirements*.lock from requirements*.txt"
@@ -42,6 +43,9 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+airflow: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/airflow.sh
 
 # Needs the package registry; uv only resolves, pip installs.
 lock: $(STAMP)

@@ -14,27 +14,12 @@ import pytest
 from ioc_analytics import dashboard, pipeline, quality
 from ioc_analytics.settings import get_settings
 from tests.helpers import TODAY, read_aggregate
+from tests.system.conftest import FLAGS
 
 pytestmark = pytest.mark.integration
 
 DAY = TODAY - dt.timedelta(days=3)
 DAYS = [DAY - dt.timedelta(days=n) for n in range(4, -1, -1)]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-         "--no-first-run", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    found = shutil.which("chromium")
-    if found is None:
-        install = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True,
-                                 env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                                 timeout=900)
-        found = shutil.which("chromium")
-        assert found, f"could not install Debian's chromium: {install.stderr[-2000:]}"
-    return found
-
-
 def _dom(chromium: str, page: str, tmp_path) -> str:
     done = subprocess.run([chromium, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
                            "--dump-dom", f"file://{page}"], capture_output=True, text=True, timeout=120)

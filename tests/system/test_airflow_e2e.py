@@ -1,0 +1,137 @@
+"""Airflow for real: `scripts/airflow.sh` (what `make airflow` runs, `airflow standalone`) started
+on localhost, a 7-day backfill of the daily DAG created through the REST API, every run waited
+for, the aggregates and exports checked, the grid screenshotted in headless Chromium, and every
+process stopped.
+
+The simple auth manager runs with every user an admin (``SIMPLE_AUTH_MANAGER_ALL_ADMINS``) so
+that the browser needs no login; the query API's test covers Airflow's authentication.
+Set ``IOC_SAVE_SCREENSHOTS=<folder>`` to keep the screenshot (the README's is made that way).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ioc_analytics.tables import AGGREGATES
+from tests.conftest import ROOT
+from tests.helpers import TODAY, export_file, read_aggregate
+from tests.system.conftest import FLAGS
+
+pytestmark = pytest.mark.integration
+
+# 7 days up to yesterday: the backfill holds the latest interval, so unpausing the DAG schedules no
+# run of its own (the scheduler skips a date that has a run).
+DAYS = [TODAY - dt.timedelta(days=n) for n in range(7, 0, -1)]
+DAG = "ioc_daily_analytics"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def airflow(sample_lake, tmp_path_factory):
+    root = tmp_path_factory.mktemp("standalone")
+    lake = root / "lake"
+    shutil.copytree(sample_lake, lake, ignore=shutil.ignore_patterns("aggregates", "quality", "costs"))
+    port = _free_port()
+    env = {**os.environ, "AIRFLOW_HOME": str(root / "home"), "AIRFLOW_PORT": str(port),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+           "AIRFLOW__API_AUTH__JWT_SECRET": "a-test-only-secret",
+           "IOC_LAKE_ROOT": str(lake), "IOC_STATE_DIR": str(root / "state"),
+           "IOC_EXPORTS_ROOT": str(root / "exports"),
+           "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW__DATABASE")}
+    log = (root / "standalone.log").open("w")
+    process = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "airflow.sh")], env=env, stdout=log, stderr=subprocess.STDOUT,
+        # Standalone stops its parts only on SIGINT, which a background process ignores by default.
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v2/dags/{DAG}", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, (root / "standalone.log").read_text()[-4000:]
+            time.sleep(1)
+        yield {"base": base, "root": root, "lake": lake, "state": root / "state", "exports": root / "exports"}
+    finally:
+        os.kill(process.pid, signal.SIGINT)  # standalone then stops each of its parts
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        leftover = _alive(process.pid)
+        if leftover:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+        assert not leftover, "standalone left processes behind after SIGINT"
+
+
+def test_a_7_day_backfill_through_the_rest_api_runs_every_day_and_the_grid_shows_it(airflow, chromium, tmp_path):
+    base = airflow["base"]
+    created = httpx.post(f"{base}/api/v2/backfills", timeout=30, json={
+        "dag_id": DAG, "from_date": f"{DAYS[0]}T00:00:00Z", "to_date": f"{DAYS[-1]}T00:00:00Z",
+        "reprocess_behavior": "none", "max_active_runs": 2, "run_backwards": False, "dag_run_conf": {}})
+    assert created.status_code == 200, created.text
+    # New DAGs start paused, and a paused DAG's backfill runs wait: unpause it.
+    assert httpx.patch(f"{base}/api/v2/dags/{DAG}", json={"is_paused": False}, timeout=30).status_code == 200
+
+    deadline = time.monotonic() + 900
+    while True:
+        runs = httpx.get(f"{base}/api/v2/dags/{DAG}/dagRuns", params={"limit": 50}, timeout=30).json()["dag_runs"]
+        states = {r["logical_date"][:10]: r["state"] for r in runs}
+        if "failed" in states.values() or (len(states) >= len(DAYS) and set(states.values()) == {"success"}):
+            break
+        assert time.monotonic() < deadline, f"runs not done in 15 minutes: {states}"
+        time.sleep(5)
+    failed = {d: s for d, s in states.items() if s != "success"}
+    if failed:
+        run = next(r for r in runs if r["state"] == "failed")
+        tasks = httpx.get(f"{base}/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances", timeout=30).json()
+        pytest.fail(f"runs failed: {failed}; tasks of {run['dag_run_id']}: "
+                    f"{[(t['task_id'], t['state']) for t in tasks['task_instances'] if t['state'] != 'success']}")
+    assert sorted(states) == [d.isoformat() for d in DAYS]
+    assert {r["run_type"] for r in runs} == {"backfill"}
+
+    for day in DAYS:
+        for name in AGGREGATES:
+            assert len(read_aggregate(airflow["state"], name, day)) > 0, (name, day)
+            assert export_file(airflow["exports"], name, day) is not None, (name, day)
+
+    shot = tmp_path / "grid.png"
+    done = subprocess.run([chromium, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1000",
+                           "--virtual-time-budget=20000", f"--screenshot={shot}", f"{base}/dags/{DAG}"],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    if os.environ.get("IOC_SAVE_SCREENSHOTS"):
+        shutil.copy(shot, Path(os.environ["IOC_SAVE_SCREENSHOTS"]) / "airflow-grid.png")
