@@ -8,28 +8,32 @@ queries of that day, the daily analytics run among them, have finished.
 `record_costs -> flag_anomalies`
 
 - `record_costs`: reads the day's queries (the Athena query history on `aws`, the engine's query
-  log on `local`), costs each at Athena's price ($5 per TB, 10 MB minimum, failed queries free),
-  attributes it to the DAG and task that ran it (the `ioc-tags` comment every pipeline query
-  carries; the rest are "untagged": console, CLI, other clients), and writes the lake's cost
-  tables `query_costs` (each query, with why it was expensive) and `daily_costs` (the day, the
-  month to date, the projected month end against `IOC_MONTHLY_BUDGET_USD`). Query them like any
-  table: `ioc query "SELECT * FROM daily_costs WHERE date >= '2024/01/01'"`.
+  log on `local`), costs each at Athena's price ($5 per TB, 10 MB minimum, failed queries free,
+  cancelled ones paying what they scanned), attributes it to who ran it (the `ioc-tags` comment
+  every query carries: a DAG's task, the CLI, the query API and its user; the rest are
+  "untagged": the console, other clients), and writes the lake's cost table `query_costs` (each
+  query, with why it was expensive). Query it like any table:
+  `ioc query "SELECT run_by, sum(cost_usd) AS usd FROM query_costs WHERE date = '2024/01/15' GROUP BY run_by"`.
   *Fails when* the history or the lake cannot be read or written: check the `aws` connection.
 - `flag_anomalies`: compares the day with the usual cost of the same kind of day (weekday or
-  weekend) over the 4 weeks before (CloudWatch `AWS/Athena` on `aws`), and flags:
-  a **cost spike**, a **cost increase** (a level shift or a drift over the last 7 days), a
-  **runaway query** (one query over `IOC_QUERY_COST_ALERT_USD`, $0.50), a **failure burst**
-  (over `IOC_FAILURE_RATE_ALERT_PCT`, 10 %, of the day's queries), and the **budget** (80 % of it
-  spent; the month projected past it). One alert per anomaly goes to on-call (the SNS topic
-  `IOC_ALERT_TOPIC` on `aws`, `<state_dir>/alerts.jsonl` on `local`), saying which DAGs, tasks and
-  queries drove it and why: no partition filter (a full-table scan), `SELECT *` on a raw table,
-  the bytes scanned. An anomaly flagged the day before too is going on: it is kept in
-  `cost_anomalies` but not alerted twice. On `aws` it also publishes the month to date
-  (`IOC/Analytics MonthToDateCostUSD`) for the budget alarm that `ioc setup` creates.
-  The task succeeds when it finds anomalies: they are findings, sent as alerts.
+  weekend) over the 4 weeks before (kept in `daily_costs` by earlier runs; else CloudWatch
+  `AWS/Athena` on `aws`), and flags: a **cost spike**, a **cost increase** (a level shift or a
+  drift over the last 7 days), a **runaway query** (one query over `IOC_QUERY_COST_ALERT_USD`,
+  $0.50), a **failure burst** (over `IOC_FAILURE_RATE_ALERT_PCT`, 10 %, of the day's queries),
+  and the **budget** (80 % of it spent, all of it spent, the month projected past it). It writes
+  `daily_costs` (the day, its baseline, the month to date and the projection) and
+  `cost_anomalies`, and sends one alert per anomaly to on-call (the SNS topic `IOC_ALERT_TOPIC` on
+  `aws`, `<state_dir>/alerts.jsonl` or `IOC_ALERT_WEBHOOK` on `local`), saying which DAGs, tasks
+  and queries drove it and why: no partition filter (a full-table scan), `SELECT *` on a raw
+  table, the bytes scanned. A spike, an increase or a budget state kept as flagged for the day
+  before is going on: recorded, not alerted again; runaway queries and failure bursts are alerted
+  every day they happen. A re-run sends nothing already sent. On `aws` it first publishes the month
+  to date (`IOC/Analytics MonthToDateCostUSD`) for the budget alarm of `ioc setup`. The task
+  succeeds when it finds anomalies: they are findings, sent as alerts.
 
 **When an alert comes** (README, "Cost governance"): open the run's `flag_anomalies` log or
-`ioc query "SELECT * FROM query_costs WHERE date = '<day>' ORDER BY cost_usd DESC"`; fix the
+`ioc query "SELECT run_by, cost_usd, reasons, query FROM query_costs WHERE date = '<day>' ORDER BY
+cost_usd DESC"`; fix the
 query or DAG named (add the partition filter, name the columns), or, for a failure burst, open
 the failing task's log. A deliberate change (a backfill, a new dashboard) needs nothing: the
 baseline follows it within 4 weeks.

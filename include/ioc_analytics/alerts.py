@@ -81,6 +81,7 @@ def _post(url: str, payload: dict) -> str:
 
 
 def topic_arn(client, name: str) -> str:
+    """The ARN of the SNS topic ``name`` (ConfigError if there is none)."""
     for page in client.get_paginator("list_topics").paginate():
         for topic in page.get("Topics", []):
             if topic["TopicArn"].rsplit(":", 1)[-1] == name:

@@ -119,6 +119,12 @@ class Table:
             return f"{self.properties.get(f'projection.{key}.digits', 'some')} digits"
         return "a folder name"
 
+    @property
+    def allows_empty(self) -> bool:
+        """Whether a partition without rows is a valid answer (``'ioc.empty_partitions' = 'allowed'``:
+        a quiet hour, a day without anomalies) rather than missing data."""
+        return self.properties.get("ioc.empty_partitions") == "allowed"
+
     def enum_values(self, key: str) -> tuple[str, ...]:
         return tuple(v.strip() for v in self.properties.get(f"projection.{key}.values", "").split(","))
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import io
 import logging
 import re
 import statistics
@@ -50,6 +51,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ioc_analytics import alerts, partitions, usage
 from ioc_analytics.catalog import load_catalog
@@ -78,7 +80,9 @@ MIN_FAILED = 3
 #: Explanations list this many DAG tasks and queries.
 TOP = 3
 
-KINDS = ("cost_spike", "cost_increase", "runaway_query", "failure_burst", "budget_alert", "budget_projection")
+#: Kinds that are a new incident every day they happen (a different query, a different failure): they
+#: are alerted each day. The others are states that last (a level, the month's spend): alerted once.
+DAILY_KINDS = frozenset({"runaway_query", "failure_burst"})
 
 
 @dataclass
@@ -91,7 +95,8 @@ class Anomaly:
     threshold: float
     summary: str
     explanation: list[str] = field(default_factory=list)
-    #: False when the same kind was flagged the day before: its alert has gone out already.
+    #: False when the anomaly was flagged the day before (and is not of the ``DAILY_KINDS``): its
+    #: alert has gone out already.
     alerted: bool = True
 
     def as_dict(self) -> dict[str, object]:
@@ -146,10 +151,11 @@ def month_to_date(series: Mapping[dt.date, DailyUsage], day: dt.date) -> float:
 
 def projected_month(series: Mapping[dt.date, DailyUsage], day: dt.date) -> float:
     """The month to date plus, for each day left, the baseline of its kind (or, without enough
-    history, the month's average day so far)."""
+    history, the average day of the month since the first query)."""
     spent = month_to_date(series, day)
     last = day.replace(day=calendar.monthrange(day.year, day.month)[1])
-    average = spent / day.day
+    active = _history(series, day.replace(day=1), day)
+    average = spent / len(active) if active else 0.0
     rest = 0.0
     for n in range(1, (last - day).days + 1):
         ahead = day + dt.timedelta(days=n)
@@ -198,7 +204,11 @@ def _flags(series: Mapping[dt.date, DailyUsage], day: dt.date, settings: Setting
     budget = settings.monthly_budget_usd
     spent = month_to_date(series, day)
     alarm = budget * settings.budget_alert_pct / 100
-    if spent >= alarm:
+    if spent >= budget:
+        flag("budget_exceeded", spent, None, budget,
+             f"{today.workgroup} has spent {_usd(spent)} in {day:%B %Y} to {day}: over the {_usd(budget)} budget "
+             f"({spent / budget:.0%})")
+    elif spent >= alarm:
         flag("budget_alert", spent, None, alarm,
              f"{today.workgroup} has spent {_usd(spent)} in {day:%B %Y} to {day}: "
              f"{spent / budget:.0%} of the {_usd(budget)} budget")
@@ -225,14 +235,18 @@ def _trend(series: Mapping[dt.date, DailyUsage], day: dt.date) -> tuple[float, f
     return statistics.median(ratios), spent, expected
 
 
-def detect(series: Mapping[dt.date, DailyUsage], day: dt.date, settings: Settings) -> list[Anomaly]:
-    """The anomalies of ``day``; those flagged the day before too are going on (``alerted``
-    false)."""
-    before = day - dt.timedelta(days=1)
-    yesterday = _flags(series, before, settings) if before in series else {}
+def detect(series: Mapping[dt.date, DailyUsage], day: dt.date, settings: Settings,
+           previous: set[str] | None = None) -> list[Anomaly]:
+    """The anomalies of ``day``. One flagged the day before too is going on (``alerted`` false),
+    unless it is of the ``DAILY_KINDS``. ``previous`` is what was flagged the day before, as the
+    cost table keeps it; without it, the day before is judged again from ``series`` (the benchmark,
+    which runs every day)."""
+    if previous is None:
+        before = day - dt.timedelta(days=1)
+        previous = set(_flags(series, before, settings)) if before in series else set()
     found = list(_flags(series, day, settings).values())
     for anomaly in found:
-        anomaly.alerted = anomaly.kind not in yesterday
+        anomaly.alerted = anomaly.kind in DAILY_KINDS or anomaly.kind not in previous
     return found
 
 
@@ -258,16 +272,22 @@ def reasons(record: QueryRecord) -> list[str]:
 
 
 def who(record: QueryRecord) -> str:
-    if not record.tags:
-        return "untagged (ad hoc: console, CLI or another client)"
-    return f"{record.tags.get('dag_id', '?')}.{record.tags.get('task_id', '?')}"
+    """Who ran a query, from its tags: a DAG's task, the CLI, the query API (and its user)."""
+    tags = record.tags
+    if "dag_id" in tags:
+        return f"{tags['dag_id']}.{tags.get('task_id', '?')}"
+    if "source" in tags:
+        named = f" {tags['query']}" if tags.get("query") else ""
+        by = f" ({tags['user']})" if tags.get("user") else ""
+        return f"{tags['source']}{named}{by}"
+    return "untagged (ad hoc: console or another client)"
 
 
 def explain(anomaly: Anomaly, records: list[QueryRecord]) -> list[str]:
     """What drove the anomaly, for the person on call."""
     if not records:
-        return ["the query history holds no query of the day for this workgroup: the cost came from "
-                "CloudWatch only (check the history's retention and the workgroup)"]
+        return ["no query of the day is on record for this workgroup (the query history on aws, the query "
+                "log on local): check the workgroup setting, and on aws the history's 45-day retention"]
     if anomaly.kind == "failure_burst":
         by_error: dict[tuple[str, str], int] = defaultdict(int)
         for r in records:
@@ -295,82 +315,133 @@ def explain(anomaly: Anomaly, records: list[QueryRecord]) -> list[str]:
 
 # -- the DAG's steps ---------------------------------------------------------------------------
 
-def _series(settings: Settings, day: dt.date) -> dict[dt.date, DailyUsage]:
-    """The daily totals the detector needs: the month so far and 5 weeks before the last week."""
-    start = min(day.replace(day=1), day - dt.timedelta(days=BASELINE_DAYS + TREND_DAYS))
-    return usage.daily_usage(settings, start, day)
+def _table(settings: Settings, name: str):
+    return load_catalog(settings.lake_uri, settings.database).table(name)
 
 
 def _write(settings: Settings, name: str, day: dt.date, rows: list[dict[str, object]]) -> None:
-    table = load_catalog(settings.lake_uri, settings.database).table(name)
+    table = _table(settings, name)
     data = pa.Table.from_pylist(rows, schema=table.arrow_schema)
     partitions.write_partition(get_lake(settings), partitions.get_registry(settings), table,
                                {"date": day.strftime("%Y/%m/%d")}, data)
 
 
+def _stored(settings: Settings, name: str, days: list[dt.date]) -> dict[dt.date, list[dict[str, object]]]:
+    """The rows the monitor kept for each of ``days`` that has a partition of cost table ``name``."""
+    table, lake = _table(settings, name), get_lake(settings)
+    registered = partitions.get_registry(settings).partitions(table)
+    found = {}
+    for day in days:
+        location = registered.get((day.strftime("%Y/%m/%d"),))
+        if location is None:
+            continue
+        rows: list[dict[str, object]] = []
+        for file in lake.files_in(location):
+            data = lake.get_bytes(file.path)
+            if data is not None:
+                rows += pq.read_table(io.BytesIO(data)).to_pylist()
+        found[day] = rows
+    return found
+
+
+def _series(settings: Settings, day: dt.date, records: list[QueryRecord]) -> dict[dt.date, DailyUsage]:
+    """The daily totals the detector needs (the month so far and 5 weeks before the last week).
+
+    The day itself is costed query by query from ``records`` (on aws, CloudWatch's figures win
+    where they are larger: the history then misses queries, and a warning says so); earlier days
+    come from the monitor's own ``daily_costs`` where it ran, else from ``usage.daily_usage``
+    (on aws, CloudWatch, whose per-day sums know no per-query minimum).
+    """
+    start = min(day.replace(day=1), day - dt.timedelta(days=BASELINE_DAYS + TREND_DAYS))
+    series = usage.daily_usage(settings, start, day)
+    for past, rows in _stored(settings, "daily_costs", [d for d in series if d < day]).items():
+        for row in rows:
+            series[past] = DailyUsage(past, str(row["workgroup"]), int(row["queries"]), int(row["failed"]),
+                                      int(row["bytes_scanned"]), float(row["cost_usd"]),
+                                      float(row.get("max_query_cost_usd") or 0.0))
+    exact = DailyUsage(day, settings.workgroup)
+    for record in records:
+        usage.add_query(exact, record)
+    measured = series[day]
+    if measured.cost_usd > exact.cost_usd * 1.05 + 0.01 or measured.queries > exact.queries:
+        # CloudWatch saw more than the history holds: keep the larger figures, and say so.
+        log.warning("CloudWatch counts %d queries and %s on %s, the query history %d and %s: the history is "
+                    "missing queries (another workgroup setting, its retention?); using the larger figures",
+                    measured.queries, _usd(measured.cost_usd), day, exact.queries, _usd(exact.cost_usd))
+    series[day] = DailyUsage(day, settings.workgroup, max(exact.queries, measured.queries),
+                             max(exact.failed, measured.failed), max(exact.bytes_scanned, measured.bytes_scanned),
+                             max(exact.cost_usd, measured.cost_usd),
+                             max(exact.max_query_cost_usd, measured.max_query_cost_usd))
+    return series
+
+
 def record_costs(settings: Settings, day: dt.date) -> dict[str, object]:
-    """Cost every query of the day into ``query_costs`` and the day into ``daily_costs``."""
+    """Cost every query of the day, who ran it and why it cost what it did, into ``query_costs``."""
     records = usage.query_history(settings, day, day)
     _write(settings, "query_costs", day, [{
         **{k: v for k, v in r.as_dict().items() if k != "tags"},
-        "submitted_at": r.submitted_at.replace(tzinfo=None),
+        "submitted_at": r.submitted_at.replace(tzinfo=None), "run_by": who(r),
         "dag_id": r.tags.get("dag_id"), "task_id": r.tags.get("task_id"), "run_id": r.tags.get("run_id"),
         "ds": r.tags.get("ds"), "reasons": "; ".join(reasons(r)) or None,
     } for r in records])
-    series = _series(settings, day)
-    today = series[day]
-    costed = sum(r.cost_usd for r in records)
-    if settings.backend == "aws" and records and abs(costed - today.cost_usd) > 0.01 + 0.05 * today.cost_usd:
-        # On aws the day's totals come from CloudWatch and its queries from the history.
-        log.warning("the query history costs the day at $%.4f and CloudWatch at $%.4f: queries may be "
-                    "missing from one of them", costed, today.cost_usd)
-    usual = baseline(series, day)
-    row = {
-        "workgroup": today.workgroup, "queries": today.queries, "failed": today.failed,
-        "failure_rate": today.failure_rate, "bytes_scanned": today.bytes_scanned, "cost_usd": today.cost_usd,
-        "baseline_usd": usual[0] if usual else None, "month_to_date_usd": month_to_date(series, day),
-        "projected_month_usd": projected_month(series, day), "budget_usd": settings.monthly_budget_usd,
-        "anomalies": len(_flags(series, day, settings)),
-    }
-    _write(settings, "daily_costs", day, [row])
     by_task: dict[str, float] = defaultdict(float)
     for r in records:
         by_task[who(r)] += r.cost_usd
-    log.info("%s on %s: %d queries (%d failed), %.1f MB, %s; month to date %s, projected %s of %s",
-             today.workgroup, day, today.queries, today.failed, today.bytes_scanned / MB, _usd(today.cost_usd),
-             _usd(row["month_to_date_usd"]), _usd(row["projected_month_usd"]), _usd(settings.monthly_budget_usd))
+    total = sum(by_task.values())
+    log.info("%s on %s: %d queries (%d failed), %.1f MB, %s", settings.workgroup, day, len(records),
+             sum(r.state == "FAILED" for r in records), sum(r.bytes_scanned for r in records) / MB, _usd(total))
     for task, cost in sorted(by_task.items(), key=lambda kv: -kv[1]):
         log.info("  %s: %s", task, _usd(cost))
-    return {**row, "day": day.isoformat(), "by_task": dict(by_task)}
+    return {"day": day.isoformat(), "queries": len(records), "cost_usd": total, "by_task": dict(by_task)}
 
 
 def flag_anomalies(settings: Settings, day: dt.date) -> dict[str, object]:
-    """Detect the day's anomalies, explain them, keep them in ``cost_anomalies``, send one alert
-    per new anomaly, and (``aws``) publish the month to date for the budget alarm."""
-    series = _series(settings, day)
+    """The day's totals into ``daily_costs``; its anomalies, explained, into ``cost_anomalies``;
+    one alert per new anomaly; and (``aws``) the month to date for the budget alarm.
+
+    Idempotent: a re-run (or a retry) sends no alert that the day's kept anomalies say was sent.
+    """
     records = usage.query_history(settings, day, day)
-    found = detect(series, day, settings)
+    series = _series(settings, day, records)
+    yesterday = day - dt.timedelta(days=1)
+    kept = _stored(settings, "cost_anomalies", [yesterday, day])
+    previous = {str(r["kind"]) for r in kept[yesterday]} if yesterday in kept else None
+    sent_before = {str(r["kind"]) for r in kept.get(day, []) if r["alerted"]}
+    found = detect(series, day, settings, previous=previous if previous is not None else set())
+    today, usual = series[day], baseline(series, day)
+    spent, projected = month_to_date(series, day), projected_month(series, day)
+    if settings.backend == "aws":  # first: an SNS failure below must not keep the budget alarm blind
+        _publish_month_to_date(settings, spent)
+    sent = []
     for anomaly in found:
         anomaly.explanation = explain(anomaly, records)
+        if anomaly.alerted and anomaly.kind not in sent_before:
+            sent.append(alerts.send(settings, alerts.Alert(
+                source="ioc_cost_monitor", kind=anomaly.kind, day=day.isoformat(), title=anomaly.summary,
+                details=anomaly.explanation, runbook="README.md#cost-governance")))
+            log.warning("ALERT %s: %s", anomaly.kind, anomaly.summary)
+        elif anomaly.alerted:
+            log.info("alerted by an earlier run of this day: %s", anomaly.summary)
+        else:
+            log.info("still going on (alerted before): %s", anomaly.summary)
+        for line in anomaly.explanation:
+            log.info("  %s", line)
+    _write(settings, "daily_costs", day, [{
+        "workgroup": today.workgroup, "queries": today.queries, "failed": today.failed,
+        "failure_rate": today.failure_rate, "bytes_scanned": today.bytes_scanned, "cost_usd": today.cost_usd,
+        "max_query_cost_usd": today.max_query_cost_usd, "baseline_usd": usual[0] if usual else None,
+        "month_to_date_usd": spent, "projected_month_usd": projected, "budget_usd": settings.monthly_budget_usd,
+        "anomalies": len(found)}])
     _write(settings, "cost_anomalies", day, [{
         "workgroup": a.workgroup, "kind": a.kind, "alerted": a.alerted, "value": a.value,
         "baseline": a.baseline, "threshold": a.threshold, "summary": a.summary,
         "explanation": "\n".join(a.explanation),
     } for a in found])
-    sent = []
-    for anomaly in found:
-        if anomaly.alerted:
-            sent.append(alerts.send(settings, alerts.Alert(
-                source="ioc_cost_monitor", kind=anomaly.kind, day=day.isoformat(), title=anomaly.summary,
-                details=anomaly.explanation, runbook="README.md#cost-governance")))
-            log.warning("ALERT %s: %s", anomaly.kind, anomaly.summary)
-        else:
-            log.info("still going on (alerted before): %s", anomaly.summary)
-        for line in anomaly.explanation:
-            log.info("  %s", line)
-    if settings.backend == "aws":
-        _publish_month_to_date(settings, month_to_date(series, day))
-    return {"day": day.isoformat(), "anomalies": [a.as_dict() for a in found], "alerts": sent}
+    log.info("%s on %s: %s (usual %s); month to date %s, projected %s of %s", today.workgroup, day,
+             _usd(today.cost_usd), _usd(usual[0]) if usual else "not known yet", _usd(spent), _usd(projected),
+             _usd(settings.monthly_budget_usd))
+    return {"day": day.isoformat(), "cost_usd": today.cost_usd, "month_to_date_usd": spent,
+            "projected_month_usd": projected, "anomalies": [a.as_dict() for a in found], "alerts": sent}
 
 
 def _publish_month_to_date(settings: Settings, spent: float) -> None:

@@ -65,6 +65,9 @@ class QueryTimeoutError(QueryError):
 class BytesScannedCutoffError(QueryError):
     """The query would scan more than the workgroup's per-query cutoff."""
 
+    #: What it had scanned when stopped (Athena bills it), where the engine knows.
+    bytes_scanned = 0
+
 
 class BadDataFileError(IocError):
     """A file in a table's folder is not a Parquet file that fits the table."""

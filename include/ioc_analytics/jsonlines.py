@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ioc_analytics.errors import ConfigError
+
 
 class JsonLines:
     def __init__(self, path: Path) -> None:
@@ -58,9 +60,20 @@ class JsonLines:
             return dropped
 
     def __iter__(self) -> Iterator[dict[str, object]]:
+        """The records; a line that is not a JSON object fails with its file and line number."""
         if not self.path.exists():
             return
         with self.path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    yield json.loads(line)
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    record, problem = None, str(err)
+                else:
+                    problem = "not a JSON object"
+                if not isinstance(record, dict):
+                    raise ConfigError(f"{self.path}:{number}: {problem}: fix or delete that line (each line is one "
+                                      "JSON record, written by the engine or the alerts)")
+                yield record

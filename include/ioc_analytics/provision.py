@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ioc_analytics import alerts
 from ioc_analytics.catalog import Table, load_catalog
 from ioc_analytics.engine.base import MB, PRICE_PER_TB_USD, TB
 from ioc_analytics.errors import ConfigError, NoDataError
@@ -74,10 +75,10 @@ QUERIES_TARGET = 100
 LIFECYCLE_RULE_ID = "delete-old-query-results"
 RESULTS_EXPIRE_DAYS = 30
 #: The guide also moves results to Standard-IA after 7 days and to Glacier IR after 14. S3 refuses
-#: that rule (a Standard-IA transition needs at least 30 days in Standard, and a later one 30 more
-#: in Standard-IA), and it would not save money anyway: results expire at 30 days, Glacier IR bills
-#: 90 days minimum and Standard-IA 30 days and 128 KB minimum per object. So results stay in
-#: Standard until they expire. Should the guide's storage classes ever be wanted, list them here.
+#: the first (a transition to Standard-IA needs at least 30 days), and neither would save money:
+#: results expire at 30 days, Glacier IR bills 90 days minimum and Standard-IA 30 days and 128 KB
+#: minimum per object. So results stay in Standard until they expire. Should the guide's storage
+#: classes ever be wanted, list them here.
 RESULTS_TRANSITIONS: tuple[dict[str, Any], ...] = ()
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -594,8 +595,10 @@ def _note_unreachable_alarm(settings: Settings, report: Report) -> None:
 
 def _aws_alerts(settings: Settings, report: Report) -> None:
     sns = _aws_client(settings, "sns")
-    topic_arn = next((t["TopicArn"] for page in sns.get_paginator("list_topics").paginate()
-                      for t in page["Topics"] if t["TopicArn"].rsplit(":", 1)[-1] == settings.alert_topic), None)
+    try:
+        topic_arn = alerts.topic_arn(sns, settings.alert_topic)
+    except ConfigError:  # not there yet
+        topic_arn = None
     if topic_arn is None:
         topic_arn = sns.create_topic(Name=settings.alert_topic,
                                      Tags=[{"Key": "project", "Value": "ioc-analytics"}])["TopicArn"]

@@ -12,6 +12,7 @@ environment variables work in both places, because the SDK reads them first.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, fields
@@ -84,13 +85,13 @@ class Settings:
             raise ConfigError(f"IOC_API_MAX_ROWS={self.api_max_rows} must be at least 1")
         if self.min_group_users < 1:
             raise ConfigError(f"IOC_MIN_GROUP_USERS={self.min_group_users} must be at least 1")
-        if self.monthly_budget_usd <= 0:
-            raise ConfigError(f"IOC_MONTHLY_BUDGET_USD={self.monthly_budget_usd} must be a positive number of dollars")
-        if not 0 < self.budget_alert_pct <= 100 or not 0 < self.failure_rate_alert_pct <= 100:
-            raise ConfigError("IOC_BUDGET_ALERT_PCT and IOC_FAILURE_RATE_ALERT_PCT must be percentages from 1 to 100")
-        if self.query_cost_alert_usd <= 0:
-            raise ConfigError(f"IOC_QUERY_COST_ALERT_USD={self.query_cost_alert_usd} must be a positive "
-                              "number of dollars")
+        for name in ("monthly_budget_usd", "query_cost_alert_usd"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"IOC_{name.upper()}={value} must be a positive number of dollars")
+        for name in ("budget_alert_pct", "failure_rate_alert_pct"):
+            if not 0 < getattr(self, name) <= 100:
+                raise ConfigError(f"IOC_{name.upper()}={getattr(self, name)} must be a percentage from 1 to 100")
         if self.bytes_scanned_cutoff < 10_000_000:
             raise ConfigError(f"IOC_BYTES_SCANNED_CUTOFF={self.bytes_scanned_cutoff} is below Athena's minimum "
                               "of 10 MB (10000000 bytes)")

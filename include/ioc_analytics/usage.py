@@ -9,11 +9,12 @@ each day's totals         the query log, summed               CloudWatch ``AWS/A
                                                               the workgroup (``GetMetricData``)
 ========================  ==================================  =====================================
 
-The daily totals feed the cost monitor's baseline, so on ``aws`` they come from CloudWatch, which
-keeps them for 15 months, rather than from the query history, which Athena keeps for 45 days.
-CloudWatch gives each day's sum, count and largest value of ``ProcessedBytes``, not each query's
-bytes, so the 10 MB per-query minimum is applied to the day's average query; the day being
-examined is costed exactly, query by query, from the history.
+On ``aws`` the daily totals come from CloudWatch, which keeps them for 15 months, rather than from
+the query history, which Athena keeps for 45 days. CloudWatch gives each day's sum, count and
+largest value of ``ProcessedBytes``, not each query's bytes, so the 10 MB per-query minimum can
+only be applied to the day's average query: a lower bound on the bill when queries are small. The
+cost monitor therefore costs the day it examines query by query from the history, and keeps the
+result (``daily_costs``); CloudWatch's figure serves only days the monitor has not kept.
 
 Both sources read the workgroup in ``settings.workgroup``.
 """
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from ioc_analytics.engine.base import MIN_BILLED_BYTES, PRICE_PER_TB_USD, TB, athena_cost, read_tags
+from ioc_analytics.errors import ConfigError
 from ioc_analytics.jsonlines import JsonLines
 from ioc_analytics.settings import Settings
 
@@ -98,19 +100,25 @@ def query_history(settings: Settings, start: dt.date, end: dt.date) -> list[Quer
 
 def _local_history(settings: Settings) -> Iterator[QueryRecord]:
     for entry in JsonLines(settings.query_log_path):
-        submitted = dt.datetime.fromisoformat(str(entry["submitted_at"]))
-        yield QueryRecord(
-            query_id=str(entry["query_id"]),
-            workgroup=str(entry.get("workgroup") or settings.workgroup),
-            submitted_at=submitted.astimezone(dt.UTC),
-            state=str(entry["state"]),
-            bytes_scanned=int(entry.get("bytes_scanned") or 0),
-            engine_ms=round(float(entry.get("elapsed_s") or 0) * 1000),
-            cost_usd=float(entry.get("cost_usd") or 0.0),
-            query=str(entry.get("query") or ""),
-            error=entry.get("error"),  # type: ignore[arg-type]
-            tags=dict(entry.get("tags") or read_tags(str(entry.get("query") or ""))),  # type: ignore[arg-type]
-        )
+        try:
+            submitted = dt.datetime.fromisoformat(str(entry["submitted_at"]))
+            if submitted.tzinfo is None:
+                raise ValueError(f"submitted_at {entry['submitted_at']} has no time zone")
+            yield QueryRecord(
+                query_id=str(entry["query_id"]),
+                workgroup=str(entry.get("workgroup") or settings.workgroup),
+                submitted_at=submitted.astimezone(dt.UTC),
+                state=str(entry["state"]),
+                bytes_scanned=int(entry.get("bytes_scanned") or 0),
+                engine_ms=round(float(entry.get("elapsed_s") or 0) * 1000),
+                cost_usd=float(entry.get("cost_usd") or 0.0),
+                query=str(entry.get("query") or ""),
+                error=entry.get("error"),  # type: ignore[arg-type]
+                tags=dict(entry.get("tags") or read_tags(str(entry.get("query") or ""))),  # type: ignore[arg-type]
+            )
+        except (KeyError, ValueError, TypeError) as err:
+            raise ConfigError(f"{settings.query_log_path}: query {entry.get('query_id', '?')} is not a whole query "
+                              f"record ({type(err).__name__}: {err}): fix or delete its line") from None
 
 
 def _athena_history(settings: Settings, since: dt.datetime) -> Iterator[QueryRecord]:

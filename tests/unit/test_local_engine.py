@@ -280,11 +280,18 @@ def test_a_query_past_the_bytes_scanned_cutoff_is_refused(day_of_150k_events, tm
                                        bytes_scanned_cutoff=10 * MB))
     with pytest.raises(BytesScannedCutoffError, match="past the per-query cutoff of 10.0 MB"):
         limited.query(sql)
+    # As on Athena, a query stopped at the cutoff is cancelled and pays for what it scanned.
+    stopped = list(limited.log)[-1]
+    assert stopped["state"] == "CANCELLED" and stopped["bytes_scanned"] == scanned and stopped["cost_usd"] > 0
 
 
 @pytest.mark.parametrize(("setting", "value", "words"), [
     ("query_timeout_s", 0, "IOC_QUERY_TIMEOUT_S=0 must be a positive"),
     ("bytes_scanned_cutoff", 1000, "below Athena's minimum of 10 MB"),
+    ("monthly_budget_usd", "nan", "IOC_MONTHLY_BUDGET_USD=nan must be a positive number of dollars"),
+    ("query_cost_alert_usd", "inf", "IOC_QUERY_COST_ALERT_USD=inf must be a positive number of dollars"),
+    ("monthly_budget_usd", "abc", "IOC_MONTHLY_BUDGET_USD='abc' must be a number"),
+    ("budget_alert_pct", 0, "IOC_BUDGET_ALERT_PCT=0 must be a percentage from 1 to 100"),
 ])
 def test_limits_are_validated(setting, value, words):
     from ioc_analytics.errors import ConfigError

@@ -125,8 +125,11 @@ class LocalEngine:
             if isinstance(err, QueryError):
                 err.query_id = query_id
             error = str(err) if isinstance(err, IocError) else f"{type(err).__name__}: {err}"
-            stats = QueryStats(query_id, "FAILED", elapsed_s=time.perf_counter() - started,
-                               tags=dict(tags or {}), error=error)
+            # Athena cancels a query at the cutoff and bills what it scanned; the others are free.
+            scanned = err.bytes_scanned if isinstance(err, BytesScannedCutoffError) else 0
+            stats = QueryStats(query_id, "CANCELLED" if scanned else "FAILED", bytes_scanned=scanned,
+                               elapsed_s=time.perf_counter() - started,
+                               cost_usd=athena_cost(scanned) if scanned else 0.0, tags=dict(tags or {}), error=error)
             self.log.append({**record, **stats.as_dict()})
             raise
         stats = QueryStats(
@@ -302,17 +305,20 @@ class LocalEngine:
             con.close()
         cutoff = self.settings.bytes_scanned_cutoff
         if bytes_scanned > cutoff:
-            raise BytesScannedCutoffError(
+            error = BytesScannedCutoffError(
                 f"the query scanned {bytes_scanned / MB:,.1f} MB, past the per-query cutoff of "
                 f"{cutoff / MB:,.1f} MB (IOC_BYTES_SCANNED_CUTOFF, the workgroup's limit on Athena): "
                 "filter on the partition keys and read fewer columns")
+            error.bytes_scanned = bytes_scanned
+            raise error
         return table, bytes_scanned
 
     def _read_footers(self, plan: _Plan) -> None:
         """Read the footers of every file the query selects: rows, and the columns each holds.
 
         Partitions whose files hold no rows are missing data: even a ``COUNT(*)`` of 0 from them
-        would be a wrong answer, so the query fails. A file that is not Parquet is named here,
+        would be a wrong answer, so the query fails (except for tables whose DDL allows empty
+        partitions: a quiet hour, a day without anomalies). A file that is not Parquet is named here,
         before DuckDB would fail on it less clearly.
         """
         for scan in plan.scans:
@@ -320,7 +326,7 @@ class LocalEngine:
                 footers = [self.lake.footer(f) for f in partition.files]
                 scan.rows += sum(m.num_rows for m in footers)
                 scan.present.append({n.lower() for m in footers for n in m.schema.to_arrow_schema().names})
-            if scan.partitions and scan.rows == 0:
+            if scan.partitions and scan.rows == 0 and not scan.table.allows_empty:
                 where = f" matching {scan.filter_sql}" if scan.filter_sql else ""
                 labels = ", ".join(p.label() for p in scan.partitions[:5])
                 raise NoDataError(

@@ -4,6 +4,7 @@
 -- completeness >= 0.9, as assessment_funnel counts them).
 -- Partition projection is off: each hour is registered and replaced by pointing it at a new
 -- version folder (ioc_analytics.partitions), like the daily aggregates.
+-- An empty partition is an answer here (an hour without completed sessions), not missing data: 'ioc.empty_partitions'.
 CREATE EXTERNAL TABLE IF NOT EXISTS assessment_quality (
   assessment_type string,
   completed_sessions bigint,
@@ -20,6 +21,7 @@ STORED AS PARQUET
 LOCATION '{{ lake_root }}/aggregates/assessment_quality/'
 TBLPROPERTIES (
   'parquet.compression' = 'SNAPPY',
+  'ioc.empty_partitions' = 'allowed',
   'projection.enabled' = 'false',
   'projection.date.type' = 'date',
   'projection.date.format' = 'yyyy/MM/dd',

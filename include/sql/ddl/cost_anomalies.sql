@@ -3,6 +3,7 @@
 -- Written by the cost monitor DAG (ioc_cost_monitor, ioc_analytics.costs), one partition per day,
 -- replaced whole on a re-run. Partition projection is off: each day is registered and replaced by
 -- pointing it at a new version folder (ioc_analytics.partitions), like the aggregates.
+-- An empty partition is an answer here (a day without anomalies), not missing data: 'ioc.empty_partitions'.
 CREATE EXTERNAL TABLE IF NOT EXISTS cost_anomalies (
   workgroup string,
   kind string,
@@ -20,6 +21,7 @@ STORED AS PARQUET
 LOCATION '{{ lake_root }}/costs/cost_anomalies/'
 TBLPROPERTIES (
   'parquet.compression' = 'SNAPPY',
+  'ioc.empty_partitions' = 'allowed',
   'projection.enabled' = 'false',
   'projection.date.type' = 'date',
   'projection.date.format' = 'yyyy/MM/dd',

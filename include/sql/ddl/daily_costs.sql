@@ -10,6 +10,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS daily_costs (
   failure_rate double,
   bytes_scanned bigint,
   cost_usd double,
+  max_query_cost_usd double,
   baseline_usd double,
   month_to_date_usd double,
   projected_month_usd double,

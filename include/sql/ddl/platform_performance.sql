@@ -2,6 +2,7 @@
 -- ioc_hourly_metrics DAG from include/sql/hourly/platform_performance.sql. Sessions, completion and completion time by platform and device in the hour.
 -- Partition projection is off: each hour is registered and replaced by pointing it at a new
 -- version folder (ioc_analytics.partitions), like the daily aggregates.
+-- An empty partition is an answer here (an hour without sessions), not missing data: 'ioc.empty_partitions'.
 CREATE EXTERNAL TABLE IF NOT EXISTS platform_performance (
   platform string,
   device string,
@@ -19,6 +20,7 @@ STORED AS PARQUET
 LOCATION '{{ lake_root }}/aggregates/platform_performance/'
 TBLPROPERTIES (
   'parquet.compression' = 'SNAPPY',
+  'ioc.empty_partitions' = 'allowed',
   'projection.enabled' = 'false',
   'projection.date.type' = 'date',
   'projection.date.format' = 'yyyy/MM/dd',

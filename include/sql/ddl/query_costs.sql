@@ -3,6 +3,7 @@
 -- Written by the cost monitor DAG (ioc_cost_monitor, ioc_analytics.costs), one partition per day,
 -- replaced whole on a re-run. Partition projection is off: each day is registered and replaced by
 -- pointing it at a new version folder (ioc_analytics.partitions), like the aggregates.
+-- An empty partition is an answer here (a day without queries), not missing data: 'ioc.empty_partitions'.
 CREATE EXTERNAL TABLE IF NOT EXISTS query_costs (
   query_id string,
   workgroup string,
@@ -11,6 +12,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS query_costs (
   bytes_scanned bigint,
   engine_ms bigint,
   cost_usd double,
+  run_by string,
   dag_id string,
   task_id string,
   run_id string,
@@ -26,6 +28,7 @@ STORED AS PARQUET
 LOCATION '{{ lake_root }}/costs/query_costs/'
 TBLPROPERTIES (
   'parquet.compression' = 'SNAPPY',
+  'ioc.empty_partitions' = 'allowed',
   'projection.enabled' = 'false',
   'projection.date.type' = 'date',
   'projection.date.format' = 'yyyy/MM/dd',
