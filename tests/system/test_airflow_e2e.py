@@ -11,6 +11,7 @@ Set ``IOC_SAVE_SCREENSHOTS=<folder>`` to keep the screenshot (the README's is ma
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -20,11 +21,20 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from ioc_analytics.tables import AGGREGATES
 from tests.conftest import ROOT
-from tests.helpers import TODAY, export_file, read_aggregate
+from tests.helpers import (
+    TODAY,
+    expected_aggregates,
+    export_file,
+    read_aggregate,
+    read_events,
+    read_scores,
+    suppressed,
+)
 from tests.system.conftest import FLAGS
 
 pytestmark = pytest.mark.integration
@@ -39,6 +49,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def read_costs(state: Path, day: dt.date) -> pd.DataFrame:
+    """The day's ``query_costs`` partition, found through the local registry."""
+    import sqlite3
+
+    import pyarrow.parquet as pq
+
+    with sqlite3.connect(state / "catalog.sqlite") as con:
+        (location,), = con.execute("SELECT location FROM partitions WHERE table_name = 'query_costs' AND key = ?",
+                                   (json.dumps([day.strftime("%Y/%m/%d")]),)).fetchall()
+    return pq.read_table(location).to_pandas()
 
 
 def _alive(pgid: int) -> bool:
@@ -126,6 +148,40 @@ def test_a_7_day_backfill_through_the_rest_api_runs_every_day_and_the_grid_shows
         for name in AGGREGATES:
             assert len(read_aggregate(airflow["state"], name, day)) > 0, (name, day)
             assert export_file(airflow["exports"], name, day) is not None, (name, day)
+    # The last day's numbers against pandas on the files; its exports are the aggregates, suppressed.
+    day = DAYS[-1]
+    expected = expected_aggregates(read_events(airflow["lake"]), read_scores(airflow["lake"]), day)
+    built = read_aggregate(airflow["state"], "daily_active_users", day)
+    assert built.drop(columns="date").to_dict("records") == expected["daily_active_users"].to_dict("records")
+    assert expected["daily_active_users"].loc[0, "returning_users"] > 0
+    for name in AGGREGATES:
+        table = read_aggregate(airflow["state"], name, day)
+        exported = pd.read_csv(export_file(airflow["exports"], name, day), dtype={"date": str, "month": str})
+        pd.testing.assert_frame_equal(exported, suppressed(table, name), check_dtype=False, obj=name)
+    # Every query says which run, task and day it served: what the cost monitor attributes by.
+    log = [json.loads(line) for line in (airflow["state"] / "query_log.jsonl").read_text().splitlines()]
+    for day in DAYS:
+        succeeded = {r["tags"]["task_id"] for r in log
+                     if r["state"] == "SUCCEEDED" and r["tags"]["ds"] == day.isoformat()}
+        assert {f"{name}.{step}" for name in AGGREGATES for step in ("build", "check", "export")} <= succeeded, day
+
+    # The cost monitor, triggered through the API for today, costs those queries.
+    today = dt.datetime.now(dt.UTC).date()
+    monitor = "ioc_cost_monitor"
+    assert httpx.patch(f"{base}/api/v2/dags/{monitor}", json={"is_paused": False}, timeout=30).status_code == 200
+    run = httpx.post(f"{base}/api/v2/dags/{monitor}/dagRuns", timeout=30,
+                     json={"logical_date": f"{today}T02:00:00Z", "dag_run_id": "e2e-today"})
+    assert run.status_code == 200, run.text
+    deadline = time.monotonic() + 300
+    while (state := httpx.get(f"{base}/api/v2/dags/{monitor}/dagRuns/e2e-today", timeout=30).json()["state"]) not in (
+            "success", "failed"):
+        assert time.monotonic() < deadline, f"the cost monitor's run is still {state}"
+        time.sleep(3)
+    assert state == "success"
+    costed = read_costs(airflow["state"], today)
+    today_log = [r for r in log if r["submitted_at"][:10] == today.isoformat()]
+    assert len(costed) >= len(today_log) > 0 and set(costed.run_by) >= {
+        f"{DAG}.{name}.build" for name in AGGREGATES}
 
     shot = tmp_path / "grid.png"
     done = subprocess.run([chromium, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1000",

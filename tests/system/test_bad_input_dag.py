@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -46,32 +47,60 @@ def copy_lake(sample_lake: Path, folder: Path) -> Path:
     return lake
 
 
-def run_days(runs: list[dict]) -> tuple[dict[str, dict], dict[str, str]]:
-    """Run the DAG once per ``{"name", "date", "env"}``; the results and the logs, by name."""
-    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER)}
-    done = subprocess.run([sys.executable, str(RUNNER), json.dumps(runs)], capture_output=True, text=True,
-                          env=env, timeout=900)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-5000:]
-    results = [json.loads(line[len("RUN-RESULT "):]) for line in done.stdout.splitlines()
-               if line.startswith("RUN-RESULT ")]
-    # Each run's log: what on-call reads in the task logs.
-    logs = output.split("RUN-START ")[1:]
-    assert len(results) == len(logs) == len(runs), output[-3000:]
-    return ({run["name"]: r for run, r in zip(runs, results, strict=True)},
-            {run["name"]: log for run, log in zip(runs, logs, strict=True)})
+def run_days(runs: list[dict], processes: int = 2) -> tuple[dict[str, dict], dict[str, str]]:
+    """Run the DAG once per ``{"name", "date", "env"}``; the results and the logs, by name.
+
+    The runs are shared among ``processes`` runner processes, one per core, each with its own copy
+    of the migrated metadata database (SQLite takes one writer at a time).
+    """
+    home = Path(os.environ["AIRFLOW_HOME"])
+    chunks = [runs[n::processes] for n in range(processes) if runs[n::processes]]
+    started = []
+    for n, chunk in enumerate(chunks):
+        database = home / f"runner-{n}-{uuid.uuid4().hex[:6]}.db"
+        shutil.copy(home / "airflow.db", database)
+        env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+               "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}"}
+        output = database.with_suffix(".log").open("w+")  # a file, not a pipe: no runner waits on a reader
+        started.append((subprocess.Popen([sys.executable, str(RUNNER), json.dumps(chunk)], stdout=output,
+                                         stderr=subprocess.STDOUT, text=True, env=env), output))
+    results, logs = {}, {}
+    for chunk, (process, file) in zip(chunks, started, strict=True):
+        process.wait(timeout=900)
+        file.seek(0)
+        output = file.read()
+        file.close()
+        assert process.returncode == 0, output[-5000:]
+        found = [json.loads(line[len("RUN-RESULT "):]) for line in output.splitlines()
+                 if line.startswith("RUN-RESULT ")]
+        # Each run's log: what on-call reads in the task logs.
+        pieces = output.split("RUN-START ")[1:]
+        assert len(found) == len(pieces) == len(chunk), output[-3000:]
+        for run, result, log in zip(chunk, found, pieces, strict=True):
+            results[run["name"]], logs[run["name"]] = result, log
+    return results, logs
+
+
+#: The quarantine scenario's first run shares the corpus's processes; its fixed re-run follows alone.
+QUARANTINE = "quarantine-first-run"
 
 
 @pytest.fixture(scope="module")
 def corpus(sample_lake, tmp_path_factory, airflow_db):
-    """Every fault in its own copy of the lake, all run in one process."""
+    """Every fault in its own copy of the lake, and the quarantine scenario's first run, all run in
+    the runner processes."""
     root = tmp_path_factory.mktemp("faults")
     runs = []
     for fault in sorted(FAULTS):
         inject_fault(copy_lake(sample_lake, root / fault), DAY, fault, "personality")
         runs.append({"name": fault, "date": DAY.isoformat(), "env": settings_env(root / fault)})
+    lake = copy_lake(sample_lake, root / QUARANTINE)
+    good = pq.read_table(lake / "assessments" / DAY.strftime("%Y/%m/%d") / "career" / "part-00000.parquet")
+    inject_fault(lake, DAY, "unknown-device", "career")
+    runs.append({"name": QUARANTINE, "date": DAY.isoformat(),
+                 "env": {**settings_env(root / QUARANTINE), "IOC_QUARANTINE": "true"}})
     results, logs = run_days(runs)
-    return root, results, logs
+    return root, results, logs, good
 
 
 def test_the_corpus_covers_every_fault():
@@ -80,7 +109,7 @@ def test_the_corpus_covers_every_fault():
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_each_fault_stops_what_reads_the_bad_table_and_nothing_bad_is_exported(corpus, fault):
-    root, results, logs = corpus
+    root, results, logs, _ = corpus
     day, folder = DAY, root / fault
     table, words = fault_messages(day)[fault]
     result, log = results[fault], logs[fault]
@@ -104,26 +133,23 @@ def test_each_fault_stops_what_reads_the_bad_table_and_nothing_bad_is_exported(c
             assert export_file(folder / "exports", name, day).is_file(), name
 
 
-def test_quarantine_exports_the_day_without_the_bad_partition_and_a_fixed_rerun_restores_it(
-        sample_lake, tmp_path, airflow_db):
-    lake = copy_lake(sample_lake, tmp_path)
+def test_quarantine_exports_the_day_without_the_bad_partition_and_a_fixed_rerun_restores_it(corpus):
+    root, results, logs, good = corpus
+    folder = root / QUARANTINE
+    lake = folder / "lake"
     partition = lake / "assessments" / DAY.strftime("%Y/%m/%d") / "career"
-    good = pq.read_table(partition / "part-00000.parquet")
-    inject_fault(lake, DAY, "unknown-device", "career")
-    run = {"date": DAY.isoformat(), "env": {**settings_env(tmp_path), "IOC_QUARANTINE": "true"}}
-
-    first, logs = run_days([{**run, "name": "first"}])
-    assert first["first"]["state"] == "success", first
-    assert "quarantined to" in logs["first"]
-    rates = pd.read_csv(export_file(tmp_path / "exports", "completion_rates", DAY))
+    assert results[QUARANTINE]["state"] == "success", results[QUARANTINE]
+    assert "quarantined to" in logs[QUARANTINE]
+    rates = pd.read_csv(export_file(folder / "exports", "completion_rates", DAY))
     assert "career" not in set(rates["assessment_type"]) and "smart_fridge" not in set(rates["device"])
     [entry] = [p.parent for p in (lake / "quarantine").rglob("_quarantine.json")]
     assert not list(partition.glob("*.parquet"))
 
     pq.write_table(good, entry / "part-00000.parquet")  # the source is fixed where it was set aside
+    run = {"date": DAY.isoformat(), "env": {**settings_env(folder), "IOC_QUARANTINE": "true"}}
     second, logs = run_days([{**run, "name": "second"}])
     assert second["second"]["state"] == "success", second
     assert "cleared" in logs["second"] and (entry / "_released.json").is_file()
-    rates = pd.read_csv(export_file(tmp_path / "exports", "completion_rates", DAY))
+    rates = pd.read_csv(export_file(folder / "exports", "completion_rates", DAY))
     assert "career" in set(rates["assessment_type"])
     assert pq.read_table(partition / "part-00000.parquet").equals(good)
