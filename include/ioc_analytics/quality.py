@@ -217,7 +217,6 @@ class QualityReport:
 class _Slice:
     """The files of one partition (for ``ocean_scores``, of the day within its month) under validation."""
 
-    table: Table
     values: dict[str, str]
     key: str  # the partition path below the table, e.g. "2024/01/10/career" or "2024/01/2024-01-10"
     files: list[DataFile]
@@ -294,7 +293,7 @@ def _slices(settings: Settings, lake: Lake, read: Callable[[DataFile], Any], tab
         if "date" not in table.partition_names:  # a monthly partition: only the files with the day's rows
             key = f"{key}/{day.isoformat()}"
             files = [f for f in files if _on_day(read, f, day)]
-        piece = _Slice(table, values, key, files, values in required)
+        piece = _Slice(values, key, files, values in required)
         if key in pending and not files:  # not delivered again: re-validate the quarantined files
             piece.entry, piece.files = pending[key], lake.files_in(pending[key])
         slices.append(piece)
