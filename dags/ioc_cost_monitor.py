@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from ioc_analytics.notify import OnCallNotifier
+from ioc_analytics.notify import task_defaults
 
 
 @dag(
@@ -56,14 +56,7 @@ from ioc_analytics.notify import OnCallNotifier
     max_active_runs=1,
     doc_md=__doc__,
     tags=["ioc", "daily", "cost"],
-    default_args={
-        "owner": "ioc-analytics",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "retry_exponential_backoff": True,
-        "execution_timeout": timedelta(minutes=20),
-        "on_failure_callback": OnCallNotifier(),  # one alert per failed task, after its last try
-    },
+    default_args=task_defaults(retries=2, retry_delay=timedelta(minutes=5), execution_timeout=timedelta(minutes=20)),
 )
 def ioc_cost_monitor():
     @task

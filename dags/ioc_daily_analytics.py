@@ -70,7 +70,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, TaskGroup, dag, task
 
-from ioc_analytics.notify import OnCallNotifier
+from ioc_analytics.notify import task_defaults
 from ioc_analytics.sensors import LakeFreshnessSensor
 from ioc_analytics.tables import AGGREGATES, RAW_TABLES
 
@@ -87,14 +87,7 @@ from ioc_analytics.tables import AGGREGATES, RAW_TABLES
     max_active_runs=2,
     doc_md=__doc__,
     tags=["ioc", "daily", "analytics"],
-    default_args={
-        "owner": "ioc-analytics",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-        "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": OnCallNotifier(),  # one alert per failed task, after its last try
-    },
+    default_args=task_defaults(retries=2, retry_delay=timedelta(minutes=2), execution_timeout=timedelta(minutes=30)),
 )
 def ioc_daily_analytics():
     waits = {table: LakeFreshnessSensor(task_id=f"wait_for_{table}", table=table) for table in RAW_TABLES}

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from ioc_analytics.notify import OnCallNotifier
+from ioc_analytics.notify import task_defaults
 from ioc_analytics.tables import HOURLY
 
 
@@ -40,14 +40,7 @@ from ioc_analytics.tables import HOURLY
     max_active_runs=2,
     doc_md=__doc__,
     tags=["ioc", "hourly", "analytics"],
-    default_args={
-        "owner": "ioc-analytics",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "execution_timeout": timedelta(minutes=10),
-        "on_failure_callback": OnCallNotifier(),  # one alert per failed task, after its last try
-    },
+    default_args=task_defaults(retries=3, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(minutes=10)),
 )
 def ioc_hourly_metrics():
     @task

@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from ioc_analytics.notify import OnCallNotifier
+from ioc_analytics.notify import task_defaults
 
 
 @dag(
@@ -53,16 +53,9 @@ from ioc_analytics.notify import OnCallNotifier
     max_active_runs=1,  # two setups at once would race for the same resources
     doc_md=__doc__,
     tags=["ioc", "setup", "cost"],
-    default_args={
-        "owner": "ioc-analytics",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "execution_timeout": timedelta(minutes=15),
-        "on_failure_callback": OnCallNotifier(),  # one alert per failed task, after its last try
-        # A skipped aws-only step on local must not skip the steps after it.
-        "trigger_rule": "none_failed",
-    },
+    # A skipped aws-only step on local must not skip the steps after it: none_failed.
+    default_args=task_defaults(retries=2, retry_delay=timedelta(seconds=30), execution_timeout=timedelta(minutes=15),
+                               trigger_rule="none_failed"),
 )
 def ioc_setup():
     @task

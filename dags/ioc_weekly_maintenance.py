@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from ioc_analytics.notify import OnCallNotifier
+from ioc_analytics.notify import task_defaults
 
 
 @dag(
@@ -42,14 +42,7 @@ from ioc_analytics.notify import OnCallNotifier
     max_active_runs=1,
     doc_md=__doc__,
     tags=["ioc", "weekly", "maintenance"],
-    default_args={
-        "owner": "ioc-analytics",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "retry_exponential_backoff": True,
-        "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": OnCallNotifier(),
-    },
+    default_args=task_defaults(retries=2, retry_delay=timedelta(minutes=5), execution_timeout=timedelta(minutes=30)),
 )
 def ioc_weekly_maintenance():
     @task

@@ -12,6 +12,7 @@ Kept free of heavy imports: DAG files import it at parse time.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from airflow.sdk.bases.notifier import BaseNotifier
@@ -39,3 +40,12 @@ class OnCallNotifier(BaseNotifier):
             title=f"{ti.dag_id}.{ti.task_id} failed for {day} (try {ti.try_number}): {first_line}",
             runbook=runbook, task=ti.task_id, try_number=ti.try_number, error=first_line,
             log_url=getattr(ti, "log_url", None)))
+
+
+def task_defaults(*, retries: int, retry_delay: dt.timedelta, execution_timeout: dt.timedelta,
+                  **more: Any) -> dict[str, Any]:
+    """Every DAG's ``default_args``: the team as owner, retries backing off exponentially, a
+    timeout, and one on-call alert per task that fails for good (the DAG policy test checks them)."""
+    return {"owner": "ioc-analytics", "retries": retries, "retry_delay": retry_delay,
+            "retry_exponential_backoff": True, "execution_timeout": execution_timeout,
+            "on_failure_callback": OnCallNotifier(), **more}
