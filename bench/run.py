@@ -90,7 +90,7 @@ def parse_times() -> list[tuple[str, float, int]]:
     return found
 
 
-def table_bytes(lake: Path, table_location: str) -> int:
+def table_bytes(table_location: str) -> int:
     return sum(p.stat().st_size for p in Path(table_location).rglob("*.parquet"))
 
 
@@ -144,7 +144,7 @@ def bench_scale(name: str, events_per_day: int, work: Path) -> list[str]:
 
     settings = get_settings(lake_root=str(lake), state_dir=str(state))
     engine, catalog = LocalEngine(settings), load_catalog(str(lake))
-    sizes = {t: table_bytes(lake, catalog.table(t).location) for t in ("assessment_events", "ocean_scores")}
+    sizes = {t: table_bytes(catalog.table(t).location) for t in ("assessment_events", "ocean_scores")}
     out += ["", "| query (task) | seconds | MB scanned | MB needed | MB of its tables | cost at Athena's price | "
             "scanned / needed |", "|---|---:|---:|---:|---:|---:|---:|"]
     build_seconds = 0.0

@@ -79,16 +79,11 @@ TIME_KEYS = ("date", "year")
 
 
 def check_sql(text: str, path: str) -> list[Finding]:
-    """The findings in one statement (Jinja placeholders may stand for bound values)."""
-    from sqlglot.errors import ParseError
-
+    """The findings in one statement (Jinja placeholders may stand for bound values); raises
+    sqlglot's ``ParseError`` for text that is not Athena SQL."""
     catalog = _catalog()
     bound = re.sub(r"\{\{.*?\}\}", "?", text)  # a bound value, as the engines see it
-    try:
-        tree = sqlglot.parse_one(bound, read="athena")
-    except ParseError as err:
-        where = err.errors[0] if err.errors else {}
-        return [Finding(path, where.get("line", 1), f"does not parse as Athena SQL: {where.get('description', err)}")]
+    tree = sqlglot.parse_one(bound, read="athena")
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     findings = []
     for ref in tree.find_all(exp.Table):
@@ -131,9 +126,16 @@ def _shown(path: Path, root: Path) -> str:
 
 def check_files(root: Path = SQL_DIR) -> list[Finding]:
     """The static findings in every query file under ``root`` (the DDL aside)."""
+    from sqlglot.errors import ParseError
+
     findings = []
     for path in _query_files(root):
-        findings += check_sql(path.read_text(), _shown(path, root))
+        try:
+            findings += check_sql(path.read_text(), _shown(path, root))
+        except ParseError as err:
+            where = err.errors[0] if err.errors else {}
+            findings.append(Finding(_shown(path, root), where.get("line", 1),
+                                    f"does not parse as Athena SQL: {where.get('description', err)}"))
     return findings
 
 

@@ -257,6 +257,8 @@ _UNLOAD = re.compile(r"^\s*UNLOAD\s*\((.*)\)\s*TO\s+'", re.S | re.I)
 
 def reasons(record: QueryRecord) -> list[str]:
     """Why a query was expensive, from its SQL text and its bytes."""
+    from sqlglot.errors import ParseError
+
     from ioc_analytics.costguard import check_sql
 
     found = []
@@ -264,7 +266,7 @@ def reasons(record: QueryRecord) -> list[str]:
     unload = _UNLOAD.match(text)
     try:
         found += [f.problem for f in check_sql(unload.group(1) if unload else text, "query")]
-    except Exception:  # DDL, SHOW, a query of another database: nothing to say about its SQL
+    except ParseError:  # DDL, SHOW and the like: nothing to say about their cost
         log.debug("query %s: SQL not analysed", record.query_id, exc_info=True)
     if record.bytes_scanned > MIN_BILLED_BYTES:
         found.append(f"scanned {record.bytes_scanned / MB:,.0f} MB")
@@ -344,27 +346,30 @@ def _stored(settings: Settings, name: str, days: list[dt.date]) -> dict[dt.date,
     return found
 
 
-def _series(settings: Settings, day: dt.date, records: list[QueryRecord]) -> dict[dt.date, DailyUsage]:
-    """The daily totals the detector needs (the month so far and 5 weeks before the last week).
-
-    The day itself is costed query by query from ``records`` (on aws, CloudWatch's figures win
-    where they are larger: the history then misses queries, and a warning says so); earlier days
-    come from the monitor's own ``daily_costs`` where it ran, else from ``usage.daily_usage``
-    (on aws, CloudWatch, whose per-day sums know no per-query minimum).
-    """
-    start = min(day.replace(day=1), day - dt.timedelta(days=BASELINE_DAYS + TREND_DAYS))
-    series = usage.daily_usage(settings, start, day)
-    for past, rows in _stored(settings, "daily_costs", [d for d in series if d < day]).items():
+def daily_totals(settings: Settings, start: dt.date, end: dt.date) -> dict[dt.date, DailyUsage]:
+    """Each day's totals: the monitor's own ``daily_costs`` where it kept the day (costed query by
+    query), else ``usage.daily_usage`` (on aws, CloudWatch, whose per-day sums know no per-query
+    minimum: a lower bound)."""
+    series = usage.daily_usage(settings, start, end)
+    for day, rows in _stored(settings, "daily_costs", list(series)).items():
         for row in rows:
-            series[past] = DailyUsage(past, str(row["workgroup"]), int(row["queries"]), int(row["failed"]),
-                                      int(row["bytes_scanned"]), float(row["cost_usd"]),
-                                      float(row.get("max_query_cost_usd") or 0.0))
+            series[day] = DailyUsage(day, str(row["workgroup"]), int(row["queries"]), int(row["failed"]),
+                                     int(row["bytes_scanned"]), float(row["cost_usd"]),
+                                     float(row.get("max_query_cost_usd") or 0.0))
+    return series
+
+
+def _series(settings: Settings, day: dt.date, records: list[QueryRecord]) -> dict[dt.date, DailyUsage]:
+    """The daily totals the detector needs (the month so far and 5 weeks before the last week):
+    :func:`daily_totals`, with the day itself costed query by query from ``records`` (where
+    CloudWatch's figures are larger, they win: the history then misses queries, and a warning
+    says so)."""
+    series = daily_totals(settings, min(day.replace(day=1), day - dt.timedelta(days=BASELINE_DAYS + TREND_DAYS)), day)
+    measured = series[day]  # CloudWatch's figures, or what an earlier run of this day kept
     exact = DailyUsage(day, settings.workgroup)
     for record in records:
         usage.add_query(exact, record)
-    measured = series[day]
     if measured.cost_usd > exact.cost_usd * 1.05 + 0.01 or measured.queries > exact.queries:
-        # CloudWatch saw more than the history holds: keep the larger figures, and say so.
         log.warning("CloudWatch counts %d queries and %s on %s, the query history %d and %s: the history is "
                     "missing queries (another workgroup setting, its retention?); using the larger figures",
                     measured.queries, _usd(measured.cost_usd), day, exact.queries, _usd(exact.cost_usd))
@@ -405,9 +410,10 @@ def flag_anomalies(settings: Settings, day: dt.date) -> dict[str, object]:
     series = _series(settings, day, records)
     yesterday = day - dt.timedelta(days=1)
     kept = _stored(settings, "cost_anomalies", [yesterday, day])
-    previous = {str(r["kind"]) for r in kept[yesterday]} if yesterday in kept else None
+    # A day the monitor did not keep flagged nothing: what goes on from it is alerted again.
+    previous = {str(r["kind"]) for r in kept.get(yesterday, [])}
     sent_before = {str(r["kind"]) for r in kept.get(day, []) if r["alerted"]}
-    found = detect(series, day, settings, previous=previous if previous is not None else set())
+    found = detect(series, day, settings, previous=previous)
     today, usual = series[day], baseline(series, day)
     spent, projected = month_to_date(series, day), projected_month(series, day)
     if settings.backend == "aws":  # first: an SNS failure below must not keep the budget alarm blind

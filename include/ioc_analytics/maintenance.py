@@ -59,7 +59,8 @@ SETTLED_DAYS = 2
 LIFECYCLE_SLACK_DAYS = 2
 
 _ADVICE = {
-    "without a filter on its partition keys": "filter on the partition keys (date, or year and month)",
+    # Both of the cost guard's partition findings end so: no filter at all, or none on the date.
+    "Athena would scan every": "filter on the partition keys (date, or year and month)",
     "SELECT *": "name the columns it needs",
     "scanned": "read an aggregate table, or a narrower date range, instead of the raw events",
 }
@@ -279,13 +280,13 @@ def empty_partitions(settings: Settings) -> dict[str, Any]:
 
 def monthly_cost_report(settings: Settings, month: dt.date) -> dict[str, Any]:
     """The month of ``month`` (any day of it)."""
-    from ioc_analytics.costs import who
+    from ioc_analytics.costs import daily_totals, who
 
     first = month.replace(day=1)
     last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
     before = (first - dt.timedelta(days=1)).replace(day=1)
-    days = usage.daily_usage(settings, first, last)
-    previous = usage.daily_usage(settings, before, first - dt.timedelta(days=1))
+    days = daily_totals(settings, first, last)
+    previous = daily_totals(settings, before, first - dt.timedelta(days=1))
     records = usage.query_history(settings, first, last)
     total = sum(d.cost_usd for d in days.values())
     by_task: dict[str, float] = defaultdict(float)

@@ -53,6 +53,17 @@ def test_the_weeks_most_expensive_queries_count_each_sql_once_and_say_what_to_ch
     assert "| adhoc.notebook |" in markdown and "SELECT * on the raw table" in markdown
 
 
+def test_every_partition_finding_gets_its_advice():
+    from ioc_analytics.usage import QueryRecord
+
+    def record(sql):
+        return QueryRecord(sql, "ioc-analytics", dt.datetime.now(dt.UTC), "SUCCEEDED", 0, 0, 0.1, sql)
+
+    ranked = maintenance._rank([record("SELECT device FROM assessment_events WHERE assessment_type = 'career'"),
+                                record("SELECT device FROM assessment_events")])
+    assert [q["change"] for q in ranked] == [["filter on the partition keys (date, or year and month)"]] * 2
+
+
 def test_the_query_log_keeps_45_days_as_athenas_history_does(settings):
     log = JsonLines(settings.query_log_path)
     for age in (50, 46, 44, 0):
@@ -125,3 +136,12 @@ def test_the_monthly_report_totals_the_month_by_task_against_the_budget(settings
     assert found["queries"] == 4 and found["failed"] == 1 and len(found["by_day"]) == 29
     assert found["by_task"] == {"d.b.check": 1.0, "d.a.build": 0.75}
     assert "$1.7500 of the $2.00 budget (88%)" in Path(found["kept_at"]).read_text()
+    # A day the cost monitor kept counts as it kept it (on aws: costed query by query, where
+    # CloudWatch knows only the day's sums).
+    from ioc_analytics import costs
+
+    costs._write(tight, "daily_costs", dt.date(2024, 2, 8), [{
+        "workgroup": tight.workgroup, "queries": 1, "failed": 0, "bytes_scanned": 0, "cost_usd": 0.4,
+        "max_query_cost_usd": 0.4}])
+    kept = maintenance.monthly_cost_report(tight, dt.date(2024, 2, 1))
+    assert kept["cost_usd"] == pytest.approx(1.75 - 0.25 + 0.4) and kept["by_day"]["2024-02-08"] == 0.4
