@@ -512,8 +512,9 @@ def alarm_specs(settings: Settings, topic_arn: str) -> dict[str, dict[str, Any]]
                 f"IOC analytics: Athena spend this month in workgroup {workgroup} has reached "
                 f"{settings.budget_alert_pct}% of the ${settings.monthly_budget_usd:,.2f} monthly budget "
                 f"(${budget:,.2f}). The cost monitor DAG (ioc_cost_monitor) publishes {METRIC_NAMESPACE} "
-                f"{MTD_METRIC} once a day. What to do: read the latest ioc_cost_monitor run for the month's "
-                "most expensive queries by DAG and task, fix or pause them; raise IOC_MONTHLY_BUDGET_USD only "
+                f"{MTD_METRIC} once a day. What to do: find the month's most expensive queries, by DAG and task, "
+                "in the lake's query_costs table (ioc query \"SELECT run_by, sum(cost_usd) FROM query_costs WHERE "
+                "date >= '<yyyy/mm>/01' GROUP BY run_by\"), fix or pause them; raise IOC_MONTHLY_BUDGET_USD only "
                 f"if the spend is expected. {README_SECTION}."),
             "Namespace": METRIC_NAMESPACE, "MetricName": MTD_METRIC,
             "Dimensions": [{"Name": "WorkGroup", "Value": workgroup}],
