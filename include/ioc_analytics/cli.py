@@ -1,6 +1,6 @@
 """``ioc``: the project's command line.
 
-    ioc generate --lake DIR --start YYYY-MM-DD --days N --events-per-day N --seed S
+    ioc generate --lake DIR --start YYYY-MM-DD --days N --events-per-day N --seed S [--workers N]
     ioc query [--format table|csv|json] "SQL"      (or - to read the SQL from stdin)
     ioc tables
     ioc quality YYYY-MM-DD [--validate]             the day's data-quality reports
@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=_positive, default=1)
     gen.add_argument("--events-per-day", type=_positive, default=10_000)
     gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--workers", type=_positive, default=1,
+                     help="processes writing days at once (the same lake; each holds a day in memory)")
 
     query = sub.add_parser("query", help="run Athena SQL on the configured backend")
     query.add_argument("sql", help="the SQL text, or - to read it from stdin")
@@ -84,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 def _generate(args: argparse.Namespace) -> None:
     from ioc_analytics.generate import generate_lake
 
-    report = generate_lake(args.lake, args.start, args.days, args.events_per_day, args.seed)
+    report = generate_lake(args.lake, args.start, args.days, args.events_per_day, args.seed, args.workers)
     print(
         f"wrote {report.events:,} assessment events and {report.scores:,} OCEAN score sets "
         f"for {report.days} days to {args.lake} ({report.files} files, {report.bytes / 2**20:,.1f} MB, "

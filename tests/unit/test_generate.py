@@ -91,6 +91,17 @@ def test_a_day_is_the_same_alone_or_inside_a_longer_run(lake, tmp_path):
         pq.read_table(lake / "assessments" / date / "personality"))
 
 
+def test_workers_write_the_same_lake_as_one_process(lake, tmp_path):
+    report = generate_lake(tmp_path, START, DAYS, EVENTS, seed=5, workers=2)
+    assert (report.events, report.days) == (DAYS * EVENTS, DAYS)
+    assert report.events_by_day == {(START + dt.timedelta(d)).isoformat(): EVENTS for d in range(DAYS)}
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.parquet"))
+    assert written == sorted(p.relative_to(lake) for p in lake.rglob("*.parquet"))
+    for path in written:
+        assert pq.read_table(tmp_path / path).equals(pq.read_table(lake / path)), path
+    assert report.bytes == sum((lake / p).stat().st_size for p in written) and report.files == len(written)
+
+
 def test_the_machine_time_zone_changes_nothing(lake, tmp_path):
     code = (f"import datetime as dt; from ioc_analytics.generate import generate_lake; "
             f"generate_lake({str(tmp_path)!r}, dt.date(2024, 3, 31), 1, {EVENTS}, seed=5)")
@@ -184,10 +195,10 @@ def test_regenerating_a_day_replaces_exactly_its_files(tmp_path, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in next_day.iterdir()} == untouched
 
 
-@pytest.mark.parametrize(("days", "per_day"), [(0, 10), (1, 0), (-1, 10)])
-def test_bad_arguments_are_refused(tmp_path, days, per_day):
+@pytest.mark.parametrize(("days", "per_day", "workers"), [(0, 10, 1), (1, 0, 1), (-1, 10, 1), (1, 10, 0)])
+def test_bad_arguments_are_refused(tmp_path, days, per_day, workers):
     with pytest.raises(ConfigError, match="must be at least 1"):
-        generate_lake(tmp_path, START, days, per_day)
+        generate_lake(tmp_path, START, days, per_day, workers=workers)
     assert not list(tmp_path.iterdir()), "nothing written"
 
 
