@@ -74,8 +74,14 @@ class _Scan:
     #: From the files' footers: the rows, and per partition the columns its files hold.
     rows: int = 0
     present: list[set[str]] = field(default_factory=list)
-    #: The table's columns that the query reads through this reference (qualified names).
+    #: The table's columns that the query reads through this reference; the view selects only
+    #: these (and the partition keys), so a ``COUNT(*)`` reads the footers and no column data.
     columns_read: set[str] = field(default_factory=set)
+    #: Its WHERE's comparisons of a data column with a constant (``"timestamp" >= ?``), bound:
+    #: what the row groups' statistics can decide (for benchmarks).
+    bounds: list[tuple[str, str, object]] = field(default_factory=list)
+    #: The columns read only by those comparisons.
+    filter_only: set[str] = field(default_factory=set)
 
     @property
     def files(self) -> list[str]:
@@ -180,12 +186,12 @@ class LocalEngine:
         self._run(plan, list(parameters), profile=scans)
         return scans
 
-    def scan_plan(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[str, list[str], set[str]]]:
-        """What the query would read, without running it: per table reference, the table, the
-        files of the partitions it selects, and the columns it reads (for benchmarks and the
-        cost guard)."""
+    def scan_plan(self, sql: str, parameters: Sequence[object] = ()) -> list[ScanPlan]:
+        """What the query would read, without running it: per table reference, the files of the
+        partitions it selects, the columns it reads, and the comparisons that the row groups'
+        statistics can decide (for benchmarks)."""
         plan = self._plan(sql, list(parameters))
-        return [(s.table.name, s.files, s.columns_read) for s in plan.scans]
+        return [ScanPlan(s.table.name, s.files, s.columns_read, s.bounds, s.filter_only) for s in plan.scans]
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -208,6 +214,13 @@ class LocalEngine:
             alias = (ref.alias or table.name).lower()
             scope = ref.find_ancestor(exp.Select) or tree
             scan.columns_read = {c.name.lower() for c in scope.find_all(exp.Column) if c.table.lower() == alias}
+            if any(not isinstance(star.parent, exp.AggFunc) for star in scope.find_all(exp.Star)):
+                scan.columns_read = {c.name.lower() for c in table.all_columns}  # a star qualify left alone
+            comparisons = _column_bounds(ref, table, parameters)
+            scan.bounds = [bound for bound, _ in comparisons]
+            inside = {id(c) for _, node in comparisons for c in node.find_all(exp.Column)}
+            scan.filter_only = scan.columns_read - {
+                c.name.lower() for c in scope.find_all(exp.Column) if c.table.lower() == alias and id(c) not in inside}
             plan.scans.append(scan)
             alias = ref.alias or table.name
             ref.replace(exp.to_table(scan.view).as_(alias))
@@ -447,6 +460,37 @@ def _partition_conjuncts(ref: exp.Table, table: Table) -> list[exp.Expression]:
     return keep
 
 
+_COMPARISONS = {exp.EQ: "=", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
+_FLIPPED = {"=": "=", ">": "<", ">=": "<=", "<": ">", "<=": ">="}
+
+
+def _column_bounds(ref: exp.Table, table: Table, parameters: list[object]
+                   ) -> list[tuple[tuple[str, str, object], exp.Expression]]:
+    """The WHERE conjuncts around ``ref`` that compare one of its data columns with a constant
+    (a literal or a bound parameter), as ``(column, operator, value)`` and the conjunct."""
+    select = ref.find_ancestor(exp.Select)
+    where = select.args.get("where") if select else None
+    if where is None or _null_supplying(ref, select):
+        return []
+    names = {ref.alias_or_name.lower(), table.name}
+    found = []
+    for conjunct in _conjuncts(where.this):
+        operator = _COMPARISONS.get(type(conjunct))
+        column, other = conjunct.this, conjunct.expression
+        if isinstance(other, exp.Column) and not isinstance(column, exp.Column):
+            column, other, operator = other, column, _FLIPPED.get(operator)
+        while isinstance(other, exp.Cast):  # TIMESTAMP '...', CAST(? AS timestamp)
+            other = other.this
+        if (operator is None or not isinstance(column, exp.Column) or column.table.lower() not in names
+                or column.name in table.partition_names):
+            continue
+        if isinstance(other, exp.Placeholder):
+            found.append(((column.name.lower(), operator, parameters[_parameter_index(other)]), conjunct))
+        elif isinstance(other, exp.Literal):
+            found.append(((column.name.lower(), operator, other.to_py()), conjunct))
+    return found
+
+
 def _null_supplying(ref: exp.Table, select: exp.Select) -> bool:
     joins = select.args.get("joins") or []
     if isinstance(ref.parent, exp.Join):
@@ -484,9 +528,11 @@ def _select_partitions(
     return [partitions[i] for (i,) in sorted(rows)]
 
 
-def view_body(table: Table, selected: list[Partition], present: list[set[str]]) -> str:
-    """The SELECT of a view with the table's columns over only the files of ``selected``
-    (``present``: per partition, the columns its files hold; see :meth:`LocalEngine._read_footers`).
+def view_body(table: Table, selected: list[Partition], present: list[set[str]],
+              columns: set[str] | None = None) -> str:
+    """The SELECT of a view with the table's columns (``columns`` of them only, if given: the
+    partition keys always) over only the files of ``selected`` (``present``: per partition, the
+    columns its files hold; see :meth:`LocalEngine._read_footers`).
 
     One ``read_parquet`` per partition, its partition values as constants, all UNION ALL'ed.
     (Deriving the values from DuckDB's ``filename`` column would be one scan, but DuckDB 2.0.1's
@@ -502,16 +548,19 @@ def view_body(table: Table, selected: list[Partition], present: list[set[str]]) 
             files = exp.Array(expressions=[exp.Literal.string(f.path) for f in partition.files])
             source = exp.func("read_parquet", files, exp.EQ(this=exp.var("union_by_name"), expression=exp.true()))
             # A column the DDL declares but no file of the partition holds reads as NULL, as on Athena.
-            columns = [exp.column(c.name, quoted=True) if c.name.lower() in held
-                       else exp.alias_(exp.cast(exp.null(), c.type), c.name, quoted=True) for c in table.columns]
+            wanted = [c for c in table.columns if columns is None or c.name.lower() in columns]
+            if not wanted and not table.partition_names:
+                wanted = table.columns[:1]  # a SELECT needs one column
+            projected = [exp.column(c.name, quoted=True) if c.name.lower() in held
+                         else exp.alias_(exp.cast(exp.null(), c.type), c.name, quoted=True) for c in wanted]
             keys = [exp.alias_(exp.Literal.string(partition.values[k]), k, quoted=True) for k in table.partition_names]
-            branches.append(exp.select(*columns, *keys).from_(source).sql("duckdb"))
+            branches.append(exp.select(*projected, *keys).from_(source).sql("duckdb"))
         body = " UNION ALL ".join(branches)
     return body
 
 
 def _view_sql(scan: _Scan) -> str:
-    body = view_body(scan.table, scan.partitions, scan.present)
+    body = view_body(scan.table, scan.partitions, scan.present, scan.columns_read)
     return f"CREATE TEMP VIEW {exp.to_identifier(scan.view).sql('duckdb')} AS {body}"
 
 
@@ -533,6 +582,19 @@ def _bytes_scanned(con: duckdb.DuckDBPyConnection) -> int:
     if match is None:
         raise QueryError("DuckDB's profiler reported no bytes scanned for this query")
     return round(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclass
+class ScanPlan:
+    """What one table reference of a query would read (:meth:`LocalEngine.scan_plan`)."""
+
+    table: str
+    files: list[str]
+    columns: set[str]
+    #: ``(column, operator, value)``: the WHERE's comparisons of a data column with a constant.
+    bounds: list[tuple[str, str, object]]
+    #: The columns read only by those comparisons.
+    filter_only: set[str]
 
 
 @dataclass
