@@ -107,3 +107,12 @@ def aggregates(lake: Path, day: dt.date) -> dict[str, pd.DataFrame]:
     out["dark_side_summary"] = risks.groupby("key").agg(mean_risk=("value", "mean"),
                                                         high_risk_share=("high", "mean")).reset_index()
     return out
+
+
+if __name__ == "__main__":  # python bench/pandas_peer.py LAKE YYYY-MM-DD: prints the seconds it took
+    import sys
+    import time
+
+    started = time.perf_counter()
+    aggregates(Path(sys.argv[1]), dt.date.fromisoformat(sys.argv[2]))
+    print(time.perf_counter() - started)

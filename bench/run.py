@@ -1,31 +1,34 @@
 """The benchmark harness: the pipeline at three scales, against its targets and against pandas.
 
-    python bench/run.py [--scales small,medium,large] [--work DIR] [--out bench/RESULTS.md]
+    python bench/run.py [--scales small,medium,large] [--large N] [--workers N] [--work DIR]
+                        [--peer-memory-gb 20] [--out bench/RESULTS.md]
 
-Scales (events a day; each run generates the month up to the benchmarked day, 2024-01-31, so
+Scales (events a day; each generates January 2024 and benchmarks its last day, 2024-01-31, so
 the 30-day look-back and the month-to-date queries read what they read in production):
 
-=======  ===============  ================================================================
-small    333              the guide's activation level, 10,000 assessments a month
+=======  ==========  ===================================================================
+small    333         the guide's activation level, 10,000 assessments a month
 medium   1,000,000
-large    ``--large N``    10,000,000 does not fit this 2-core, 24 GB machine (the generator
-                          holds a day in memory: about 2.3 GB per million events), so the
-                          largest that does is given explicitly; the table says which
-=======  ===============  ================================================================
+large    10,000,000  or ``--large N``
+=======  ==========  ===================================================================
 
-For each scale it measures, and writes as one markdown file (``--out``):
+For each scale it measures, and writes as one markdown file (``--out``, rewritten after each
+scale, so a long run keeps what it measured):
 
-- the generator's throughput (rows a second, events and score sets);
+- the generator's throughput (rows a second: events and score sets), wall time and peak memory;
 - the daily DAG's wall time under ``airflow dags test`` (Airflow's overhead included), task by
-  task from the metadata database, and the run's peak memory;
-- every query of the run: seconds, bytes scanned, the bytes it needs (the column chunks of the
-  partitions it selects, from the Parquet footers), the bytes of the tables it reads, Athena's
-  price for it, and scanned / needed;
+  task from the metadata database, and its peak memory;
+- every query of the run: seconds, bytes scanned, the bytes it needs, the bytes of the tables it
+  reads, Athena's price, and scanned / needed. *Needed* is read from the Parquet footers: the
+  compressed column chunks the query reads, in the partitions it selects, in the row groups its
+  filters can match (by the row groups' min/max), leaving out a filter's column in a row group
+  whose statistics already decide the filter. The run lifts the per-query cutoff, so that a
+  large scale runs to the end; queries past the production cutoff are marked;
 - the time the DAG processor spends parsing each DAG file, against Airflow's default
   ``dagbag_import_timeout`` (30 s);
-- a peer: the seven aggregates computed the plain pandas way (read the Parquet each needs, group
-  by: ``bench/pandas_peer.py``, whose answers match the engine's), timed in the same run, as a
-  ratio to the engine's seven build queries.
+- a peer: the seven aggregates computed the plain pandas way (``bench/pandas_peer.py``, whose
+  answers match the engine's), in its own process, as a ratio to the engine's seven build
+  queries. It is stopped past ``--peer-memory-gb`` of memory, and the table says so.
 
 Never run by the tests. Targets (issue 9): each aggregate query under 5 s and the whole DAG under
 60 s at the medium scale; scanned / needed at most 1.2; each DAG file parsed in under 1 s; the
@@ -38,33 +41,32 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+import pyarrow.parquet as pq
+
+from ioc_analytics.catalog import load_catalog
+from ioc_analytics.engine.base import athena_cost
+from ioc_analytics.engine.local import LocalEngine, ScanPlan
+from ioc_analytics.settings import Settings, get_settings
+from ioc_analytics.tables import AGGREGATES
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "bench")]
-
-
-from bench_daily_dag import needed_bytes  # noqa: E402
-
-from ioc_analytics.catalog import load_catalog  # noqa: E402
-from ioc_analytics.engine.base import athena_cost  # noqa: E402
-from ioc_analytics.engine.local import LocalEngine  # noqa: E402
-from ioc_analytics.generate import generate_lake  # noqa: E402
-from ioc_analytics.settings import get_settings  # noqa: E402
-from ioc_analytics.tables import AGGREGATES  # noqa: E402
-
 BIN = Path(sys.executable).parent
 DAY = dt.date(2024, 1, 31)
 DAYS = 31
-SCALES = {"small": 333, "medium": 1_000_000}
+SCALES = {"small": 333, "medium": 1_000_000, "large": 10_000_000}
 PARSE_TIMEOUT_S = 30.0  # Airflow's default [core] dagbag_import_timeout
+CUTOFF = Settings.bytes_scanned_cutoff  # the production per-query cutoff (1 GiB)
+MB = 2**20
 
 _PARSE = """
 import sys, time
@@ -74,6 +76,53 @@ started = time.perf_counter()
 bag = DagBag(dag_folder=sys.argv[1])
 print(time.perf_counter() - started, len(bag.dags), len(bag.import_errors))
 """
+
+_GENERATE = """
+import dataclasses, datetime as dt, json, sys
+from ioc_analytics.generate import generate_lake
+lake, start, days, per_day, workers = sys.argv[1:]
+report = generate_lake(lake, dt.date.fromisoformat(start), int(days), int(per_day), seed=42, workers=int(workers))
+print(json.dumps(dataclasses.asdict(report)))
+"""
+
+
+@dataclass
+class Measured:
+    returncode: int
+    seconds: float
+    peak_mb: float
+    output: str
+    stopped: bool = False
+
+
+def measured(command: list[str], env: dict[str, str] | None = None, memory_limit_gb: float | None = None
+             ) -> Measured:
+    """Run ``command``; its wall time, and the peak resident memory of the largest process of
+    its tree (``wait4``'s ``ru_maxrss`` covers the children each process waited for). With a
+    memory limit, the tree is killed once its resident memory passes it."""
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        stopped = False
+        watched = psutil.Process(child.pid)
+        while True:  # wait4 (not Popen.poll, which would reap the child and lose its rusage)
+            pid, status, usage = os.wait4(child.pid, 0 if memory_limit_gb is None or stopped else os.WNOHANG)
+            if pid:
+                break
+            try:
+                tree = [watched, *watched.children(recursive=True)]
+                resident = sum(p.memory_info().rss for p in tree)
+            except psutil.NoSuchProcess:
+                continue
+            if resident > memory_limit_gb * 2**30:
+                stopped = True
+                for process in reversed(tree):
+                    process.kill()
+            time.sleep(0.2)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        return Measured(child.returncode, seconds, usage.ru_maxrss / 1024, out.read(), stopped)
 
 
 def parse_times() -> list[tuple[str, float, int]]:
@@ -90,114 +139,219 @@ def parse_times() -> list[tuple[str, float, int]]:
     return found
 
 
-def table_bytes(table_location: str) -> int:
-    return sum(p.stat().st_size for p in Path(table_location).rglob("*.parquet"))
+# -- bytes a query needs ------------------------------------------------------------------------
+
+def _verdict(chunk, operator: str, value: object) -> str:
+    """What a column chunk's min/max say of ``column <operator> value``: "none" of its rows can
+    match, "all" do, or "some"."""
+    stats = chunk.statistics if chunk.is_stats_set else None
+    if stats is None or not stats.has_min_max:
+        return "some"
+    low, high = stats.min, stats.max
+    if isinstance(low, dt.datetime) and isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    elif isinstance(low, (int, float)) and isinstance(value, str):
+        value = float(value)
+    none = {"=": value < low or value > high, ">": high <= value, ">=": high < value,
+            "<": low >= value, "<=": low > value}[operator]
+    every = {"=": low == high == value, ">": low > value, ">=": low >= value,
+             "<": high < value, "<=": high <= value}[operator]
+    if none:
+        return "none"
+    return "all" if every and not stats.null_count else "some"
 
 
-def run_dag(work: Path, lake: Path) -> tuple[float, float, Path, Path]:
+def needed_bytes(scans: list[ScanPlan]) -> int:
+    """Compressed bytes of the column chunks the query must read: its columns, in the partitions
+    it selects, in the row groups its comparisons can match; a column read only by comparisons
+    is not needed in a row group whose statistics decide them all."""
+    total = 0
+    for scan in scans:
+        for path in scan.files:
+            meta = pq.read_metadata(path)
+            for g in range(meta.num_row_groups):
+                group = meta.row_group(g)
+                chunks: dict[str, list] = {}
+                for c in range(group.num_columns):
+                    chunk = group.column(c)
+                    chunks.setdefault(chunk.path_in_schema.split(".")[0].lower(), []).append(chunk)
+                verdicts = [(column, _verdict(chunks[column][0], op, value) if len(chunks.get(column, [])) == 1
+                             else "some") for column, op, value in scan.bounds]
+                if any(v == "none" for _, v in verdicts):
+                    continue
+                undecided = {column for column, v in verdicts if v == "some"}
+                columns = (scan.columns - scan.filter_only) | (undecided & scan.filter_only)
+                total += sum(chunk.total_compressed_size for name in columns for chunk in chunks.get(name, []))
+    return total
+
+
+# -- one scale ----------------------------------------------------------------------------------
+
+@dataclass
+class ScaleResult:
+    name: str
+    events_per_day: int
+    lines: list[str] = field(default_factory=list)
+    generator: str = "not timed (the lake was in the work folder)"
+    dag_s: float = 0.0
+    dag_peak_mb: float = 0.0
+    slowest_build: tuple[float, str] = (0.0, "")
+    ratios: list[float] = field(default_factory=list)
+    past_cutoff: list[str] = field(default_factory=list)
+    unneeded_mb: float = 0.0  # scanned by queries that need less than a megabyte
+    peer: str = ""
+    peer_ratio: float | None = None
+
+
+def generate(result: ScaleResult, lake: Path, workers: int) -> None:
+    start = DAY - dt.timedelta(days=DAYS - 1)
+    run = measured([sys.executable, "-c", _GENERATE, str(lake), start.isoformat(), str(DAYS),
+                    str(result.events_per_day), str(workers)])
+    if run.returncode != 0:
+        sys.exit(f"the generator failed:\n{run.output[-3000:]}")
+    report = json.loads(run.output.strip().splitlines()[-1])
+    rows = report["events"] + report["scores"]
+    result.generator = (f"{rows / run.seconds:,.0f} rows/s ({report['events']:,} events and {report['scores']:,} "
+                        f"score sets, {report['bytes'] / MB:,.0f} MB, in {run.seconds:.0f} s with {workers} "
+                        f"worker{'s' if workers > 1 else ''}; peak RSS {run.peak_mb:,.0f} MB per process)")
+
+
+def run_dag(result: ScaleResult, work: Path, lake: Path) -> tuple[Path, Path]:
     state, home = work / "state", work / "airflow"
     for folder in (state, lake / "aggregates", lake / "quality", home, work / "exports"):
         shutil.rmtree(folder, ignore_errors=True)
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "IOC_BACKEND": "local", "IOC_LAKE_ROOT": str(lake),
            "IOC_STATE_DIR": str(state), "IOC_EXPORTS_ROOT": str(work / "exports"),
-           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+           # lifted, so that every query runs to the end; the table marks those past CUTOFF
+           "IOC_BYTES_SCANNED_CUTOFF": str(2**50), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
-    started = time.perf_counter()
-    run = subprocess.run([str(BIN / "airflow"), "dags", "test", "ioc_daily_analytics", DAY.isoformat()],
-                         env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    (work / "dag-run.log").write_text(run.stdout + run.stderr)
+    run = measured([str(BIN / "airflow"), "dags", "test", "ioc_daily_analytics", DAY.isoformat()], env)
+    (work / "dag-run.log").write_text(run.output)
     if run.returncode != 0:
         sys.exit(f"the DAG run failed: see {work / 'dag-run.log'}")
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, peak_mb, state, home
+    result.dag_s, result.dag_peak_mb = run.seconds, run.peak_mb
+    return state, home
 
 
-def pandas_peer(lake: Path) -> float:
-    """Seconds for the seven aggregates the plain pandas way (``bench/pandas_peer.py``)."""
-    import pandas_peer
-
-    started = time.perf_counter()
-    pandas_peer.aggregates(lake, DAY)
-    return time.perf_counter() - started
-
-
-def bench_scale(name: str, events_per_day: int, work: Path) -> list[str]:
+def bench_scale(result: ScaleResult, work: Path, workers: int, peer_memory_gb: float) -> None:
     lake = work / "lake"
-    out = [f"## {name}: {events_per_day:,} events a day ({DAYS} days to {DAY})", ""]
     if not (lake / "assessments" / DAY.strftime("%Y/%m/%d")).exists():
-        report = generate_lake(lake, DAY - dt.timedelta(days=DAYS - 1), DAYS, events_per_day, seed=42)
-        rows = report.events + report.scores
-        out += [f"Generator: {report.events:,} events and {report.scores:,} score sets, {report.bytes / 2**20:,.0f} MB,"
-                f" in {report.elapsed_s:.1f} s: **{rows / report.elapsed_s:,.0f} rows/s**.", ""]
-    else:
-        out += ["Generator: the lake was already in the work folder (not timed).", ""]
-    wall, peak_mb, state, home = run_dag(work, lake)
-    out += [f"Daily DAG (`airflow dags test`, Airflow's overhead included): **{wall:.1f} s** wall, "
-            f"peak RSS {peak_mb:,.0f} MB (target at medium: < 60 s).", "", "| task | seconds |", "|---|---:|"]
+        generate(result, lake, workers)
+    state, home = run_dag(result, work, lake)
+    out = result.lines
+    out += [f"## {result.name}: {result.events_per_day:,} events a day ({DAYS} days to {DAY})", "",
+            f"Generator: {result.generator}.", "",
+            f"Daily DAG (`airflow dags test`, Airflow's overhead included): **{result.dag_s:.1f} s** wall, "
+            f"peak RSS {result.dag_peak_mb:,.0f} MB.", "", "| task | seconds |", "|---|---:|"]
     with sqlite3.connect(home / "airflow.db") as con:
         for task_id, seconds in con.execute(
                 "SELECT task_id, (julianday(end_date) - julianday(start_date)) * 86400 FROM task_instance "
                 "ORDER BY start_date"):
             out.append(f"| {task_id} | {seconds:.2f} |")
 
-    settings = get_settings(lake_root=str(lake), state_dir=str(state))
-    engine, catalog = LocalEngine(settings), load_catalog(str(lake))
-    sizes = {t: table_bytes(catalog.table(t).location) for t in ("assessment_events", "ocean_scores")}
-    out += ["", "| query (task) | seconds | MB scanned | MB needed | MB of its tables | cost at Athena's price | "
+    engine, catalog = LocalEngine(get_settings(lake_root=str(lake), state_dir=str(state))), load_catalog(str(lake))
+    sizes = {name: sum(p.stat().st_size for p in Path(table.location).rglob("*.parquet"))
+             for name, table in catalog.tables.items()}
+    out += ["", "| query (task) | seconds | MB scanned | MB needed | MB of its tables | Athena's price | "
             "scanned / needed |", "|---|---:|---:|---:|---:|---:|---:|"]
     build_seconds = 0.0
     for record in (json.loads(line) for line in (state / "query_log.jsonl").read_text().splitlines()):
-        task = record["tags"].get("task_id", "?")
-        sql = record["query"].split("*/", 1)[1]
-        needed = needed_bytes(engine, sql, record.get("parameters") or [])
-        tables = {t for t, _, _ in engine.scan_plan(sql, record.get("parameters") or [])}
-        whole = sum(sizes.get(t, 0) for t in tables)
-        ratio = f"{record['bytes_scanned'] / needed:.2f}" if needed > 2**20 else "n/a (< 1 MB)"
-        out.append(f"| {task} | {record['elapsed_s']:.2f} | {record['bytes_scanned'] / 2**20:,.1f} | "
-                   f"{needed / 2**20:,.1f} | {whole / 2**20:,.1f} | ${athena_cost(record['bytes_scanned']):.6f} | "
-                   f"{ratio} |")
+        task, scanned = record["tags"].get("task_id", "?"), record["bytes_scanned"]
+        scans = engine.scan_plan(record["query"], record.get("parameters") or [])
+        needed = needed_bytes(scans)
+        whole = sum(sizes[t] for t in {s.table for s in scans})
+        if needed > MB:
+            result.ratios.append(scanned / needed)
+            ratio = f"{scanned / needed:.2f}"
+        else:  # footers and a small aggregate: the ratio says nothing, what is read is shown
+            result.unneeded_mb += scanned / MB
+            ratio = "n/a (needs < 1 MB)"
+        if scanned > CUTOFF:
+            result.past_cutoff.append(task)
+            ratio += f"; **past the {CUTOFF / 2**30:.0f} GiB cutoff**"
+        out.append(f"| {task} | {record['elapsed_s']:.2f} | {scanned / MB:,.1f} | {needed / MB:,.1f} | "
+                   f"{whole / MB:,.1f} | ${athena_cost(scanned):.6f} | {ratio} |")
         if task.endswith(".build"):
             build_seconds += record["elapsed_s"]
-    peer = pandas_peer(lake)
-    out += ["", f"Peer: the {len(AGGREGATES)} aggregates the pandas way took {peer:.1f} s; the engine's "
-            f"{len(AGGREGATES)} build queries {build_seconds:.1f} s: **{peer / build_seconds:.1f}x** "
-            "(target at medium: >= 5x).", ""]
-    return out
+            result.slowest_build = max(result.slowest_build, (record["elapsed_s"], task.removesuffix(".build")))
+
+    peer = measured([sys.executable, str(ROOT / "bench" / "pandas_peer.py"), str(lake), DAY.isoformat()],
+                    memory_limit_gb=peer_memory_gb)
+    if peer.stopped:
+        result.peer = (f"stopped past {peer_memory_gb:g} GB of memory after {peer.seconds:.0f} s: the pandas way "
+                       "does not fit")
+    elif peer.returncode != 0:
+        sys.exit(f"the pandas peer failed:\n{peer.output[-3000:]}")
+    else:
+        seconds = float(peer.output.split()[-1])
+        result.peer_ratio = seconds / build_seconds
+        result.peer = (f"{seconds:.1f} s (peak RSS {peer.peak_mb:,.0f} MB) against the engine's {build_seconds:.1f} s: "
+                       f"**{result.peer_ratio:.1f}x**")
+    out += ["", f"Peer: the {len(AGGREGATES)} aggregates the pandas way: {result.peer}.", ""]
+
+
+def summary(results: list[ScaleResult], parses: list[tuple[str, float, int]]) -> list[str]:
+    """The targets, one row each, against every scale measured."""
+    header = "| target | " + " | ".join(f"{r.name} ({r.events_per_day:,}/day)" for r in results) + " |"
+    rows = [header, "|---|" + "---:|" * len(results)]
+
+    def row(target: str, cells: list[str]) -> None:
+        rows.append(f"| {target} | " + " | ".join(cells) + " |")
+
+    row("generator, rows/s", [r.generator.split(" (")[0] for r in results])
+    row("whole daily DAG < 60 s (at medium)", [f"{r.dag_s:.1f} s" for r in results])
+    row("peak memory of the DAG run", [f"{r.dag_peak_mb / 1024:.1f} GB" for r in results])
+    row("each aggregate query < 5 s (at medium)",
+        [f"slowest {r.slowest_build[0]:.1f} s (`{r.slowest_build[1]}`)" for r in results])
+    row("scanned / needed <= 1.2", [f"{min(r.ratios):.2f}-{max(r.ratios):.2f}" if r.ratios else "n/a" for r in results])
+    row("read by queries that need < 1 MB", [f"{r.unneeded_mb:,.1f} MB" for r in results])
+    row(f"queries past the {CUTOFF / 2**30:.0f} GiB cutoff", [", ".join(r.past_cutoff) or "none" for r in results])
+    row("each DAG file parsed < 1 s", [f"{min(s for _, s, _ in parses):.2f}-{max(s for _, s, _ in parses):.2f} s"]
+        * len(results))
+    row("pandas / engine >= 5x (at medium)",
+        [f"{r.peer_ratio:.1f}x" if r.peer_ratio is not None else "did not fit" for r in results])
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scales", default="small,medium")
-    parser.add_argument("--large", type=int, help="events a day of the large scale (the largest that fits)")
+    parser.add_argument("--scales", default="small,medium,large")
+    parser.add_argument("--large", type=int, default=SCALES["large"], help="events a day of the large scale")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="generator processes")
     parser.add_argument("--work", type=Path, help="keep the generated lakes here, to re-run without generating")
+    parser.add_argument("--peer-memory-gb", type=float, default=20.0, help="stop the pandas peer past this")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
-    scales = dict(SCALES, **({"large": args.large} if args.large else {}))
+    scales = dict(SCALES, large=args.large)
     chosen = args.scales.split(",")
     unknown = [s for s in chosen if s not in scales]
     if unknown:
-        sys.exit(f"unknown scale {unknown}: choose from {', '.join(scales)} (large needs --large N)")
-    lines = [f"# Benchmarks, {dt.date.today()}", "", f"Machine: {os.cpu_count()} cores, "
-             f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB; `python bench/run.py "
-             f"--scales {args.scales}{f' --large {args.large}' if args.large else ''}`.", "",
-             "## DAG files: parse time", "", f"| file | DAGs | seconds | of the {PARSE_TIMEOUT_S:.0f} s timeout |",
-             "|---|---:|---:|---:|"]
-    for name, seconds, dags in parse_times():
-        lines.append(f"| {name} | {dags} | {seconds:.3f} | {seconds / PARSE_TIMEOUT_S:.1%} |")
-    lines.append("")
+        sys.exit(f"unknown scale {unknown}: choose from {', '.join(scales)}")
+    parses = parse_times()
+    command = " ".join(["python bench/run.py", *sys.argv[1:]])
+    head = [f"# Benchmarks, {dt.date.today()}", "",
+            f"Machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GB; `{command}`.", ""]
+    parse_lines = ["## DAG files: parse time", "",
+                   f"| file | DAGs | seconds | of the {PARSE_TIMEOUT_S:.0f} s timeout |", "|---|---:|---:|---:|",
+                   *(f"| {name} | {dags} | {seconds:.3f} | {seconds / PARSE_TIMEOUT_S:.1%} |"
+                     for name, seconds, dags in parses), ""]
+    results = []
     for scale in chosen:
         work = (args.work / scale) if args.work else Path(tempfile.mkdtemp(prefix=f"ioc-bench-{scale}-"))
         work.mkdir(parents=True, exist_ok=True)
+        result = ScaleResult(scale, scales[scale])
         try:
-            lines += bench_scale(scale, scales[scale], work)
+            bench_scale(result, work, args.workers, args.peer_memory_gb)
         finally:
             if args.work is None:
                 shutil.rmtree(work, ignore_errors=True)
+        results.append(result)
+        lines = [*head, "## Targets", "", *summary(results, parses), "", *parse_lines,
+                 *(line for r in results for line in r.lines)]
         args.out.write_text("\n".join(lines) + "\n")  # after each scale: a long run keeps what it measured
-    print("\n".join(lines))
-    print(f"\nwritten to {args.out}")
+    print(args.out.read_text())
+    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

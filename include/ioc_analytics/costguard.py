@@ -25,7 +25,7 @@ columns it reads. Both are measured rather than guessed:
    benchmarks' medium scale: 3,000 times the guide's activation level of 10,000 a month);
 4. the sum is multiplied by ``MARGIN``: column widths grow a little with the volume (a day of a
    million events has more distinct users than the sizing day), and against the scans that
-   ``bench/bench_daily_dag.py`` measured at a million events a day on a month's last day, the
+   ``bench/run.py`` measured at a million events a day (its medium scale) on a month's last day, the
    unmargined estimate ran up to 29 % low (``dark_side_summary``: 11.9 MiB estimated, 16.6
    measured; ``daily_active_users``: 174 and 216). Where the row-group statistics do not
    narrow a month partition to the day (the month-to-date queries), it runs high instead.
