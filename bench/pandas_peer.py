@@ -4,7 +4,8 @@ Read the Parquet files each aggregate needs (``pd.read_parquet`` on the day's, t
 the month's files, only the columns it uses, as anyone would), then group by. Maps are flattened
 with pyarrow before they reach pandas: a month of facet maps as Python objects does not fit in
 memory at a million events a day. The answers are those of ``include/sql/*.sql``, so the ratio
-compares like with like (percentiles exact here, approximate in the engine).
+compares like with like (percentiles exact here, approximate in the engine; the columns carry
+the aggregate tables' names: ``tests/unit/test_aggregates.py`` compares them with the engine's).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def aggregates(lake: Path, day: dt.date) -> dict[str, pd.DataFrame]:
         part = events.groupby(dimension).agg(users=("anonymous_user_id", "nunique"), sessions=("done", "size"),
                                              completed=("done", "sum")).reset_index()
         parts.append(part.rename(columns={dimension: "value"}).assign(dimension=dimension))
-    out["user_breakdowns"] = pd.concat(parts, ignore_index=True)
+    out["user_breakdowns"] = pd.concat(parts, ignore_index=True).rename(columns={"completed": "completed_sessions"})
 
     day_scores = _month_scores(lake, day, ["assessment_id", "consistency", "completeness", "facets",
                                            "dark_side_indicators"], only_day=True)
@@ -101,11 +102,13 @@ def aggregates(lake: Path, day: dt.date) -> dict[str, pd.DataFrame]:
     facets = _entries(day_scores, "facets")
     out["facet_summary"] = facets.groupby("key").agg(assessments=("score", "size"), avg_score=("score", "mean"),
                                                      stddev_score=("score", "std"),
-                                                     avg_responses=("responses", "mean")).reset_index()
+                                                     avg_responses=("responses", "mean")).reset_index().rename(
+        columns={"key": "facet"})
     risks = _entries(day_scores, "dark_side_indicators")
     risks["high"] = risks["value"] >= 70
-    out["dark_side_summary"] = risks.groupby("key").agg(mean_risk=("value", "mean"),
-                                                        high_risk_share=("high", "mean")).reset_index()
+    out["dark_side_summary"] = risks.groupby("key").agg(avg_risk=("value", "mean"),
+                                                        high_risk_share=("high", "mean")).reset_index().rename(
+        columns={"key": "indicator"})
     return out
 
 

@@ -8,6 +8,7 @@ Exact counts must match exactly; ``approx_percentile`` within a rank of p +/- 0.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ioc_analytics.settings import get_settings
 from ioc_analytics.tables import AGGREGATES
 from tests.helpers import TODAY, TRAITS, expected_aggregates, read_aggregate, read_events, read_scores
 
+ROOT = Path(__file__).resolve().parents[2]
 DAY = TODAY - dt.timedelta(days=3)  # a full 30-day look-back behind it
 KEYS = {
     "daily_active_users": [],
@@ -119,6 +121,28 @@ def test_ocean_trait_percentiles_match_pandas_within_rank_tolerance(built, expec
             for p in (25, 50, 75):
                 rank = np.searchsorted(ordered, got.loc[industry, f"{trait}_p{p}"], side="right") / len(ordered)
                 assert abs(rank - p / 100) <= 0.03, f"{industry} {trait}_p{p}: rank {rank:.3f}"
+
+
+def test_the_benchmarks_pandas_peer_gives_the_engines_answers(built):
+    """``bench/pandas_peer.py`` is timed against the engine (``bench/run.py``): the ratio means
+    something only if both compute the same aggregates."""
+    spec = importlib.util.spec_from_file_location("pandas_peer", ROOT / "bench" / "pandas_peer.py")
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+    lake, state, _ = built
+    answers = peer.aggregates(lake, DAY)
+    for name in AGGREGATES:
+        got = _sorted(read_aggregate(state, name, DAY), name)
+        want = _sorted(answers[name], name)
+        assert len(got) == len(want) > 0, name
+        for column in want.columns:
+            # exact percentiles in pandas; the engine's are approximate (checked by rank above)
+            tolerance = {"atol": 2.0} if column.endswith(("_p25", "_p50", "_p75")) else {"rtol": 1e-9}
+            if pd.api.types.is_numeric_dtype(want[column]):
+                np.testing.assert_allclose(got[column].to_numpy(float), want[column].to_numpy(float),
+                                           err_msg=f"{name}.{column}", **tolerance)
+            else:
+                assert got[column].tolist() == want[column].tolist(), f"{name}.{column}"
 
 
 def test_every_check_passes_on_good_data(built):
