@@ -438,20 +438,25 @@ def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
     return [node]
 
 
-def _partition_conjuncts(ref: exp.Table, table: Table) -> list[exp.Expression]:
-    """The WHERE conjuncts around ``ref`` that read only its partition keys.
+def _where_conjuncts(ref: exp.Table) -> list[exp.Expression]:
+    """The conjuncts of the WHERE around ``ref``.
 
     None for a table on the null-supplying side of an outer join: there the WHERE clause sees
     NULLs for rows the table does not have (``LEFT JOIN d ... WHERE d.date IS NULL``), so its
-    conditions do not say which of the table's partitions are needed.
+    conditions do not say which of the table's partitions or rows are needed.
     """
     select = ref.find_ancestor(exp.Select)
     where = select.args.get("where") if select else None
     if where is None or _null_supplying(ref, select):
         return []
+    return _conjuncts(where.this)
+
+
+def _partition_conjuncts(ref: exp.Table, table: Table) -> list[exp.Expression]:
+    """The WHERE conjuncts around ``ref`` that read only its partition keys."""
     names = {ref.alias_or_name.lower(), table.name}
     keep = []
-    for conjunct in _conjuncts(where.this):
+    for conjunct in _where_conjuncts(ref):
         columns = list(conjunct.find_all(exp.Column))
         if not columns or conjunct.find(exp.Query) or conjunct.find(exp.AggFunc):
             continue
@@ -468,13 +473,9 @@ def _column_bounds(ref: exp.Table, table: Table, parameters: list[object]
                    ) -> list[tuple[tuple[str, str, object], exp.Expression]]:
     """The WHERE conjuncts around ``ref`` that compare one of its data columns with a constant
     (a literal or a bound parameter), as ``(column, operator, value)`` and the conjunct."""
-    select = ref.find_ancestor(exp.Select)
-    where = select.args.get("where") if select else None
-    if where is None or _null_supplying(ref, select):
-        return []
     names = {ref.alias_or_name.lower(), table.name}
     found = []
-    for conjunct in _conjuncts(where.this):
+    for conjunct in _where_conjuncts(ref):
         operator = _COMPARISONS.get(type(conjunct))
         column, other = conjunct.this, conjunct.expression
         if isinstance(other, exp.Column) and not isinstance(column, exp.Column):
