@@ -54,7 +54,7 @@ import psutil
 import pyarrow.parquet as pq
 
 from ioc_analytics.catalog import load_catalog
-from ioc_analytics.engine.base import athena_cost
+from ioc_analytics.engine.base import MB, athena_cost  # MB: 2**20 bytes, as AWS bills
 from ioc_analytics.engine.local import LocalEngine, ScanPlan
 from ioc_analytics.settings import Settings, get_settings
 from ioc_analytics.tables import AGGREGATES
@@ -66,7 +66,6 @@ DAYS = 31
 SCALES = {"small": 333, "medium": 1_000_000, "large": 10_000_000}
 PARSE_TIMEOUT_S = 30.0  # Airflow's default [core] dagbag_import_timeout
 CUTOFF = Settings.bytes_scanned_cutoff  # the production per-query cutoff (1 GiB)
-MB = 2**20
 
 _PARSE = """
 import sys, time
