@@ -32,6 +32,7 @@ pyarrow; scores are written in row groups so memory stays bounded by a chunk, no
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 import time
 import uuid
@@ -323,7 +324,7 @@ def generate_lake(lake_root: str | Path, start: dt.date, days: int, events_per_d
     """Write ``days`` days of events and scores from ``start`` into the lake folder.
 
     Each day is drawn from its own seed, so ``workers`` processes (one day at a time each) write
-    the same lake as one; each holds a day and the user pool in memory (about 1.2 GB plus 0.6 GB
+    the same lake as one; each holds a day and the user pool in memory (about 1.1 GiB plus 0.6 GiB
     per million events a day).
     """
     if days < 1 or events_per_day < 1 or workers < 1:
@@ -343,7 +344,8 @@ def generate_lake(lake_root: str | Path, start: dt.date, days: int, events_per_d
         for day in dates:
             _generate_day(day, events_per_day, seed, _user_pool(seed, events_per_day), events, scores, report)
     else:
-        with ProcessPoolExecutor(min(workers, days)) as pool:
+        # spawned, not forked: a fork of a threaded caller (an Airflow task) can deadlock
+        with ProcessPoolExecutor(min(workers, days), mp_context=multiprocessing.get_context("spawn")) as pool:
             for part in pool.map(_generate_one, [(root, day, events_per_day, seed) for day in dates]):
                 _merge(report, part)
     report.elapsed_s = time.perf_counter() - started

@@ -63,6 +63,35 @@ def test_bound_parameters_prune_too(local_engine, sample_lake):
     assert result.stats.partitions_scanned == 1
 
 
+def test_a_count_reads_the_footers_and_no_column_data(local_engine, sample_lake):
+    """Each view selects only the columns the query reads: a COUNT(*) is answered from the
+    Parquet footers, as Athena answers it, and a query that reads a column reads it."""
+    count = local_engine.query("SELECT COUNT(*) AS n FROM assessment_events WHERE date = ?", [ONE_DAY])
+    events = read_events(sample_lake)
+    assert count.table.column("n").to_pylist() == [(events["date"] == ONE_DAY).sum()]
+    assert count.stats.bytes_scanned == 0
+    users = local_engine.query("SELECT COUNT(DISTINCT anonymous_user_id) AS n FROM assessment_events WHERE date = ?",
+                               [ONE_DAY])
+    assert users.table.column("n").to_pylist() == [events.loc[events["date"] == ONE_DAY, "anonymous_user_id"].nunique()]
+    assert users.stats.bytes_scanned > 0
+
+
+def test_scan_plan_names_the_files_columns_and_bounds_a_query_reads(local_engine, sample_lake):
+    day = TODAY - dt.timedelta(days=3)
+    sql = ("SELECT industry, AVG(openness) AS o FROM ocean_scores s WHERE year = ? AND month = ? "
+           "AND ? <= s.\"timestamp\" AND \"timestamp\" < TIMESTAMP '{}' AND consistency > 0.5 "
+           "AND \"timestamp\" >= CAST('{}' AS date) GROUP BY industry")
+    plan = local_engine.scan_plan(sql.format(day + dt.timedelta(days=1), day), [f"{day:%Y}", f"{day:%m}", str(day)])
+    assert [p.table for p in plan] == ["ocean_scores"]
+    assert {f.split("/")[-1] for f in plan[0].files} == {
+        p.name for p in (sample_lake / "ocean_scores" / f"{day:%Y/%m}").glob("*.parquet")}
+    assert plan[0].columns == {"industry", "openness", "timestamp", "consistency", "year", "month"}
+    # flipped to column-first; a cast to a date truncates, so it is no bound
+    assert plan[0].bounds == [("timestamp", ">=", str(day)), ("timestamp", "<", f"{day + dt.timedelta(days=1)}"),
+                              ("consistency", ">", 0.5)]
+    assert plan[0].filter_only == {"consistency"}  # the date cast reads "timestamp" outside the bounds
+
+
 def test_parameters_bind_in_the_order_of_the_sql_text(local_engine, sample_lake):
     """sqlglot keeps a SELECT's WITH after its WHERE and LIMIT; binding must follow the text."""
     days = [(TODAY - dt.timedelta(days=d)).strftime("%Y/%m/%d") for d in (3, 5)]

@@ -78,7 +78,7 @@ class _Scan:
     #: these (and the partition keys), so a ``COUNT(*)`` reads the footers and no column data.
     columns_read: set[str] = field(default_factory=set)
     #: Its WHERE's comparisons of a data column with a constant (``"timestamp" >= ?``), bound:
-    #: what the row groups' statistics can decide (for benchmarks).
+    #: what the row groups' statistics can decide (filled for :meth:`LocalEngine.scan_plan`).
     bounds: list[tuple[str, str, object]] = field(default_factory=list)
     #: The columns read only by those comparisons.
     filter_only: set[str] = field(default_factory=set)
@@ -190,12 +190,12 @@ class LocalEngine:
         """What the query would read, without running it: per table reference, the files of the
         partitions it selects, the columns it reads, and the comparisons that the row groups'
         statistics can decide (for benchmarks)."""
-        plan = self._plan(sql, list(parameters))
+        plan = self._plan(sql, list(parameters), with_bounds=True)
         return [ScanPlan(s.table.name, s.files, s.columns_read, s.bounds, s.filter_only) for s in plan.scans]
 
     # -- planning ---------------------------------------------------------------------------
 
-    def _plan(self, sql: str, parameters: list[object]) -> _Plan:
+    def _plan(self, sql: str, parameters: list[object], with_bounds: bool = False) -> _Plan:
         tree = _parse_one(sql, len(parameters))
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
         refs = _lake_tables(tree, ctes)
@@ -216,11 +216,12 @@ class LocalEngine:
             scan.columns_read = {c.name.lower() for c in scope.find_all(exp.Column) if c.table.lower() == alias}
             if any(not isinstance(star.parent, exp.AggFunc) for star in scope.find_all(exp.Star)):
                 scan.columns_read = {c.name.lower() for c in table.all_columns}  # a star qualify left alone
-            comparisons = _column_bounds(ref, table, parameters)
-            scan.bounds = [bound for bound, _ in comparisons]
-            inside = {id(c) for _, node in comparisons for c in node.find_all(exp.Column)}
-            scan.filter_only = scan.columns_read - {
-                c.name.lower() for c in scope.find_all(exp.Column) if c.table.lower() == alias and id(c) not in inside}
+            if with_bounds:  # only scan_plan's callers (benchmarks) need them
+                comparisons = _column_bounds(ref, table, parameters)
+                scan.bounds = [bound for bound, _ in comparisons]
+                inside = {id(c) for _, node in comparisons for c in node.find_all(exp.Column)}
+                scan.filter_only = scan.columns_read - {c.name.lower() for c in scope.find_all(exp.Column)
+                                                        if c.table.lower() == alias and id(c) not in inside}
             plan.scans.append(scan)
             alias = ref.alias or table.name
             ref.replace(exp.to_table(scan.view).as_(alias))
@@ -467,6 +468,8 @@ def _partition_conjuncts(ref: exp.Table, table: Table) -> list[exp.Expression]:
 
 _COMPARISONS = {exp.EQ: "=", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
 _FLIPPED = {"=": "=", ">": "<", ">=": "<=", "<": ">", "<=": ">="}
+_INSTANTS = (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ, exp.DataType.Type.TIMESTAMPLTZ,
+             exp.DataType.Type.TIMESTAMPNTZ, exp.DataType.Type.DATETIME)
 
 
 def _column_bounds(ref: exp.Table, table: Table, parameters: list[object]
@@ -480,7 +483,9 @@ def _column_bounds(ref: exp.Table, table: Table, parameters: list[object]
         column, other = conjunct.this, conjunct.expression
         if isinstance(other, exp.Column) and not isinstance(column, exp.Column):
             column, other, operator = other, column, _FLIPPED.get(operator)
-        while isinstance(other, exp.Cast):  # TIMESTAMP '...', CAST(? AS timestamp)
+        # TIMESTAMP '...', CAST(? AS timestamp): the same instant; any other cast (to a date: it
+        # truncates) changes the value, so it is no bound
+        while isinstance(other, exp.Cast) and other.to.is_type(*_INSTANTS):
             other = other.this
         if (operator is None or not isinstance(column, exp.Column) or column.table.lower() not in names
                 or column.name in table.partition_names):
