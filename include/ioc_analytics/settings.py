@@ -91,7 +91,8 @@ class Settings:
                 raise ConfigError(f"IOC_{name.upper()}={value} must be a positive number of dollars")
         for name in ("budget_alert_pct", "failure_rate_alert_pct"):
             if not 0 < getattr(self, name) <= 100:
-                raise ConfigError(f"IOC_{name.upper()}={getattr(self, name)} must be a percentage from 1 to 100")
+                raise ConfigError(f"IOC_{name.upper()}={getattr(self, name)} must be a percentage above 0 "
+                                  "and at most 100")
         if self.bytes_scanned_cutoff < 10_000_000:
             raise ConfigError(f"IOC_BYTES_SCANNED_CUTOFF={self.bytes_scanned_cutoff} is below Athena's minimum "
                               "of 10 MB (10000000 bytes)")

@@ -104,7 +104,7 @@ def _local_history(settings: Settings) -> Iterator[QueryRecord]:
             submitted = dt.datetime.fromisoformat(str(entry["submitted_at"]))
             if submitted.tzinfo is None:
                 raise ValueError(f"submitted_at {entry['submitted_at']} has no time zone")
-            yield QueryRecord(
+            record = QueryRecord(
                 query_id=str(entry["query_id"]),
                 workgroup=str(entry.get("workgroup") or settings.workgroup),
                 submitted_at=submitted.astimezone(dt.UTC),
@@ -119,6 +119,7 @@ def _local_history(settings: Settings) -> Iterator[QueryRecord]:
         except (KeyError, ValueError, TypeError) as err:
             raise ConfigError(f"{settings.query_log_path}: query {entry.get('query_id', '?')} is not a whole query "
                               f"record ({type(err).__name__}: {err}): fix or delete its line") from None
+        yield record
 
 
 def _athena_history(settings: Settings, since: dt.datetime) -> Iterator[QueryRecord]:

@@ -1,6 +1,6 @@
 """The daily DAG run with `airflow dags test` on the local backend, as `make demo` does, on a day
 without data; and the helper the other DAG tests run `airflow dags test` with. The whole DAG over
-seven days, in a real Airflow, is tests/system/test_airflow_e2e.py."""
+four days, in a real Airflow, is tests/system/test_airflow_e2e.py."""
 
 from __future__ import annotations
 

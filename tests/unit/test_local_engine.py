@@ -320,7 +320,7 @@ def test_a_query_past_the_bytes_scanned_cutoff_is_refused(day_of_150k_events, tm
     ("monthly_budget_usd", "nan", "IOC_MONTHLY_BUDGET_USD=nan must be a positive number of dollars"),
     ("query_cost_alert_usd", "inf", "IOC_QUERY_COST_ALERT_USD=inf must be a positive number of dollars"),
     ("monthly_budget_usd", "abc", "IOC_MONTHLY_BUDGET_USD='abc' must be a number"),
-    ("budget_alert_pct", 0, "IOC_BUDGET_ALERT_PCT=0 must be a percentage from 1 to 100"),
+    ("budget_alert_pct", 0, "IOC_BUDGET_ALERT_PCT=0 must be a percentage above 0 and at most 100"),
 ])
 def test_limits_are_validated(setting, value, words):
     from ioc_analytics.errors import ConfigError
