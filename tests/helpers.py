@@ -20,23 +20,20 @@ def fault_messages(day: dt.date) -> dict[str, tuple[str, list[str]]]:
     """Each fault of the bad-input corpus (``generate.FAULTS``) injected on ``day``: the table it
     damages, and the words the on-call message must contain."""
     return {
-        "null-id": ("assessment_events", ["expect_column_values_to_not_be_null on anonymous_user_id",
-                                          "1 rows fail"]),
-        "negative-completion-time": ("assessment_events", [
-            "expect_column_values_to_be_between on completion_time", "-5"]),
-        "absurd-completion-time": ("assessment_events", ["on completion_time", "999999"]),
-        "duplicate-events": ("assessment_events", ["expect_column_values_to_be_unique on assessment_id",
-                                                   "4 rows fail"]),
-        "outside-partition": ("assessment_events", ["on timestamp", "rows fail", f"{day + dt.timedelta(days=1)}"]),
-        "unknown-device": ("assessment_events", ["expect_column_values_to_be_in_set on device", "smart_fridge"]),
-        "column-missing": ("assessment_events", ["schema matches the DDL", "missing ['region']"]),
-        "column-added": ("assessment_events", ["unexpected ['tracking_pixel']"]),
-        "column-retyped": ("assessment_events", ["retyped: completion_time is string, the DDL says int32"]),
-        "not-parquet": ("assessment_events", ["files are Parquet", "part-99999.parquet"]),
-        "empty-partition": ("assessment_events", ["partition has rows", f"no rows of {day}"]),
-        "out-of-range-trait": ("ocean_scores", ["expect_column_values_to_be_between on openness", "130.0"]),
-        "missing-facet": ("ocean_scores", ["facets hold exactly the 30 NEO facets", "1 rows fail",
-                                           "'missing_keys': \"['openness.fantasy']\""]),
+        "null-id": ("assessment_events", ["anonymous_user_id: null", "1 row,"]),
+        "negative-completion-time": ("assessment_events", ["completion_time: out of range", "-5"]),
+        "absurd-completion-time": ("assessment_events", ["completion_time: out of range", "999999"]),
+        "duplicate-events": ("assessment_events", ["assessment_id: duplicate key", "2 keys", "(2 rows)"]),
+        "outside-partition": ("assessment_events", ["timestamp: out of range", "1 row,",
+                                                    f"{day + dt.timedelta(days=1)}"]),
+        "unknown-device": ("assessment_events", ["device: unknown label", "smart_fridge"]),
+        "column-missing": ("assessment_events", ["region: missing column"]),
+        "column-added": ("assessment_events", ["tracking_pixel: unexpected column"]),
+        "column-retyped": ("assessment_events", ["completion_time: type", "string, the contract says int"]),
+        "not-parquet": ("assessment_events", ["not Parquet", "part-99999.parquet"]),
+        "empty-partition": ("assessment_events", ["no rows", f"no rows of {day}"]),
+        "out-of-range-trait": ("ocean_scores", ["openness: out of range", "130.0"]),
+        "missing-facet": ("ocean_scores", ["facets: missing map key", "1 row,", "openness.fantasy"]),
     }
 
 

@@ -53,9 +53,10 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ioc_analytics import alerts, partitions, usage
+from ioc_analytics import alerts, contract, partitions, usage
 from ioc_analytics.catalog import load_catalog
 from ioc_analytics.engine.base import MB, MIN_BILLED_BYTES, without_tags
+from ioc_analytics.errors import DataQualityError
 from ioc_analytics.lake import get_lake
 from ioc_analytics.settings import Settings
 from ioc_analytics.usage import DailyUsage, QueryRecord
@@ -324,6 +325,10 @@ def _table(settings: Settings, name: str):
 def _write(settings: Settings, name: str, day: dt.date, rows: list[dict[str, object]]) -> None:
     table = _table(settings, name)
     data = pa.Table.from_pylist(rows, schema=table.arrow_schema)
+    broken = contract.check_rows(name, data, {"date": day.strftime("%Y/%m/%d")})
+    if broken:  # the monitor's own output: a breach is a bug here, and nothing is written
+        raise DataQualityError(f"{name} for {day} breaks its data contract: " + "; ".join(
+            f"{b.rule.name}, {b.count} rows, for example {b.samples}" for b in broken))
     partitions.write_partition(get_lake(settings), partitions.get_registry(settings), table,
                                {"date": day.strftime("%Y/%m/%d")}, data)
 

@@ -2,6 +2,7 @@
 
 Every later check and aggregate runs on this data, so it is shaped like the real thing:
 
+- **Vocabularies** come from the data contract (``contract.py``): what it allows, and nothing else.
 - **One event row = one assessment session.** ``assessment_type`` is one of ASSESSMENT_TYPES
   (personality most common); ``device`` one of DEVICES, with a ``platform`` that fits it
   (desktop -> web; mobile and tablet -> ios, android or the mobile web); ``version`` of the
@@ -48,43 +49,31 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ioc_analytics.catalog import Table, load_catalog
+from ioc_analytics.contract import (
+    AGE_RANGES,
+    ASSESSMENT_TYPES,
+    DARK_SIDE_INDICATORS,
+    DEVICES,
+    EXPERIENCE_LEVELS,
+    FACET_KEYS,
+    INDUSTRIES,
+    PLATFORMS,
+    REGIONS,
+    ROLES,
+    TRAITS,
+    VERSIONS,
+)
 from ioc_analytics.errors import ConfigError
 
-ASSESSMENT_TYPES = ("personality", "personality_quick", "leadership", "team_dynamics", "career")
+# The vocabularies are the data contract's: the generator writes only what the contract allows.
 _TYPE_WEIGHTS = np.array([0.40, 0.25, 0.15, 0.10, 0.10])
 _TYPE_MEDIAN_S = np.array([1200, 300, 1500, 900, 1000])  # median completion time, seconds
 _TYPE_ABANDON = np.array([0.20, 0.10, 0.24, 0.18, 0.18])
 _TYPE_ITEMS_PER_FACET = np.array([8, 2, 6, 4, 4])
-
-DEVICES = ("desktop", "mobile", "tablet")
 _DEVICE_WEIGHTS = np.array([0.50, 0.40, 0.10])
 _DEVICE_ABANDON_FACTOR = np.array([0.8, 1.35, 1.0])
-PLATFORMS = ("web", "ios", "android")
 _PLATFORM_GIVEN_DEVICE = np.array([[1.0, 0.0, 0.0], [0.10, 0.45, 0.45], [0.15, 0.60, 0.25]])
-VERSIONS = ("2.3.0", "2.3.1", "2.4.0")
 _VERSION_WEIGHTS = np.array([0.2, 0.5, 0.3])
-
-INDUSTRIES = ("Technology", "Finance", "Healthcare", "Education", "Retail", "Manufacturing",
-              "Government", "Consulting")
-ROLES = ("Individual Contributor", "Team Lead", "Manager", "Director", "Executive")
-EXPERIENCE_LEVELS = ("0-2 years", "3-5 years", "6-10 years", "11-20 years", "20+ years")
-REGIONS = ("North America", "Europe", "Asia Pacific", "Latin America", "Middle East & Africa")
-AGE_RANGES = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
-
-TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
-FACETS = {
-    "openness": ("fantasy", "aesthetics", "feelings", "actions", "ideas", "values"),
-    "conscientiousness": ("competence", "order", "dutifulness", "achievement_striving", "self_discipline",
-                          "deliberation"),
-    "extraversion": ("warmth", "gregariousness", "assertiveness", "activity", "excitement_seeking",
-                     "positive_emotions"),
-    "agreeableness": ("trust", "straightforwardness", "altruism", "compliance", "modesty", "tender_mindedness"),
-    "neuroticism": ("anxiety", "angry_hostility", "depression", "self_consciousness", "impulsiveness",
-                    "vulnerability"),
-}
-FACET_KEYS = tuple(f"{trait}.{facet}" for trait in TRAITS for facet in FACETS[trait])
-DARK_SIDE_INDICATORS = ("excitable", "skeptical", "cautious", "reserved", "leisurely", "bold", "mischievous",
-                        "colorful", "imaginative", "diligent", "dutiful")
 
 # Trait means, as offsets from 50, by industry and by role (columns in TRAITS order).
 _INDUSTRY_OFFSETS = np.array([
@@ -337,7 +326,7 @@ def generate_lake(lake_root: str | Path, start: dt.date, days: int, events_per_d
     catalog = load_catalog(str(root))
     events, scores = catalog.table("assessment_events"), catalog.table("ocean_scores")
     if set(events.enum_values("assessment_type")) != set(ASSESSMENT_TYPES):
-        raise ConfigError("the DDL's assessment_type projection enum and the generator's ASSESSMENT_TYPES differ")
+        raise ConfigError("the DDL's assessment_type projection enum and the contract's ASSESSMENT_TYPES differ")
     dates = [start + dt.timedelta(days=offset) for offset in range(days)]
     report = GenerateReport(days=days)
     if workers == 1:

@@ -10,8 +10,8 @@ people), logs it, and returns a summary for XCom:
   Athena's query history does (the local engine keeps no result files); on ``aws``, the results
   bucket's lifecycle rule is checked against ``ioc setup``'s, and results past their expiry
   (plus the 2 days S3 may take) are counted.
-- :func:`schema_drift`: every file of the week's raw partitions against the DDL (the quality
-  gate's comparison, ``quality.schema_drift``): missing, unexpected or retyped columns. Drift
+- :func:`schema_drift`: every file of the week's raw partitions against the data contract (the
+  quality gate's comparison, ``contract.schema_drift``): missing, unexpected or retyped columns. Drift
   fails the task, after the report, so on-call hears of it.
 - :func:`small_files`: raw partitions of the week holding more than ``SMALL_FILES`` files averaging
   under ``SMALL_FILE_BYTES``. On ``local`` each is compacted into one file; on ``aws`` they are
@@ -187,7 +187,7 @@ def _week_partitions(table: Table, start: dt.date, end: dt.date) -> list[dict[st
 
 
 def schema_drift(settings: Settings, start: dt.date, end: dt.date) -> dict[str, Any]:
-    from ioc_analytics.quality import schema_drift as compare
+    from ioc_analytics.contract import schema_drift as compare
 
     catalog, lake = load_catalog(settings.lake_uri, settings.database), get_lake(settings)
     found, files = [], 0
@@ -196,21 +196,21 @@ def schema_drift(settings: Settings, start: dt.date, end: dt.date) -> dict[str, 
         for values in _week_partitions(table, start, end):
             for file in lake.partition_files(table, values):
                 files += 1
-                missing, extra, retyped = compare(table, lake.footer(file).schema.to_arrow_schema())
+                missing, extra, retyped = compare(name, lake.footer(file).schema.to_arrow_schema())
                 if missing or extra or retyped:
                     found.append({"table": name, "file": file.path, "missing": missing, "unexpected": extra,
                                   "retyped": retyped})
     report = {"week": [start.isoformat(), end.isoformat()], "files_checked": files, "drift": found}
-    lines = [f"# Schema drift, {start} to {end}", "", f"{files} files checked against include/sql/ddl/.", ""]
+    lines = [f"# Schema drift, {start} to {end}", "", f"{files} files checked against the data contract.", ""]
     lines += [f"- `{d['file']}`: missing {d['missing'] or '-'}, unexpected {d['unexpected'] or '-'}, "
               f"retyped {d['retyped'] or '-'}" for d in found] or ["No drift."]
     report["kept_at"] = _keep(settings, f"weekly/{start.isoformat()}", "schema_drift", report, "\n".join(lines))
     if found:
         tables = sorted({d["table"] for d in found})
         raise DataQualityError(
-            f"{len(found)} of {files} files of {start} to {end} differ from the DDL ({', '.join(tables)}; first: "
+            f"{len(found)} of {files} files of {start} to {end} differ from the contract ({', '.join(tables)}; first: "
             f"{found[0]['file']}: missing {found[0]['missing']}, unexpected {found[0]['unexpected']}, retyped "
-            f"{found[0]['retyped']}). The report is {report['kept_at']}: change the DDL in include/sql/ddl/ if the "
+            f"{found[0]['retyped']}). The report is {report['kept_at']}: change the contract and the DDL if the "
             "producer changed on purpose (then run `ioc setup`), or have the files re-delivered")
     return report
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import pyarrow.parquet as pq
 
-from ioc_analytics import partitions, sql
+from ioc_analytics import contract, partitions, sql
 from ioc_analytics.catalog import load_catalog
 from ioc_analytics.engine import get_engine
-from ioc_analytics.errors import BadDataFileError, ConfigError, DataQualityError
+from ioc_analytics.errors import BadDataFileError, ConfigError, DataQualityError, NoDataError
 from ioc_analytics.lake import get_lake
 from ioc_analytics.settings import Settings
 
@@ -183,18 +183,55 @@ def build_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[s
 
 
 def build_hourly(settings: Settings, hour: dt.datetime, name: str, tags: Mapping[str, str]) -> dict[str, object]:
-    """Replace the hour's partition of hourly metric ``name`` with ``include/sql/hourly/<name>.sql``.
+    """Replace the hour's partition of hourly metric ``name`` with ``include/sql/hourly/<name>.sql``,
+    then hold it to its data contract (rolled back if it breaks it).
 
     An hour without sessions (a quiet night) is a partition without rows, not an error; an hour
     whose day the lake does not hold yet fails (NoDataError): the source has not landed.
     """
     values = sql.hour_values(hour)
     select = sql.render_with(f"hourly/{name}", values)
-    stats = get_engine(settings).replace_partition(
-        name, {"date": values["lake_date"], "hour": values["hour"]}, select.sql, select.parameters, tags=tags
-    )
+    partition = {"date": values["lake_date"], "hour": values["hour"]}
+    engine = get_engine(settings)
+    stats = engine.replace_partition(name, partition, select.sql, select.parameters, tags=tags)
+    _hold_to_contract(settings, engine, name, partition, tags, f"{values['ds']} {values['hour']}:00")
     log.info("%s for %s %s:00: %s", name, values["ds"], values["hour"], stats.summary())
     return stats.as_dict()
+
+
+def _partition_rows(engine, table, partition: Mapping[str, str], tags: Mapping[str, str]):
+    """Every row of one partition of a derived table (tens of rows), through the engine."""
+    from sqlglot import exp
+
+    where = " AND ".join(f"{exp.to_identifier(k).sql('athena')} = ?" for k in partition)
+    query = f"SELECT * FROM {exp.to_identifier(table.name).sql('athena')} WHERE {where}"
+    return engine.query(query, list(partition.values()), tags=tags).table
+
+
+def _hold_to_contract(settings: Settings, engine, name: str, partition: Mapping[str, str], tags: Mapping[str, str],
+                      when: str) -> list[contract.Breach]:
+    """The contract's breaches of a built partition; on an error-level one, the partition is rolled
+    back and the task fails naming each. Returns the breaches (warnings included)."""
+    table = load_catalog(settings.lake_uri, settings.database).table(name)
+    try:
+        rows = _partition_rows(engine, table, partition, tags)
+    except NoDataError:
+        rows = None  # an empty partition (a quiet hour) breaks nothing
+    found = contract.check_rows(name, rows, partition) if rows is not None else []
+    errors = [b for b in found if b.rule.severity == contract.ERROR]
+    for breach in found:
+        if breach.rule.severity != contract.ERROR:
+            log.warning("%s for %s: %s, %d rows, for example %s", name, when, breach.rule.name, breach.count,
+                        breach.samples)
+    if errors:
+        now = partitions.roll_back(get_lake(settings), partitions.get_registry(settings), table, partition)
+        where = f"back to its earlier version {now}" if now else "to no data (there was no earlier version)"
+        raise DataQualityError(
+            f"{name} for {when} breaks its data contract: "
+            + "; ".join(f"{b.rule.name}, {b.count} rows, for example {b.samples} ({b.rule.expects})" for b in errors)
+            + f". The partition was rolled {where}; the source data let it through: check the source's "
+            "quality report (`ioc quality`), fix it, then clear this task.")
+    return found
 
 
 def validate_source(settings: Settings, day: dt.date, table_name: str) -> dict[str, object]:
@@ -205,24 +242,29 @@ def validate_source(settings: Settings, day: dt.date, table_name: str) -> dict[s
 
 
 def quality_gate(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> dict[str, bool]:
-    """Run ``include/sql/checks/<name>.sql`` and keep its result as the aggregate's quality report;
-    fail naming every check that is false, after rolling the partition back
-    (:func:`ioc_analytics.partitions.roll_back`), so that readers never keep a day that failed."""
+    """Hold the day's partition of aggregate ``name`` to ``include/sql/checks/<name>.sql`` and to
+    its data contract, keep the result as the aggregate's quality report, and fail naming every
+    error, after rolling the partition back (:func:`ioc_analytics.partitions.roll_back`), so that
+    readers never keep a day that failed."""
     from ioc_analytics import quality
 
+    engine = get_engine(settings)
     checks_sql = sql.render(f"checks/{name}", day)
-    result = get_engine(settings).query(checks_sql.sql, checks_sql.parameters, tags=tags)
+    result = engine.query(checks_sql.sql, checks_sql.parameters, tags=tags)
     checks = result.table.to_pylist()[0]
-    report = quality.keep_checks(settings, day, name, checks)
+    table = load_catalog(settings.lake_uri, settings.database).table(name)
+    partition = {"date": sql.date_values(day)["lake_date"]}
+    breaches = contract.check_rows(name, _partition_rows(engine, table, partition, tags), partition)
+    report = quality.keep_checks(settings, day, name, checks, breaches, f"date={partition['date']}")
+    for warning in report.warnings:
+        log.warning("%s for %s: %s", name, day, warning.describe())
     if report.errors:
-        table = load_catalog(settings.lake_uri, settings.database).table(name)
-        now = partitions.roll_back(get_lake(settings), partitions.get_registry(settings), table,
-                                   {"date": sql.date_values(day)["lake_date"]})
+        now = partitions.roll_back(get_lake(settings), partitions.get_registry(settings), table, partition)
         where = f"back to its earlier version {now}" if now else "to no data (there was no earlier version)"
         raise DataQualityError(
-            f"{name} for {day.isoformat()} failed {len(report.errors)} of {len(checks)} checks: "
-            f"{', '.join(f.expectation for f in report.errors)}. The partition was rolled {where} and nothing "
+            f"{name} for {day.isoformat()} failed {len(report.errors)} of {report.evaluated} checks: "
+            f"{'; '.join(f.describe() for f in report.errors)}. The partition was rolled {where} and nothing "
             "of it is exported; fix the source data, then clear the build task to re-run."
         )
-    log.info("%s for %s passed %d checks", name, day, len(checks))
+    log.info("%s for %s passed %d checks", name, day, report.evaluated)
     return checks

@@ -1,29 +1,33 @@
-"""Data-quality suites, kept as code, and the gate that stops bad source data before it is built.
+"""Data-quality gates: the raw tables held to their data contract before anything is built.
 
-Each raw table has a suite of Great Expectations expectations (:func:`event_suite`,
-:func:`score_suite`). A day is validated in *slices*: for ``assessment_events`` the day's
-partition of each assessment type, for ``ocean_scores`` the files of the month's partition that
-hold the day's rows. Slices are the unit of attribution (the message names the partition) and of
-quarantine.
+The contract (``contract.py``) says what a valid row of each table is; this module turns the raw
+tables' contract into Great Expectations suites (:func:`suite`: one ``UnexpectedRowsExpectation``
+per rule, nothing kept beside it) and runs them on the day, with the checks that need no rows.
+A day is validated in *slices*: for ``assessment_events`` the day's partition of each assessment
+type, for ``ocean_scores`` the files of the month's partition that hold the day's rows. Slices are
+the unit of attribution (the message names the partition) and of quarantine.
 
 What runs where:
 
 - From the Parquet footers alone (no data is read; S3 ranged GETs on ``aws``): every file is
-  Parquet, the schema matches the DDL (a column missing, added or retyped), the slice has rows,
-  and the day's volume is in line with the same weekday of the trailing weeks.
-- Row-level expectations run as SQL on DuckDB: GX compiles each expectation to a query over a
-  view of the day's files (``read_parquet`` of exactly those files, the same view the local
-  engine builds), so only counts and a few sample values reach Python and memory does not grow
-  with the day. The map checks on ``ocean_scores`` are GX ``UnexpectedRowsExpectation`` queries
-  written in Athena's dialect (GX has no map expectations) and transpiled with sqlglot.
-  On ``aws`` the slice's objects are first copied to the worker's scratch disk (streamed, not
-  held in memory) and validated the same way. Running the expectations on Athena instead (GX
-  supports ``awsathena+rest://``) would cost a query per expectation and metric, at Athena's
-  10 MB minimum each, for a day's few hundred MB; and DuckDB's own S3 reader (``httpfs``) is an
-  extension downloaded at run time, which a locked, offline install cannot rely on.
-- The aggregates' invariants are the SQL files under ``include/sql/checks/``, run by the
-  engine itself (DuckDB or Athena) because they compare an aggregate with its sources, which a
-  single-table GX expectation cannot; their results are kept the same way (:func:`keep_checks`).
+  Parquet, its columns are the contract's, each of a type that reads as declared, the slice has
+  rows, and the day's volume is in line with the same weekday of the trailing weeks.
+- The contract's rules run as SQL on DuckDB under GX: each expectation's query runs over a view
+  of the day's files (``read_parquet`` of exactly those files, the view the local engine builds),
+  so only counts and a few sample rows reach Python and memory does not grow with the day. On
+  ``aws`` the slice's objects are first copied to the worker's scratch disk (streamed) and
+  validated the same way. Running the expectations on Athena instead (GX supports
+  ``awsathena+rest://``) would cost a query per expectation and metric, at Athena's 10 MB minimum
+  each, for a day's few hundred MB; and DuckDB's own S3 reader (``httpfs``) is an extension
+  downloaded at run time, which a locked, offline install cannot rely on.
+- The aggregates are held to their contract and to the invariants under ``include/sql/checks/``
+  by their ``check`` task (``pipeline.quality_gate``), which keeps its result here
+  (:func:`keep_checks`).
+
+Every breach is reported in the contract's words: table, partition, column, class of breach,
+count and samples. An earlier day that failed its own checks stops the later days whose
+aggregates read it (the 30-day look-back, the month to date); the message names that day and
+what failed there, and ``ioc recover`` (``recover.py``) is the way back.
 
 Why a private GX attribute is touched: GX 1.24 opens a new pooled connection per metric for
 dialects it does not know, and duckdb-engine's pooled connections lose their results on the
@@ -37,7 +41,7 @@ can do without (an assessment type not in ``IOC_REQUIRED_ASSESSMENT_TYPES``) is 
 ``<lake>/quarantine/<table>/<partition>/<stamp>/`` with a ``_quarantine.json`` saying why; it is
 kept, flagged, and no longer under the table, so neither DuckDB nor Athena reads it. A later
 validation of the date clears it: if the partition was delivered again and passes, the entry is
-marked released; if the quarantined files themselves now pass (fixed in place, or a suite
+marked released; if the quarantined files themselves now pass (fixed in place, or the contract
 corrected), they are moved back.
 """
 
@@ -49,29 +53,21 @@ import json
 import logging
 import tempfile
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import sqlglot
-from sqlglot import exp
-
-from ioc_analytics import pipeline, sql
+from ioc_analytics import contract, pipeline, sql
 from ioc_analytics.catalog import Table, load_catalog
+from ioc_analytics.contract import ERROR, WARNING, Rule
 from ioc_analytics.errors import BadDataFileError, DataQualityError
-from ioc_analytics.generate import DARK_SIDE_INDICATORS, FACET_KEYS, TRAITS, VERSIONS
 from ioc_analytics.lake import DataFile, Lake, Partition, get_lake, is_hidden
 from ioc_analytics.settings import Settings
+from ioc_analytics.tables import RAW_TABLES
 
 log = logging.getLogger(__name__)
 
-#: The values the product sends; anything else is a fault upstream.
-DEVICES = ("desktop", "mobile", "tablet")
-PLATFORMS = ("web", "ios", "android")
-#: A session longer than this is a clock or tracking fault (4 hours).
-MAX_COMPLETION_TIME_S = 4 * 3600
 #: How many failing values a report quotes.
 SAMPLES = 5
 #: The volume check compares the day with the same weekday of this many weeks before it.
@@ -79,110 +75,66 @@ VOLUME_WEEKS = 4
 #: Day rows / trailing median outside WARN is a warning, outside ERROR an error.
 VOLUME_WARN = (0.5, 2.0)
 VOLUME_ERROR = (0.2, 5.0)
+#: The checks of a raw table beside its contract's rules: files are Parquet, their schema, rows,
+#: volume, earlier days, files outside the partitions.
+TABLE_CHECKS = 6
 
 #: DuckDB's memory for a validation: past it, DuckDB spills to disk instead of growing, so the
 #: worker's memory stays flat whatever the day's volume (bench/bench_quality.py).
 DUCKDB_MEMORY = "256MB"
 
-CRITICAL, WARNING, QUARANTINED = "critical", "warning", "quarantined"
+QUARANTINED = "quarantined"
+#: GX's name for each contract severity.
+_GX_SEVERITY = {ERROR: "critical", WARNING: "warning"}
 
 
-@dataclass(frozen=True)
-class Check:
-    """One expectation of a suite: a GX expectation class name and its arguments."""
-
-    kind: str
-    kwargs: dict[str, Any]
-    severity: str = CRITICAL
-
-
-def event_suite(day: dt.date) -> list[Check]:
-    """The expectations on one day of ``assessment_events``."""
-    start = dt.datetime.combine(day, dt.time())
-    return [
-        *[Check("ExpectColumnValuesToNotBeNull", {"column": c})
-          for c in ("anonymous_user_id", "session_id", "assessment_id", "timestamp")],
-        Check("ExpectColumnValuesToBeInSet", {"column": "device", "value_set": list(DEVICES)}),
-        Check("ExpectColumnValuesToBeInSet", {"column": "platform", "value_set": list(PLATFORMS)}),
-        Check("ExpectColumnValuesToBeBetween", {"column": "completion_time", "min_value": 0,
-                                                "max_value": MAX_COMPLETION_TIME_S}),
-        Check("ExpectColumnValuesToBeBetween", {"column": "timestamp", "min_value": start,
-                                                "max_value": start + dt.timedelta(days=1), "strict_max": True}),
-        Check("ExpectColumnValuesToBeUnique", {"column": "assessment_id"}),
-        Check("ExpectColumnValuesToBeUnique", {"column": "session_id"}),
-        # A new app release is news, not bad data: reported, and the day goes on.
-        Check("ExpectColumnValuesToBeInSet", {"column": "version", "value_set": list(VERSIONS)}, WARNING),
-    ]
-
-
-def _keys_differ(column: str, keys: tuple[str, ...]) -> str:
-    """Rows whose map ``column`` lacks one of ``keys`` or holds another. (Map keys are unique, so
-    "as many keys as expected, none unknown" is "exactly these keys"; it runs three times faster
-    on DuckDB than comparing sorted key lists.)"""
-    expected = "ARRAY[" + ", ".join(f"'{k}'" for k in sorted(keys)) + "]"
-    return (f"SELECT assessment_id, array_except({expected}, map_keys({column})) AS missing_keys, "
-            f"array_except(map_keys({column}), {expected}) AS unknown_keys FROM batch "
-            f"WHERE {column} IS NULL OR cardinality(map_keys({column})) <> {len(keys)} "
-            f"OR cardinality(filter(map_keys({column}), k -> NOT contains({expected}, k))) > 0")
-
-
-def score_suite(day: dt.date) -> list[Check]:
-    """The expectations on one day of ``ocean_scores``: ranges, the two maps, one set per assessment."""
-    start = dt.datetime.combine(day, dt.time())
-    facet = "transform(map_values(facets), f -> f.{})"
-    return [
-        *[Check("ExpectColumnValuesToNotBeNull", {"column": c})
-          for c in ("anonymous_user_id", "assessment_id", "timestamp", *TRAITS)],
-        *[Check("ExpectColumnValuesToBeBetween", {"column": c, "min_value": 0, "max_value": 100}) for c in TRAITS],
-        *[Check("ExpectColumnValuesToBeBetween", {"column": c, "min_value": 0, "max_value": 1})
-          for c in ("consistency", "completeness")],
-        Check("ExpectColumnValuesToBeBetween", {"column": "timestamp", "min_value": start,
-                                                "max_value": start + dt.timedelta(days=1), "strict_max": True}),
-        Check("ExpectColumnValuesToBeUnique", {"column": "assessment_id"}),
-        Check("UnexpectedRowsExpectation", {
-            "description": f"facets hold exactly the {len(FACET_KEYS)} NEO facets",
-            "unexpected_rows_query": _keys_differ("facets", FACET_KEYS)}),
-        Check("UnexpectedRowsExpectation", {
-            "description": "facet scores are in [0, 100], with at least one response and a std_dev >= 0",
-            "unexpected_rows_query": (
-                f"SELECT * FROM (SELECT assessment_id, array_min({facet.format('score')}) AS lowest_score, "
-                f"array_max({facet.format('score')}) AS highest_score, "
-                f"array_min({facet.format('responses')}) AS fewest_responses, "
-                f"array_min({facet.format('std_dev')}) AS lowest_std_dev FROM batch) "
-                "WHERE NOT COALESCE(lowest_score >= 0 AND highest_score <= 100 AND fewest_responses >= 1 "
-                "AND lowest_std_dev >= 0, false)")}),
-        Check("UnexpectedRowsExpectation", {
-            "description": f"dark_side_indicators hold exactly the {len(DARK_SIDE_INDICATORS)} derailers",
-            "unexpected_rows_query": _keys_differ("dark_side_indicators", DARK_SIDE_INDICATORS)}),
-        Check("UnexpectedRowsExpectation", {
-            "description": "dark-side risks are in [0, 100]",
-            "unexpected_rows_query": (
-                "SELECT * FROM (SELECT assessment_id, array_min(map_values(dark_side_indicators)) AS lowest, "
-                "array_max(map_values(dark_side_indicators)) AS highest FROM batch) "
-                "WHERE NOT COALESCE(lowest >= 0 AND highest <= 100, false)")}),
-    ]
-
-
-SUITES = {"assessment_events": event_suite, "ocean_scores": score_suite}
+def suite(table_name: str) -> list[Rule]:
+    """The rules of a raw table's contract: its GX suite, one expectation each."""
+    return contract.rules(table_name)
 
 
 @dataclass
 class Failure:
-    expectation: str
+    """A check that failed, in the contract's words."""
+
+    check: str
     column: str | None
     severity: str
-    unexpected_count: int | None
+    count: int | None
     samples: list[Any] = field(default_factory=list)
     detail: str = ""
     #: The slice it was found in (the day's partition prefix when no single slice holds it).
     partition: str = ""
+    #: The class of breach (``contract.BREACHES``).
+    breach: str = ""
+    table: str = ""
 
     def describe(self) -> str:
-        where = f" on {self.column}" if self.column else ""
-        count = f": {self.unexpected_count} rows fail" if self.unexpected_count is not None else ""
+        what = (f"{self.column}: {self.breach}" if self.column else f"{self.breach}: {self.check}"
+                if self.breach == contract.INVARIANT else self.breach or self.check)
+        unit = "key" if self.breach == contract.DUPLICATE_KEY else "row"
+        count = f", {_plural(self.count, unit)}" if self.count is not None else ""
         samples = f", for example {self.samples}" if self.samples else ""
         detail = f" ({self.detail})" if self.detail else ""
-        return f"[{self.partition}] {self.expectation}{where}{count}{samples}{detail}"
+        return f"[{self.partition}] {what}{count}{samples}{detail}"
+
+    @classmethod
+    def from_dict(cls, kept: dict[str, Any]) -> Failure:
+        """A failure as kept in a report (reports kept before the contract used GX's words)."""
+        kept = dict(kept)
+        if "expectation" in kept:
+            kept["check"] = kept.pop("expectation")
+            kept["count"] = kept.pop("unexpected_count", None)
+            if kept["check"].startswith("earlier days"):
+                kept["breach"] = contract.EARLIER_DAY
+        if kept.get("severity") == "critical":
+            kept["severity"] = ERROR
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in kept.items() if k in names})
+
+
+def _plural(count: int, unit: str) -> str:
+    return f"{count} {unit}" + ("" if count == 1 else "s")
 
 
 @dataclass
@@ -202,11 +154,11 @@ class QualityReport:
 
     @property
     def errors(self) -> list[Failure]:
-        return [f for f in self.failures if f.severity == CRITICAL]
+        return [f for f in self.failures if f.severity == ERROR]
 
     @property
     def warnings(self) -> list[Failure]:
-        return [f for f in self.failures if f.severity != CRITICAL]
+        return [f for f in self.failures if f.severity != ERROR]
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "errors": len(self.errors), "warnings": len(self.warnings),
@@ -240,20 +192,22 @@ def validate_source(settings: Settings, day: dt.date, table_name: str) -> Qualit
     lake.check()
     read = functools.cache(lake.footer)  # a month's files are read to pick the day's, then checked
     slices = _slices(settings, lake, read, table, day)
-    suite = SUITES[table_name](day)
+    rules = suite(table_name)
     for piece in slices:
         piece.failures += _footer_checks(read, table, piece, day)
     report = QualityReport(table.name, day.isoformat(), rows=sum(s.rows for s in slices),
-                           evaluated=6 + len(suite))
+                           evaluated=TABLE_CHECKS + len(rules))
     report.failures += (_volume(lake, table, settings, day, report.rows) + _earlier_failures(settings, lake, table, day)
                         + _unknown_partitions(lake, table, slices))
     sound = [s for s in slices if not s.failures and s.rows]
     if sound:
-        _run_suite(settings, table, day, sound, suite, report)
+        _run_suite(settings, table, day, sound, rules, report)
     for piece in slices:
         report.failures += piece.failures
         report.slices.append({"partition": piece.label, "rows": piece.rows, "files": [f.path for f in piece.files],
                               "from_quarantine": piece.entry})
+    for failure in report.failures:
+        failure.table = table.name
     _quarantine_or_release(settings, lake, table, day, slices, report)
     keep(settings, report)
     return report
@@ -268,12 +222,14 @@ def gate(report: QualityReport) -> dict[str, Any]:
     for entry in report.released:
         log.info("%s for %s: quarantine %s cleared", report.table, report.day, entry)
     if report.errors:
+        own = [f for f in report.errors if f.breach != contract.EARLIER_DAY]
+        todo = (f" Fix or re-deliver what is named, then run `ioc recover {report.day}`: it re-runs this day, then "
+                "the later days it blocked." if own else "")
         raise DataQualityError(
             f"{report.table} for {report.day} failed {len(report.errors)} of {report.evaluated} checks "
             f"({report.rows} rows): " + "; ".join(f.describe() for f in report.errors)
             + ". Nothing that reads this table is built or exported for the date; the report is "
-            f"{report.kept_at} (`ioc quality {report.day}`). Fix the source "
-            "partition, then clear this task.")
+            f"{report.kept_at} (`ioc quality {report.day}`)." + todo)
     log.info("%s for %s passed %d checks (%d rows, %d warnings)", report.table, report.day, report.evaluated,
              report.rows, len(report.warnings))
     return {"rows": report.rows, "warnings": len(report.warnings), "quarantined": report.quarantined}
@@ -308,26 +264,35 @@ def _on_day(read: Callable[[DataFile], Any], file: DataFile, day: dt.date) -> bo
 
 
 def _footer_checks(read: Callable[[DataFile], Any], table: Table, piece: _Slice, day: dt.date) -> list[Failure]:
-    """Files are Parquet, columns match the DDL by name and type, and the slice has rows."""
-    failures = []
+    """Files are Parquet, their columns the contract's and of types that read as declared, and
+    the slice has rows. One failure per column and class, naming the files."""
+    failures: list[Failure] = []
+    drift: dict[tuple[str, str], tuple[list[str], str]] = {}
     by_day = "date" not in table.partition_names
     for file in piece.files:
+        name = Path(file.path).name
         try:
             meta = read(file)
         except BadDataFileError as err:
-            failures.append(Failure("files are Parquet", None, CRITICAL, None, detail=str(err)))
+            failures.append(Failure("files are Parquet", None, ERROR, None, [name], detail=str(err),
+                                    breach=contract.NOT_PARQUET))
             continue
         piece.rows += pipeline.rows_on(meta, day) if by_day else meta.num_rows
         schema = meta.schema.to_arrow_schema()
         piece.columns |= {f.name.lower() for f in schema}
-        missing, extra, retyped = schema_drift(table, schema)
-        if missing or extra or retyped:
-            failures.append(Failure("schema matches the DDL", None, CRITICAL, None, detail=(
-                f"{Path(file.path).name}: missing {missing or 'nothing'}, unexpected {extra or 'nothing'}"
-                + (f", retyped: {'; '.join(retyped)}" if retyped else ""))))
+        missing, extra, retyped = contract.schema_drift(table.name, schema)
+        found = ([(contract.MISSING_COLUMN, c, "") for c in missing]
+                 + [(contract.UNEXPECTED_COLUMN, c, "") for c in extra]
+                 + [(contract.TYPE, *text.split(" is ", 1)) for text in retyped])
+        for breach, column, detail in found:
+            drift.setdefault((breach, column), ([], detail))[0].append(name)
+    for (breach, column), (names, detail) in drift.items():
+        failures.append(Failure("columns match the contract", column, ERROR, None, names[:SAMPLES], detail=detail,
+                                breach=breach))
     if not failures and piece.rows == 0 and (piece.files or piece.required):
-        failures.append(Failure("partition has rows", None, CRITICAL if piece.required else WARNING, 0,
-                                detail=f"{len(piece.files)} files, no rows of {day.isoformat()}"))
+        failures.append(Failure("partition has rows", None, ERROR if piece.required else WARNING, 0,
+                                detail=f"{len(piece.files)} files, no rows of {day.isoformat()}",
+                                breach=contract.NO_ROWS))
     for failure in failures:
         failure.partition = piece.label
     return failures
@@ -346,33 +311,10 @@ def _unknown_partitions(lake: Lake, table: Table, slices: list[_Slice]) -> list[
     if not strays:
         return []
     kinds = ", ".join(sorted(v for s in slices for k, v in s.values.items() if k != "date"))
-    return [Failure("files are in partitions of the table", None, CRITICAL, None, strays[:SAMPLES],
-                    partition=day_folder, detail=(
-                        f"{len(strays)} folders that no engine reads; the known values are {kinds}: add the new "
-                        "value to the DDL's projection, or move the files"))]
-
-
-def schema_drift(table: Table, schema: pa.Schema) -> tuple[list[str], list[str], list[str]]:
-    """How a file's schema differs from the DDL's: columns missing, columns the DDL lacks, and
-    columns of another type family (int32 and int64 are the same family)."""
-    declared = {f.name.lower(): f.type for f in table.arrow_schema}
-    held = {f.name.lower(): f.type for f in schema}
-    missing = sorted(set(declared) - set(held))
-    extra = sorted(set(held) - set(declared))
-    retyped = sorted(f"{name} is {held[name]}, the DDL says {declared[name]}" for name in set(held) & set(declared)
-                     if _family(held[name]) != _family(declared[name]))
-    return missing, extra, retyped
-
-
-def _family(dtype: pa.DataType) -> str:
-    """A type's kind, so that int32 and int64, or timestamp[ms] and [us], count as the same."""
-    for kind, test in (("integer", pa.types.is_integer), ("float", pa.types.is_floating),
-                       ("string", lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)),
-                       ("timestamp", pa.types.is_timestamp), ("map", pa.types.is_map),
-                       ("struct", pa.types.is_struct), ("boolean", pa.types.is_boolean)):
-        if test(dtype):
-            return kind
-    return str(dtype)
+    return [Failure("files are in partitions of the table", None, ERROR, None, strays[:SAMPLES],
+                    partition=day_folder, breach=contract.UNKNOWN_PARTITION, detail=(
+                        f"{_plural(len(strays), 'folder')} that no engine reads; the known values are {kinds}: add "
+                        "the new value to the DDL's projection and the contract, or move the files"))]
 
 
 def _volume(lake: Lake, table: Table, settings: Settings, day: dt.date, rows: int) -> list[Failure]:
@@ -397,10 +339,11 @@ def _volume(lake: Lake, table: Table, settings: Settings, day: dt.date, rows: in
     ratio = rows / baseline
     if VOLUME_WARN[0] <= ratio <= VOLUME_WARN[1]:
         return []
-    severity = WARNING if VOLUME_ERROR[0] <= ratio <= VOLUME_ERROR[1] else CRITICAL
-    return [Failure("row count in line with the trailing weeks", None, severity, rows, partition=f"{day}", detail=(
-        f"{rows} rows, {ratio:.0%} of the median {baseline} of the same weekday over the last "
-        f"{len(history)} weeks"))]
+    severity = WARNING if VOLUME_ERROR[0] <= ratio <= VOLUME_ERROR[1] else ERROR
+    return [Failure("row count in line with the trailing weeks", None, severity, rows, partition=f"{day}",
+                    breach=contract.VOLUME, detail=(
+                        f"{rows} rows, {ratio:.0%} of the median {baseline} of the same weekday over the last "
+                        f"{len(history)} weeks"))]
 
 
 def _earlier_days(table: Table, day: dt.date) -> list[dt.date]:
@@ -411,29 +354,43 @@ def _earlier_days(table: Table, day: dt.date) -> list[dt.date]:
     return [day.replace(day=d) for d in range(1, day.day)]
 
 
+def own_failures(report: dict[str, Any]) -> list[Failure]:
+    """A kept report's error-level failures of its own day's data (not those of an earlier day it
+    read: a day stopped only by the look-back holds no bad data)."""
+    found = [Failure.from_dict(f) for f in report.get("failures", [])]
+    return [f for f in found if f.severity == ERROR and f.breach != contract.EARLIER_DAY]
+
+
 def _earlier_failures(settings: Settings, lake: Lake, table: Table, day: dt.date) -> list[Failure]:
     """A day whose own validation failed is still in the lake, and later days read it (returning
     users, month-to-date percentiles): their outputs would carry its bad rows. Days validated
     before this project kept reports (no report) are taken as they are."""
-    failed = []
+    failed: list[tuple[str, Failure]] = []
     for earlier in _earlier_days(table, day):
         kept = lake.get_bytes(f"{settings.lake_uri}/quality/{table.name}/{earlier.isoformat()}.json")
-        if kept and not json.loads(kept)["passed"]:
-            failed.append(earlier.isoformat())
+        if kept and (own := own_failures(json.loads(kept))):
+            failed.append((earlier.isoformat(), own[0]))
     if not failed:
         return []
-    return [Failure("earlier days read by this day's aggregates passed", None, CRITICAL, None, failed[:SAMPLES],
-                    partition=f"{table.name} {day}", detail=(
-                        f"{len(failed)} of them failed their own checks; fix and re-run those days first "
-                        "(or quarantine their bad partitions)"))]
+    days = sorted(d for d, _ in failed)
+    reads = ("its 30-day look-back of returning users" if "date" in table.partition_names
+             else "its month-to-date percentiles")
+    one = len(days) == 1
+    what = "; ".join(f"{d} failed {f.describe()}" for d, f in sorted(failed)[:3])
+    return [Failure("earlier days read by this day's aggregates passed", None, ERROR, len(days), days[:SAMPLES],
+                    partition=f"{table.name} {day}", breach=contract.EARLIER_DAY, detail=(
+                        f"{table.name}: {what}; this day reads {'it' if one else 'them'} ({reads}). Fix or "
+                        f"re-deliver {'that day' if one else 'those days'}, then run `ioc recover {' '.join(days)}`: "
+                        f"it re-runs {'it' if one else 'them'}, then this day and every other day "
+                        f"{'it' if one else 'they'} blocked"))]
 
 
-# -- the row-level suite, by Great Expectations on DuckDB ------------------------------------
+# -- the contract's rules, by Great Expectations on DuckDB ---------------------------------------
 
 
-def _run_suite(settings: Settings, table: Table, day: dt.date, sound: list[_Slice], suite: list[Check],
+def _run_suite(settings: Settings, table: Table, day: dt.date, sound: list[_Slice], rules: list[Rule],
                report: QualityReport) -> None:
-    """Validate the sound slices together; if anything fails, again one by one to say where."""
+    """Validate the sound slices together; if a rule fails, run it again on each slice to say where."""
     with tempfile.TemporaryDirectory(prefix="ioc-quality-") as scratch:
         database = Path(scratch) / "batch.duckdb"
         lake = get_lake(settings)  # on aws, the objects are copied to the scratch folder first
@@ -444,8 +401,8 @@ def _run_suite(settings: Settings, table: Table, day: dt.date, sound: list[_Slic
         if len(sound) > 1:
             views |= {f"slice_{i}": ([readable[i]], [columns[i]]) for i in range(len(sound))}
         _create_views(database, table, day, views)
-        validator = _Validator(database, suite)
-        failures = validator.run("day")
+        validator = _Validator(database)
+        failures = validator.run("day", rules)
         if not failures:
             return
         if len(sound) == 1:
@@ -453,15 +410,16 @@ def _run_suite(settings: Settings, table: Table, day: dt.date, sound: list[_Slic
                 failure.partition = sound[0].label
             sound[0].failures += failures
             return
+        failed = [r for r in rules if r.name in {f.check for f in failures}]
         found = set()
         for i, piece in enumerate(sound):
-            for failure in validator.run(f"slice_{i}"):
+            for failure in validator.run(f"slice_{i}", failed):
                 failure.partition = piece.label
                 piece.failures.append(failure)
-                found.add((failure.expectation, failure.column, failure.detail))
+                found.add(failure.check)
         # What no single slice shows (a duplicate across two partitions) belongs to the whole day.
         for failure in failures:
-            if (failure.expectation, failure.column, failure.detail) not in found:
+            if failure.check not in found:
                 failure.partition = f"{table.name} {day}"
                 report.failures.append(failure)
 
@@ -488,67 +446,49 @@ def _create_views(database: Path, table: Table, day: dt.date,
 
 
 class _Validator:
-    """One GX ephemeral context over the DuckDB file; ``run(view)`` validates one view."""
+    """One GX ephemeral context over the DuckDB file; ``run(view, rules)`` validates one view."""
 
-    def __init__(self, database: Path, suite: list[Check]) -> None:
+    def __init__(self, database: Path) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
         from great_expectations.execution_engine import sqlalchemy_execution_engine as gx_sql
 
         _persist_duckdb_connections(gx_sql)
+        self.gx = gx
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)  # task logs, not a terminal
         self.source = context.data_sources.add_sql(
-            name="lake", connection_string=f"duckdb:///{database}?memory_limit={DUCKDB_MEMORY}",
-            create_temp_table=False)
-        # GX takes the result format per validation: SUMMARY quotes a few unexpected values of a
-        # column check; COMPLETE returns an unexpected-rows query's rows (GX caps them at 200).
-        columns = [c for c in suite if c.kind != "UnexpectedRowsExpectation"]
-        rows = [Check(c.kind, {**c.kwargs, "unexpected_rows_query": _duckdb_query(c.kwargs["unexpected_rows_query"])},
-                      c.severity) for c in suite if c.kind == "UnexpectedRowsExpectation"]
-        self.suites = [
-            (gx.ExpectationSuite(name=f"suite_{n}", expectations=[
-                getattr(gx.expectations, c.kind)(**c.kwargs, severity=c.severity) for c in checks]), result_format)
-            for n, (checks, result_format) in enumerate((
-                (columns, {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLES}),
-                (rows, {"result_format": "COMPLETE"})))
-            if checks]
+            name="lake", create_temp_table=False,
+            connection_string=f"duckdb:///{database}?memory_limit={DUCKDB_MEMORY}")
 
-    def run(self, view: str) -> list[Failure]:
+    def run(self, view: str, rules: Iterable[Rule]) -> list[Failure]:
+        """The rules that some rows of ``view`` break (GX's COMPLETE result format returns an
+        unexpected-rows query's rows, capped at 200)."""
+        by_name = {rule.name: rule for rule in rules}
+        gx = self.gx
+        expectations = [gx.expectations.UnexpectedRowsExpectation(
+            description=rule.name, unexpected_rows_query=rule.query, severity=_GX_SEVERITY[rule.severity])
+            for rule in by_name.values()]
         batch = self.source.add_table_asset(name=view, table_name=view).add_batch_definition_whole_table(
             "all").get_batch()
-        outcomes = [o for suite, result_format in self.suites
-                    for o in batch.validate(suite, result_format=result_format).results]
+        outcome = batch.validate(gx.ExpectationSuite(name=f"{view}_contract", expectations=expectations),
+                                 result_format={"result_format": "COMPLETE"})
         failures = []
-        for outcome in outcomes:
-            if outcome.success:
+        for result in outcome.results:
+            if result.success:
                 continue
-            config = outcome.expectation_config
-            exception = (outcome.exception_info or {}).get("exception_message")
-            severity = str(config.severity).split(".")[-1].lower()
-            if config.type == "unexpected_rows_expectation":
-                rows = outcome.result.get("details", {}).get("unexpected_rows") or []
-                failures.append(Failure(config.description, None, severity, outcome.result.get("observed_value"),
-                                        [_plain(r) for r in rows[:SAMPLES]], detail=exception or ""))
-            else:
-                failures.append(Failure(
-                    config.type, config.kwargs.get("column"), severity, outcome.result.get("unexpected_count"),
-                    [str(v) for v in outcome.result.get("partial_unexpected_list", [])[:SAMPLES]],
-                    detail=exception or ""))
+            rule = by_name[result.expectation_config.description]
+            exception = (result.exception_info or {}).get("exception_message")
+            rows = result.result.get("details", {}).get("unexpected_rows") or []
+            failures.append(Failure(
+                rule.name, rule.column, ERROR if exception else rule.severity, result.result.get("observed_value"),
+                [_plain(r.get("sample") if isinstance(r, dict) else r) for r in rows[:SAMPLES]],
+                detail=f"the check could not run: {exception}" if exception else rule.expects, breach=rule.breach))
         return failures
 
 
-def _duckdb_query(athena_sql: str) -> str:
-    """An unexpected-rows query, written in Athena's dialect over ``batch``, for GX on DuckDB."""
-    tree = sqlglot.parse_one(athena_sql, read="athena")
-    for table in tree.find_all(exp.Table):
-        if table.name == "batch":
-            table.set("this", exp.to_identifier("__ioc_batch__"))
-    return tree.sql(dialect="duckdb").replace("__ioc_batch__", "{batch}")
-
-
-def _plain(row: Any) -> dict[str, Any]:
-    return {k: (v if isinstance(v, (int, float, str, type(None))) else str(v)) for k, v in dict(row).items()}
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (int, float, str, type(None))) else str(value)
 
 
 def _persist_duckdb_connections(gx_sql: Any) -> None:
@@ -589,7 +529,7 @@ def _quarantine_or_release(settings: Settings, lake: Lake, table: Table, day: dt
                            report: QualityReport) -> None:
     pending = _pending_quarantine(lake, settings, table, day)
     for piece in slices:
-        failed = [f for f in piece.failures if f.severity == CRITICAL]
+        failed = [f for f in piece.failures if f.severity == ERROR]
         entry = pending.get(piece.key)
         if not failed:
             if entry:
@@ -634,13 +574,24 @@ def keep(settings: Settings, report: QualityReport) -> str:
     return path
 
 
-def keep_checks(settings: Settings, day: dt.date, name: str, checks: dict[str, bool]) -> QualityReport:
-    """Keep the result of an aggregate's ``include/sql/checks/<name>.sql`` as a report."""
-    report = QualityReport(name, day.isoformat(), rows=None, evaluated=len(checks), failures=[
-        Failure(check, None, CRITICAL, None, partition=f"date={sql.date_values(day)['lake_date']}")
-        for check, passed in checks.items() if not passed])
+def keep_checks(settings: Settings, day: dt.date, name: str, checks: dict[str, bool],
+                breaches: list[contract.Breach], partition: str) -> QualityReport:
+    """Keep the result of an aggregate's ``check`` task as its report: the invariants of
+    ``include/sql/checks/<name>.sql`` and the rules of its contract."""
+    failures = [Failure(check, None, ERROR, None, partition=partition, breach=contract.INVARIANT, table=name)
+                for check, passed in checks.items() if not passed]
+    failures += [breach_failure(b, partition) for b in breaches]
+    report = QualityReport(name, day.isoformat(), rows=None, evaluated=len(checks) + len(contract.rules(name)),
+                           failures=failures)
     keep(settings, report)
     return report
+
+
+def breach_failure(breach: contract.Breach, partition: str) -> Failure:
+    """A contract breach found by :func:`contract.check_rows`, as a report's failure."""
+    rule = breach.rule
+    return Failure(rule.name, rule.column, rule.severity, breach.count, breach.samples, rule.expects, partition,
+                   rule.breach, rule.table)
 
 
 def load_reports(settings: Settings, day: dt.date) -> list[dict[str, Any]]:
@@ -650,7 +601,7 @@ def load_reports(settings: Settings, day: dt.date) -> list[dict[str, Any]]:
     for file in lake.list_all(f"{settings.lake_uri}/quality/"):
         if file.path.endswith(f"/{day.isoformat()}.json"):
             reports.append(json.loads(lake.get_bytes(file.path) or b"{}"))
-    return sorted(reports, key=lambda r: (r["table"] not in SUITES, r["table"]))
+    return sorted(reports, key=lambda r: (r["table"] not in RAW_TABLES, r["table"]))
 
 
 def render(reports: list[dict[str, Any]]) -> str:
@@ -664,7 +615,7 @@ def render(reports: list[dict[str, Any]]) -> str:
         lines.append(f"{r['table']:<26} {state}  {r['evaluated']} checks{rows}, "
                      f"{r['errors']} errors, {r['warnings']} warnings  (validated {r['validated_at']})")
         for f in r["failures"]:
-            lines.append(f"    {f['severity']:<11} {Failure(**f).describe()}")
+            lines.append(f"    {f['severity']:<11} {Failure.from_dict(f).describe()}")
         lines += [f"    quarantined  {q}" for q in r.get("quarantined", [])]
         lines += [f"    released     {q}" for q in r.get("released", [])]
     return "\n".join(lines)

@@ -50,7 +50,7 @@ def test_drift_small_files_and_empty_partitions_on_s3(aws_settings, moto, one_da
         s3.put_object(Bucket=LAKE_BUCKET, Key=f"assessments/{FOLDER}/career/part-{n:02d}.parquet",
                       Body=sink.getvalue().to_pybytes())
 
-    with pytest.raises(DataQualityError, match=r"1 of \d+ files of .* differ from the DDL"):
+    with pytest.raises(DataQualityError, match=r"1 of \d+ files of .* differ from the contract"):
         maintenance.schema_drift(aws_settings, ONE_DAY, ONE_DAY)
     report = json.loads(s3.get_object(Bucket=LAKE_BUCKET,
                                       Key=f"maintenance/weekly/{ONE_DAY}/schema_drift.json")["Body"].read())

@@ -129,8 +129,8 @@ def test_quality_validates_shows_and_fails_on_a_fault(one_day_lake, tmp_path):
     assert damaged.returncode == 0 and "career/part-00000.parquet with unknown-device" in damaged.stdout
     bad = run_ioc("quality", ONE_DAY.isoformat(), "--validate", lake=one_day_lake, state=tmp_path)
     assert bad.returncode == 1 and "assessment_events          FAILED" in bad.stdout
-    assert "critical    [date=2024/01/10, assessment_type=career] expect_column_values_to_be_in_set on device: " \
-           "1 rows fail, for example ['smart_fridge']" in bad.stdout
+    assert "error       [date=2024/01/10, assessment_type=career] device: unknown label, 1 row, for example " \
+           "['smart_fridge'] (device is one of desktop, mobile, tablet)" in bad.stdout
 
 
 def test_fault_on_a_day_that_was_not_generated_is_one_error_line(tmp_path):

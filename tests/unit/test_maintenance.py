@@ -79,7 +79,8 @@ def test_schema_drift_names_the_file_and_fails_after_keeping_the_report(settings
     assert maintenance.schema_drift(settings, START, END)["drift"] == []
     day = START + dt.timedelta(days=3)
     inject_fault(settings.lake_uri, day, "column-added", "career")
-    with pytest.raises(DataQualityError, match=r"1 of \d+ files .* differ from the DDL \(assessment_events; first: "):
+    with pytest.raises(DataQualityError,
+                       match=r"1 of \d+ files .* differ from the contract \(assessment_events; first: "):
         maintenance.schema_drift(settings, START, END)
     drift = report(settings, f"weekly/{START}/schema_drift")["drift"]
     assert len(drift) == 1 and f"{day:%Y/%m/%d}/career/" in drift[0]["file"] and drift[0]["unexpected"]
@@ -141,7 +142,8 @@ def test_the_monthly_report_totals_the_month_by_task_against_the_budget(settings
     from ioc_analytics import costs
 
     costs._write(tight, "daily_costs", dt.date(2024, 2, 8), [{
-        "workgroup": tight.workgroup, "queries": 1, "failed": 0, "bytes_scanned": 0, "cost_usd": 0.4,
-        "max_query_cost_usd": 0.4}])
+        "workgroup": tight.workgroup, "queries": 1, "failed": 0, "failure_rate": 0.0, "bytes_scanned": 0,
+        "cost_usd": 0.4, "max_query_cost_usd": 0.4, "month_to_date_usd": 0.4, "projected_month_usd": 0.4,
+        "budget_usd": 2.0, "anomalies": 0}])
     kept = maintenance.monthly_cost_report(tight, dt.date(2024, 2, 1))
     assert kept["cost_usd"] == pytest.approx(1.75 - 0.25 + 0.4) and kept["by_day"]["2024-02-08"] == 0.4
