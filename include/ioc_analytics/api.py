@@ -259,6 +259,6 @@ def create_app() -> Any:
 
 
 def _json_rows(table: Any) -> list[dict[str, Any]]:
-    import json
+    from ioc_analytics.publish import json_rows
 
-    return json.loads(json.dumps(table.to_pylist(), default=str))
+    return json_rows(table)

@@ -8,6 +8,8 @@
     ioc quicksight                                  (aws) create or update the QuickSight datasets
     ioc costguard [--events-per-day N]              the SQL files' cost mistakes and estimated scans
     ioc setup                                       create or check what the pipelines need; readiness
+    ioc recover YYYY-MM-DD [...] [--dry-run]         re-run a fixed bad day, then the days it blocked
+    ioc contract [TABLE]                            the data contract
 
 Results go to stdout; statistics (bytes scanned, cost) and errors to stderr, so that
 ``ioc query --format csv ... > out.csv`` gives a clean file. A problem the user can fix prints
@@ -66,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     quality.add_argument("date", type=_date, help="the day, YYYY-MM-DD")
     quality.add_argument("--validate", action="store_true", help="validate the raw tables now, then show")
 
-    from ioc_analytics.generate import ASSESSMENT_TYPES, FAULTS
+    from ioc_analytics.contract import ASSESSMENT_TYPES
+    from ioc_analytics.generate import FAULTS
 
     fault = sub.add_parser("fault", help="damage one day of a generated lake (the bad-input corpus)")
     fault.add_argument("--lake", required=True)
@@ -80,6 +83,20 @@ def _parser() -> argparse.ArgumentParser:
     guard.add_argument("--events-per-day", type=_positive, default=None,
                        help="the daily volume the 90-day lake is sized for (default 1,000,000)")
     sub.add_parser("setup", help="create or repair the catalog, workgroup, bucket, alarms (idempotent); readiness")
+
+    recover = sub.add_parser(
+        "recover", help="after fixing a bad day: re-run it, then the days its failure blocked (Airflow's REST API)",
+        description="Validate each named day again, then re-run it and every later day that its failure stopped "
+                    "(the 30-day look-back, the month to date) with Airflow backfills that re-run failed runs. "
+                    "Airflow's API is IOC_AIRFLOW_URL; log in with IOC_AIRFLOW_TOKEN, or IOC_AIRFLOW_USERNAME and "
+                    "IOC_AIRFLOW_PASSWORD (make airflow's generated password is found by itself).",
+        epilog="example: ioc recover 2024-01-15")
+    recover.add_argument("days", nargs="*", type=_date, metavar="DAY",
+                         help="a day whose own checks failed, YYYY-MM-DD (none: list such days)")
+    recover.add_argument("--dry-run", action="store_true", help="show what would be re-run; change nothing")
+
+    contract = sub.add_parser("contract", help="print the data contract (markdown, as docs/data-contract.md)")
+    contract.add_argument("table", nargs="?", help="one table only")
     return parser
 
 
@@ -105,9 +122,17 @@ def _query(args: argparse.Namespace) -> None:
     if args.format == "csv":
         import pyarrow.csv as pacsv
 
+        from ioc_analytics.publish import spreadsheet_safe
+
+        table, neutralised = spreadsheet_safe(table)  # the file is opened in a spreadsheet: as the exports
         pacsv.write_csv(table, sys.stdout.buffer)
+        if neutralised:
+            print(f"{neutralised} cells that a spreadsheet would evaluate were written with a leading ' "
+                  "(--format json gives the raw text)", file=sys.stderr)
     elif args.format == "json":
-        json.dump(table.to_pylist(), sys.stdout, default=str, indent=1)
+        from ioc_analytics.publish import json_rows
+
+        json.dump(json_rows(table), sys.stdout, indent=1)
         print()
     else:
         frame = table.slice(0, args.max_rows).to_pandas()
@@ -190,11 +215,32 @@ def _setup(_: argparse.Namespace) -> None:
     print(provision.ensure(get_settings()).render())
 
 
+def _recover(args: argparse.Namespace) -> int:
+    from ioc_analytics import recover
+    from ioc_analytics.settings import get_settings
+
+    return 0 if recover.recover(get_settings(), args.days, dry_run=args.dry_run) else 1
+
+
+def _contract(args: argparse.Namespace) -> None:
+    from ioc_analytics import contract
+
+    if args.table:
+        table = contract.contract(args.table) if args.table in contract.CONTRACTS else None
+        if table is None:
+            raise ConfigError(f"no table {args.table!r}; the tables are {', '.join(contract.CONTRACTS)}")
+        for column in (*table.columns, *table.partition_keys):
+            print(f"{column.name:<24} {column.type:<12} {column.describe()}")
+        return
+    sys.stdout.write(contract.markdown())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"generate": _generate, "query": _query, "tables": _tables, "quality": _quality, "fault": _fault,
-                    "quicksight": _quicksight, "costguard": _costguard, "setup": _setup}
+                    "quicksight": _quicksight, "costguard": _costguard, "setup": _setup, "recover": _recover,
+                    "contract": _contract}
         return commands[args.command](args) or 0
     except BrokenPipeError:  # `ioc query ... | head`
         return 0

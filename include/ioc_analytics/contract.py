@@ -219,8 +219,10 @@ class Column:
     def describe(self) -> str:
         """The column's contract in one line (the Glue column comment, the docs table)."""
         parts = [self.domain.describe()] if self.domain else []
-        if self.type == "double":
+        if self.type == "double" or (self.type.startswith("map<") and "double" in self.type):
             parts.append("never NaN or ±Infinity")
+        if self.type == "string" and not (isinstance(self.domain, Text) and not self.domain.safe):
+            parts.append("never formula-like or with control characters (error)")
         parts.append("may be null" if self.nullable else "not null")
         text = "; ".join(parts)
         if isinstance(self.domain, Labels) and self.domain.unknown != self.severity:

@@ -4,7 +4,8 @@ Created through the Glue API rather than by running the DDL in Athena: the API i
 (create, else update), needs no query results location, and works against moto in the tests.
 The table input is what Athena's ``CREATE EXTERNAL TABLE ... STORED AS PARQUET`` would store:
 Hive Parquet SerDe, the columns and partition keys in Athena's type syntax, the location and
-the TBLPROPERTIES (partition projection included) as table parameters.
+the TBLPROPERTIES (partition projection included) as table parameters. Each column's comment is
+its data contract (``contract.py``), so that the console and ``DESCRIBE`` say what a valid value is.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from typing import Any
 
 from ioc_analytics.catalog import Catalog, Table
+from ioc_analytics.contract import CONTRACTS
 from ioc_analytics.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,16 +27,33 @@ PARQUET_STORAGE = {
 }
 
 
+#: Glue's longest column comment.
+COMMENT_CHARS = 255
+
+
+def _columns(table: Table, columns: tuple) -> list[dict[str, str]]:
+    """Glue columns in Athena's type syntax, each commented with its data contract (what Athena's
+    console and ``DESCRIBE`` show)."""
+    declared = CONTRACTS[table.name]
+    out = []
+    for c in columns:
+        comment = declared.column(c.name).describe()
+        if len(comment) > COMMENT_CHARS:
+            comment = comment[: COMMENT_CHARS - 1] + "…"
+        out.append({"Name": c.name, "Type": c.athena_type, "Comment": comment})
+    return out
+
+
 def table_input(table: Table) -> dict[str, Any]:
     """The Glue ``TableInput`` of one catalog table."""
     return {
         "Name": table.name,
         "TableType": "EXTERNAL_TABLE",
         "Parameters": {"EXTERNAL": "TRUE", "classification": "parquet", **table.properties},
-        "PartitionKeys": [{"Name": c.name, "Type": c.athena_type} for c in table.partition_keys],
+        "PartitionKeys": _columns(table, table.partition_keys),
         "StorageDescriptor": {
             **PARQUET_STORAGE,
-            "Columns": [{"Name": c.name, "Type": c.athena_type} for c in table.columns],
+            "Columns": _columns(table, table.columns),
             "Location": table.location,
         },
     }

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ioc_analytics.errors import ConfigError
+from ioc_analytics.files import write_atomic
 
 
 class JsonLines:
@@ -53,10 +52,7 @@ class JsonLines:
                             kept.append(line if line.endswith("\n") else line + "\n")
                         else:
                             dropped += 1
-            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.",
-                                             delete=False, encoding="utf-8") as tmp:
-                tmp.writelines(kept)
-            os.replace(tmp.name, self.path)
+            write_atomic(self.path, "".join(kept).encode("utf-8"))
             return dropped
 
     def __iter__(self) -> Iterator[dict[str, object]]:

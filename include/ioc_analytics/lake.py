@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +19,7 @@ import pyarrow.parquet as pq
 
 from ioc_analytics.catalog import Table
 from ioc_analytics.errors import BadDataFileError, ConfigError, LakeNotFoundError
+from ioc_analytics.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -170,11 +170,7 @@ class LocalLake:
         Path(path).unlink(missing_ok=True)
 
     def put_bytes(self, path: str, data: bytes) -> None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, target)
+        write_atomic(path, data)
 
     def get_bytes(self, path: str) -> bytes | None:
         return Path(path).read_bytes() if Path(path).is_file() else None

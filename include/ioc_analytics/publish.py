@@ -22,6 +22,12 @@ everyone) are exported whole.
 **Only validated data.** A date is exported only if the aggregate's quality report for it (kept
 by its ``check`` task) passed; the manifest quotes that report.
 
+**Safe to open.** The data contract refuses formula-like labels at the gate; as a second line, every
+text cell that a spreadsheet would evaluate (``safety.py``: a leading ``=``, ``+``, ``-``, ``@``,
+tab or CR) is written with a leading single quote in the CSV and Excel files, as OWASP's CSV
+injection guidance says, and every Excel text cell is typed as text, never as a formula. Numbers
+stay numbers; JSON and Parquet keep the raw text. The manifest counts the neutralised cells.
+
 The four files are written from the query result in the worker: an aggregate partition is tens
 of rows, so this is not the place for Athena ``UNLOAD``.
 """
@@ -33,6 +39,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -43,7 +50,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-from ioc_analytics import partitions, sql
+from ioc_analytics import partitions, safety, sql
 from ioc_analytics.catalog import Table, load_catalog
 from ioc_analytics.engine import get_engine
 from ioc_analytics.errors import DataQualityError
@@ -102,29 +109,53 @@ class ExportFile:
     name: str
     data: bytes
     rows: int
+    #: Text cells that a spreadsheet would have evaluated, written neutralised (CSV and Excel).
+    neutralised: int = 0
 
     def describe(self, location: str) -> dict[str, Any]:
         return {"format": self.format, "path": location + self.name, "rows": self.rows, "bytes": len(self.data),
-                "sha256": hashlib.sha256(self.data).hexdigest()}
+                "sha256": hashlib.sha256(self.data).hexdigest(), "neutralised_cells": self.neutralised}
+
+
+def spreadsheet_safe(table: pa.Table) -> tuple[pa.Table, int]:
+    """The table with every text cell that a spreadsheet would evaluate neutralised
+    (``safety.neutralise``: a leading single quote, as OWASP describes), and how many were.
+    Numbers, dates and the other columns are left as they are."""
+    changed = 0
+    for i, column in enumerate(table.schema):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        values = table.column(i).to_pylist()
+        safe = [safety.neutralise(v) if v is not None else (None, False) for v in values]
+        hits = sum(flag for _, flag in safe)
+        if hits:
+            changed += hits
+            table = table.set_column(i, column, pa.array([v for v, _ in safe], column.type))
+    return table, changed
 
 
 def render_file(table: pa.Table, stem: str, fmt: str, rows_per_sheet: int = EXCEL_ROWS_PER_SHEET) -> ExportFile:
-    """The table as one file ``<stem>.<fmt>``."""
+    """The table as one file ``<stem>.<fmt>``. CSV and Excel, which spreadsheets open, hold no text
+    they would evaluate; JSON and Parquet keep the raw values (JSON has no NaN: a non-finite
+    number is null there)."""
+    neutralised = 0
     if fmt == "csv":
+        safe, neutralised = spreadsheet_safe(table)
         buffer = io.BytesIO()
-        pacsv.write_csv(table, buffer)
+        pacsv.write_csv(safe, buffer)
         data = buffer.getvalue()
     elif fmt == "parquet":
         buffer = io.BytesIO()
         pq.write_table(table, buffer, compression="snappy")
         data = buffer.getvalue()
     elif fmt == "json":
-        data = json.dumps(table.to_pylist(), default=str, indent=1, allow_nan=False).encode()
+        data = json.dumps(json_rows(table), indent=1, allow_nan=False).encode()
     elif fmt == "xlsx":
-        data = _xlsx(table, stem, rows_per_sheet)
+        safe, neutralised = spreadsheet_safe(table)
+        data = _xlsx(safe, stem, rows_per_sheet)
     else:
         raise ValueError(f"{fmt!r} is not one of {', '.join(FORMATS)}")
-    return ExportFile(fmt, f"{stem}.{fmt}", data, table.num_rows)
+    return ExportFile(fmt, f"{stem}.{fmt}", data, table.num_rows, neutralised)
 
 
 def render_files(table: pa.Table, stem: str, rows_per_sheet: int = EXCEL_ROWS_PER_SHEET) -> list[ExportFile]:
@@ -132,8 +163,25 @@ def render_files(table: pa.Table, stem: str, rows_per_sheet: int = EXCEL_ROWS_PE
     return [render_file(table, stem, fmt, rows_per_sheet) for fmt in FORMATS]
 
 
+def json_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """The rows as JSON values: text as it is, dates as ISO text, non-finite numbers as null."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, (str, int, float, bool, type(None))):
+            return value
+        return str(value)
+
+    return [plain(row) for row in table.to_pylist()]
+
+
 def _xlsx(table: pa.Table, title: str, rows_per_sheet: int) -> bytes:
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
 
     book = Workbook(write_only=True)  # streams rows: memory stays flat for large sheets
     for sheet_number, start in enumerate(range(0, max(table.num_rows, 1), rows_per_sheet), start=1):
@@ -142,18 +190,31 @@ def _xlsx(table: pa.Table, title: str, rows_per_sheet: int) -> bytes:
         sheet.append(table.column_names)
         for batch in table.slice(start, rows_per_sheet).to_batches():
             for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
-                sheet.append([_excel_value(v) for v in row])
+                cells = []
+                for value in row:
+                    cell = WriteOnlyCell(sheet, _excel_value(value))
+                    if isinstance(cell.value, str):
+                        cell.data_type = "s"  # text is text: never a formula, whatever it holds
+                    cells.append(cell)
+                sheet.append(cells)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
 
 
 def _excel_value(value: Any) -> Any:
-    # Excel has no time zones and no nested values.
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    # Excel has no time zones, no nested values, no NaN (a file holding one is "corrupt" to Excel),
+    # and no control characters (openpyxl refuses them): shown as U+FFFD.
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=None)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, (list, dict)):
-        return json.dumps(value, default=str)
+        value = json.dumps(value, default=str)
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
     return value
 
 
@@ -178,6 +239,8 @@ def export_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "rows": data.num_rows,
         "suppression": asdict(suppression),
+        # Text that a spreadsheet would evaluate, prefixed with ' in the CSV and Excel files.
+        "neutralised_cells": max(f.neutralised for f in files),
         "source": {"partition": partitions.get_registry(settings).location(table, {"date": sql.date_values(day)[
             "lake_date"]}), "validation": validation},
         "files": [file.describe(location) for file in files],

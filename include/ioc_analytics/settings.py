@@ -73,6 +73,8 @@ class Settings:
     alert_topic: str = "ioc-analytics-oncall"
     #: ``local`` only: POST each alert as JSON to this URL instead of the alert log.
     alert_webhook: str = ""
+    #: Airflow's API server, for ``ioc recover`` (it creates backfills through the REST API).
+    airflow_url: str = "http://localhost:8080"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
