@@ -32,7 +32,9 @@ def fault_messages(day: dt.date) -> dict[str, tuple[str, list[str]]]:
         "column-retyped": ("assessment_events", ["completion_time: type", "string, the contract says int"]),
         "not-parquet": ("assessment_events", ["not Parquet", "part-99999.parquet"]),
         "empty-partition": ("assessment_events", ["no rows", f"no rows of {day}"]),
+        "formula-label": ("assessment_events", ["role: unsafe text", "=HYPERLINK("]),
         "out-of-range-trait": ("ocean_scores", ["openness: out of range", "130.0"]),
+        "nan-trait": ("ocean_scores", ["openness: NaN", "1 row,"]),
         "missing-facet": ("ocean_scores", ["facets: missing map key", "1 row,", "openness.fantasy"]),
     }
 

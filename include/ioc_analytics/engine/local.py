@@ -552,7 +552,11 @@ def view_body(table: Table, selected: list[Partition], present: list[set[str]],
         branches = []
         for partition, held in zip(selected, present, strict=True):
             files = exp.Array(expressions=[exp.Literal.string(f.path) for f in partition.files])
-            source = exp.func("read_parquet", files, exp.EQ(this=exp.var("union_by_name"), expression=exp.true()))
+            # can_have_nan: Parquet writers leave NaN out of a column's min/max (pyarrow does), and
+            # DuckDB 2.0.1 skips row groups by those statistics, so without it ``isnan(x)`` and
+            # ``x > 100`` miss a NaN in a file whose other values are in range.
+            source = exp.func("read_parquet", files, exp.EQ(this=exp.var("union_by_name"), expression=exp.true()),
+                              exp.EQ(this=exp.var("can_have_nan"), expression=exp.true()))
             # A column the DDL declares but no file of the partition holds reads as NULL, as on Athena.
             wanted = [c for c in table.columns if columns is None or c.name.lower() in columns]
             if not wanted and not table.partition_names:
@@ -636,6 +640,8 @@ def _fix_dialect_gaps(tree: exp.Expression) -> None:
     """Patch what sqlglot's Trino-to-DuckDB transpilation gets wrong (types come from ``_typed``'s
     annotation, so this holds for columns, aliases and expressions alike).
 
+    - ``count_if(c)`` is NULL in DuckDB 2.0.1 when every ``c`` of the group is NULL (a group of
+      abandoned sessions without a completion time); Athena counts 0: ``count_if(coalesce(c, false))``.
     - ``cardinality(m)`` comes out as ``ARRAY_LENGTH(m)``, which DuckDB refuses for maps;
       DuckDB's ``cardinality`` counts map entries as Athena's does.
     - ``approx_percentile`` becomes DuckDB's ``reservoir_quantile`` over a uniform sample of
@@ -647,6 +653,8 @@ def _fix_dialect_gaps(tree: exp.Expression) -> None:
       takes lists only, so it becomes a lateral subquery that unnests the keys and the values
       side by side.
     """
+    for node in list(tree.find_all(exp.CountIf)):
+        node.set("this", exp.func("coalesce", node.this.copy(), exp.false()))
     for node in list(tree.find_all(exp.ArraySize)):
         if _is_map(node.this):
             node.replace(exp.Anonymous(this="cardinality", expressions=[node.this.copy()]))

@@ -1,0 +1,140 @@
+"""The data contract against the DDL, the Glue table definitions, the docs, the generator and the
+gates: one declaration, everything else derived from it or held to it."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from ioc_analytics import contract, glue, safety
+from ioc_analytics.catalog import load_catalog
+from ioc_analytics.cli import main
+from tests.conftest import ROOT
+from tests.helpers import read_events, read_scores
+
+CATALOG = load_catalog("s3://lake")
+
+
+def test_every_ddl_table_has_a_contract_with_its_columns_types_and_partition_keys():
+    assert sorted(CONTRACTS := contract.CONTRACTS) == sorted(CATALOG.tables)
+    for name, table in CATALOG.tables.items():
+        declared = CONTRACTS[name]
+        assert [(c.name, c.type) for c in declared.columns] == [(c.name, c.athena_type) for c in table.columns], name
+        assert [(c.name, c.type) for c in declared.partition_keys] == [
+            (c.name, c.athena_type) for c in table.partition_keys], name
+        for column in (*declared.columns, *declared.partition_keys):
+            assert column.why and column.severity in contract.SEVERITIES, (name, column.name)
+        for key in declared.unique:
+            assert {k for k in key} <= {c.name for c in declared.columns}, (name, key)
+
+
+def test_the_ddl_projection_and_the_contract_agree_on_the_assessment_types():
+    events = CATALOG.table("assessment_events")
+    assert events.enum_values("assessment_type") == contract.ASSESSMENT_TYPES
+    assert contract.contract("assessment_events").column("assessment_type").domain.values == contract.ASSESSMENT_TYPES
+
+
+def test_the_glue_tables_carry_the_contracts_columns_types_and_comments():
+    for name, table in CATALOG.tables.items():
+        made = glue.table_input(table)
+        declared = contract.CONTRACTS[name]
+        assert [(c["Name"], c["Type"]) for c in made["StorageDescriptor"]["Columns"]] == [
+            (c.name, c.type) for c in declared.columns]
+        assert [(c["Name"], c["Type"]) for c in made["PartitionKeys"]] == [
+            (c.name, c.type) for c in declared.partition_keys]
+        for column in made["StorageDescriptor"]["Columns"] + made["PartitionKeys"]:
+            assert 0 < len(column["Comment"]) <= glue.COMMENT_CHARS
+            assert column["Comment"].startswith(declared.column(column["Name"]).describe()[:100])
+
+
+def test_the_docs_table_is_generated_from_the_contract(capsys):
+    page = (ROOT / "docs" / "data-contract.md").read_text()
+    assert page == contract.markdown(), "regenerate it: ioc contract > docs/data-contract.md"
+    assert main(["contract"]) == 0 and capsys.readouterr().out == page
+    for table in contract.CONTRACTS.values():
+        assert f"## `{table.name}`" in page
+        for column in table.columns:
+            assert f"| `{column.name}` | `{column.type}` |" in page
+    assert main(["contract", "ocean_scores"]) == 0
+    shown = capsys.readouterr().out
+    assert re.search(r"^openness\s+double\s+0 to 100; never NaN or ±Infinity; not null \(error\)$", shown, re.M)
+    assert main(["contract", "no_such_table"]) == 2
+
+
+def test_the_generator_writes_only_what_the_contract_allows(sample_lake):
+    events, scores = read_events(sample_lake), read_scores(sample_lake)
+    for frame, table in ((events, "assessment_events"), (scores, "ocean_scores")):
+        for column in contract.contract(table).columns:
+            if isinstance(column.domain, contract.Labels):
+                assert set(frame[column.name].dropna()) <= set(column.domain.values), (table, column.name)
+                assert len(set(frame[column.name])) == len(column.domain.values), "every label is drawn"
+    facets = {k for m in scores["facets"].head(50) for k, _ in m}
+    assert facets == set(contract.FACET_KEYS)
+
+
+def test_the_gates_take_no_vocabulary_from_the_generator():
+    for module in ("quality", "pipeline", "contract", "publish", "api"):
+        tree = ast.parse((ROOT / "include" / "ioc_analytics" / f"{module}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not {m for m in imported if m and m.endswith("generate")}, module
+
+
+@pytest.mark.parametrize(("declared", "held", "ok"), [
+    ("string", pa.string(), True), ("string", pa.large_string(), True),
+    ("string", pa.dictionary(pa.int32(), pa.string()), True), ("string", pa.int64(), False),
+    ("int", pa.int32(), True), ("int", pa.int16(), True), ("int", pa.int64(), False), ("int", pa.uint32(), False),
+    ("int", pa.string(), False), ("bigint", pa.int64(), True), ("bigint", pa.int32(), True),
+    ("double", pa.float64(), True), ("double", pa.float32(), True), ("double", pa.int64(), False),
+    ("double", pa.string(), False), ("timestamp", pa.timestamp("ms"), True), ("timestamp", pa.timestamp("ns"), True),
+    ("timestamp", pa.timestamp("us", tz="UTC"), True), ("timestamp", pa.string(), False),
+    ("boolean", pa.bool_(), True), ("boolean", pa.int8(), False),
+    ("map<string,double>", pa.map_(pa.string(), pa.float64()), True),
+    ("map<string,double>", pa.map_(pa.string(), pa.string()), False),
+    ("map<string,struct<score:double,responses:int,std_dev:double>>",
+     pa.map_(pa.string(), pa.struct([("score", pa.float64()), ("responses", pa.int32()), ("std_dev", pa.float64())])),
+     True),
+    ("map<string,struct<score:double,responses:int,std_dev:double>>",
+     pa.map_(pa.string(), pa.struct([("score", pa.float64()), ("responses", pa.int32())])), False),
+])
+def test_a_file_column_is_accepted_when_it_reads_as_the_declared_type(declared, held, ok):
+    assert contract.accepts(declared, held) is ok
+
+
+CELLS = ["=1+1", "+1", "-1", "@SUM(A1)", " =HYPERLINK(\"http://x\",\"open\")", "\u00a0=1", "\uff1dcmd", "\tx", "\rx",
+         "\nx", "Technology", "0-2 years", "20+ years", "a=b", "Middle East & Africa", "user@example.com", ""]
+
+
+def test_python_and_duckdb_agree_on_what_is_unsafe():
+    con = duckdb.connect()
+    texts = [*CELLS, "a\x01b", "ok\x7f", "\u202eevil", "zero\u200bwidth", "caf\u00e9", "日本語"]
+    for text in texts:
+        (in_duckdb,) = con.execute("SELECT regexp_matches(?, ?)", [text, safety.unsafe_regex("re2")]).fetchone()
+        assert in_duckdb is safety.is_unsafe(text), repr(text)
+    assert [safety.is_formula_like(t) for t in CELLS] == [True] * 10 + [False] * 7
+
+
+def test_neutralise_prefixes_a_quote_to_formula_like_text_only():
+    for text in CELLS:
+        out, changed = safety.neutralise(text)
+        assert changed is safety.is_formula_like(text) and out == ("'" + text if changed else text)
+        assert not safety.is_formula_like(out)
+
+
+def test_every_rule_is_valid_duckdb_and_passes_on_the_generated_day(sample_lake):
+    """The rules compile, and good data breaks none (each raw table on one generated day)."""
+    con = duckdb.connect()
+    events = sorted(str(p) for p in Path(sample_lake, "assessments", "2024", "01", "10").glob("*/*.parquet"))
+    scores = [str(Path(sample_lake, "ocean_scores", "2024", "01", "part-20240110.parquet"))]
+    con.execute(f"CREATE VIEW e AS SELECT *, '2024/01/10' AS date, 'career' AS assessment_type "
+                f"FROM read_parquet({events})")
+    con.execute(f"CREATE VIEW s AS SELECT *, '2024' AS year, '01' AS month FROM read_parquet({scores})")
+    for view, table in (("e", "assessment_events"), ("s", "ocean_scores")):
+        for rule in contract.rules(table):
+            (count,) = con.execute(f"SELECT count(*) FROM ({rule.query.format(batch=view)})").fetchone()
+            assert count == 0, rule.name
