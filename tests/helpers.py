@@ -159,6 +159,27 @@ def read_aggregate(state_dir: Path, table: str, day: dt.date) -> pd.DataFrame:
     return pq.read_table(rows[0][0]).to_pandas().assign(date=day.strftime("%Y/%m/%d"))
 
 
+def sorted_aggregate(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """An aggregate's rows in the order of its key (the contract's unique key)."""
+    from ioc_analytics.contract import contract
+
+    keys = list(contract(name).unique[0]) if contract(name).unique else []
+    return frame.sort_values(keys).reset_index(drop=True) if keys else frame
+
+
+def assert_same_aggregate(left: pd.DataFrame, right: pd.DataFrame, name: str) -> None:
+    """Equal, except approximate percentiles: approx_percentile merges per-thread digests in no
+    fixed order (DuckDB's and Athena's alike), so re-runs agree to the approximation, not to the
+    last digit."""
+    import numpy as np
+    import pandas as pd
+
+    approximate = [c for c in left.columns if c.endswith(("_p25", "_p50", "_p75"))]
+    pd.testing.assert_frame_equal(left.drop(columns=approximate), right.drop(columns=approximate), obj=name)
+    for column in approximate:
+        np.testing.assert_allclose(left[column], right[column], rtol=0.01, err_msg=f"{name}.{column}")
+
+
 def export_file(exports_root: Path, name: str, day: dt.date, fmt: str = "csv") -> Path | None:
     """The current export of an aggregate for a day, found through its manifest (None if none)."""
     import json

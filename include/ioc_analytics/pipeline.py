@@ -119,9 +119,14 @@ def rows_on(meta: pq.FileMetaData, day: dt.date) -> int:
                       if group.column(c).path_in_schema == "timestamp"), None)
         if stats is None or not stats.has_min_max or not isinstance(stats.min, dt.datetime):
             rows += group.num_rows  # no statistics, or not of a timestamp (a retyped column): it counts
-        elif stats.min < end and stats.max >= start:
+        elif _naive_utc(stats.min) < end and _naive_utc(stats.max) >= start:
             rows += group.num_rows
     return rows
+
+
+def _naive_utc(moment: dt.datetime) -> dt.datetime:
+    """A timestamp statistic as naive UTC (files written with UTC-adjusted timestamps give aware ones)."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def late_message(report: Freshness) -> str:

@@ -442,11 +442,16 @@ def _create_views(database: Path, table: Table, day: dt.date,
               f" WHERE (\"timestamp\" >= TIMESTAMP '{start}' AND \"timestamp\" < TIMESTAMP '{end}')"
               " OR \"timestamp\" IS NULL OR year(\"timestamp\") <> CAST(\"year\" AS INTEGER)"
               " OR month(\"timestamp\") <> CAST(\"month\" AS INTEGER)")
+    # Timestamps as naive UTC whether a file marks them UTC-adjusted or not: GX's connection keeps
+    # the machine's time zone, in which DuckDB would compare an adjusted one with the day's bounds.
+    stamps = [c.name for c in contract.contract(table.name).columns if c.type == "timestamp"]
+    naive = (" REPLACE (" + ", ".join(f'make_timestamp(epoch_us("{c}")) AS "{c}"' for c in stamps) + ")"
+             if stamps else "")
     con = duckdb.connect(str(database))
     try:
         for name, (selected, present) in views.items():
             body = view_body(table, selected, present)
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM ({body}){on_day}")
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM (SELECT *{naive} FROM ({body})){on_day}")
     finally:
         con.close()
 

@@ -21,19 +21,19 @@ from ioc_analytics.engine import get_engine
 from ioc_analytics.errors import QueryError
 from ioc_analytics.settings import get_settings
 from ioc_analytics.tables import AGGREGATES
-from tests.helpers import TODAY, TRAITS, expected_aggregates, read_aggregate, read_events, read_scores
+from tests.helpers import (
+    TODAY,
+    TRAITS,
+    assert_same_aggregate,
+    expected_aggregates,
+    read_aggregate,
+    read_events,
+    read_scores,
+    sorted_aggregate,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = TODAY - dt.timedelta(days=3)  # a full 30-day look-back behind it
-KEYS = {
-    "daily_active_users": [],
-    "completion_rates": ["device", "assessment_type"],
-    "user_breakdowns": ["dimension", "value"],
-    "assessment_funnel": ["assessment_type"],
-    "ocean_trait_percentiles": ["industry"],
-    "facet_summary": ["facet"],
-    "dark_side_summary": ["indicator"],
-}
 TAGS = {"dag_id": "test", "task_id": "build", "ds": "test"}
 
 
@@ -47,21 +47,7 @@ def _build_all(settings, day):
 
 
 def _tables(state, day):
-    return {name: _sorted(read_aggregate(state, name, day), name) for name in AGGREGATES}
-
-
-def _assert_same(left, right, name):
-    """Equal, except approximate percentiles: approx_percentile merges per-thread digests in no
-    fixed order (DuckDB's and Athena's alike), so re-runs agree to the approximation, not to the
-    last digit."""
-    approximate = [c for c in left.columns if c.endswith(("_p25", "_p50", "_p75"))]
-    pd.testing.assert_frame_equal(left.drop(columns=approximate), right.drop(columns=approximate), obj=name)
-    for column in approximate:
-        np.testing.assert_allclose(left[column], right[column], rtol=0.01, err_msg=f"{name}.{column}")
-
-
-def _sorted(frame, name):
-    return frame.sort_values(KEYS[name]).reset_index(drop=True) if KEYS[name] else frame
+    return {name: sorted_aggregate(read_aggregate(state, name, day), name) for name in AGGREGATES}
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +78,8 @@ def test_every_aggregate_has_ddl_query_and_checks():
 @pytest.mark.parametrize("name", [n for n in AGGREGATES if n != "ocean_trait_percentiles"])
 def test_aggregate_matches_pandas(built, expected, name):
     _, state, _ = built
-    got = _sorted(read_aggregate(state, name, DAY), name)
-    want = _sorted(expected[name], name)
+    got = sorted_aggregate(read_aggregate(state, name, DAY), name)
+    want = sorted_aggregate(expected[name], name)
     assert len(got) == len(want) > 0
     for column in got.columns:
         if column == "date":
@@ -132,8 +118,8 @@ def test_the_benchmarks_pandas_peer_gives_the_engines_answers(built):
     lake, state, _ = built
     answers = peer.aggregates(lake, DAY)
     for name in AGGREGATES:
-        got = _sorted(read_aggregate(state, name, DAY), name)
-        want = _sorted(answers[name], name)
+        got = sorted_aggregate(read_aggregate(state, name, DAY), name)
+        want = sorted_aggregate(answers[name], name)
         assert len(got) == len(want) > 0, name
         for column in want.columns:
             # exact percentiles in pandas; the engine's are approximate (checked by rank above)
@@ -159,7 +145,7 @@ def test_rerunning_a_day_gives_the_same_rows_and_keeps_two_versions(built):
     _build_all(settings, DAY)
     after = _tables(state, DAY)
     for name in AGGREGATES:
-        _assert_same(after[name], before[name], name)
+        assert_same_aggregate(after[name], before[name], name)
         folder = lake / "aggregates" / name / DAY.strftime("%Y/%m/%d")
         assert len([p for p in folder.iterdir() if p.name.startswith("v")]) == 2, "current and previous only"
 
@@ -175,7 +161,7 @@ def test_two_days_in_either_order_give_the_same_tables(sample_lake, tmp_path):
         results.append({day: _tables(state, day) for day in days})
     for day in days:
         for name in AGGREGATES:
-            _assert_same(results[0][day][name], results[1][day][name], f"{name} {day}")
+            assert_same_aggregate(results[0][day][name], results[1][day][name], f"{name} {day}")
 
 
 def test_a_rerun_after_the_source_changed_reflects_the_change(sample_lake, tmp_path):

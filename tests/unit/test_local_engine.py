@@ -365,3 +365,43 @@ def test_approx_percentile_on_groups_larger_than_the_sample(day_of_150k_events, 
         for p, value in zip((0.1, 0.5, 0.9), row["q"], strict=True):
             rank = np.searchsorted(ordered, value, side="right") / len(ordered)
             assert abs(rank - p) <= 0.02, (row["industry"], p, rank)
+
+
+def test_count_if_over_a_group_of_nulls_is_zero_as_on_athena(local_engine, sample_lake):
+    """A group whose completion times are all null (abandoned sessions) completed 0 sessions on
+    Athena; DuckDB's own count_if says NULL."""
+    from tests.helpers import read_events
+
+    day = "2024/01/10"
+    result = local_engine.query(
+        "SELECT device, COUNT_IF(completion_time > 0) AS completed, COUNT_IF(completion_time IS NULL AND false) "
+        "AS none FROM assessment_events WHERE date = ? AND completion_time IS NULL GROUP BY device ORDER BY device",
+        [day]).table.to_pylist()
+    events = read_events(sample_lake)
+    devices = sorted(set(events[(events["date"] == day) & events["completion_time"].isna()]["device"]))
+    assert result == [{"device": d, "completed": 0, "none": 0} for d in devices] and devices
+
+
+def test_a_nan_outside_the_files_statistics_is_read(sample_lake, tmp_path):
+    """Parquet writers leave NaN out of a column's min/max; a filter the statistics rule out must
+    still see it (the data-quality gate asks exactly that)."""
+    import math
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ioc_analytics.engine.local import LocalEngine
+    from ioc_analytics.settings import get_settings
+
+    lake = tmp_path / "lake"
+    shutil.copytree(sample_lake / "ocean_scores" / "2024" / "01", lake / "ocean_scores" / "2024" / "01")
+    path = lake / "ocean_scores" / "2024" / "01" / "part-20240110.parquet"
+    data = pq.read_table(path)
+    values = data["openness"].to_pylist()
+    values[0] = math.nan
+    pq.write_table(data.set_column(data.schema.get_field_index("openness"), "openness", pa.array(values)), path)
+    assert pq.read_metadata(path).row_group(0).column(3).statistics.max <= 100
+    engine = LocalEngine(get_settings(backend="local", lake_root=str(lake), state_dir=str(tmp_path / "state")))
+    found = engine.query("SELECT COUNT_IF(is_nan(openness)) AS nans FROM ocean_scores WHERE year = '2024' "
+                         "AND month = '01' AND is_nan(openness)").table.to_pylist()
+    assert found == [{"nans": 1}]

