@@ -355,6 +355,14 @@ def _earlier_days(table: Table, day: dt.date) -> list[dt.date]:
     return [day.replace(day=d) for d in range(1, day.day)]
 
 
+def later_days(table_name: str, day: dt.date) -> list[dt.date]:
+    """The days after ``day`` whose aggregates read it: the inverse of :func:`_earlier_days`."""
+    if "date" in (k.name for k in contract.contract(table_name).partition_keys):
+        return [day + dt.timedelta(days=n) for n in range(1, sql.LOOKBACK_DAYS + 1)]
+    following = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return [day + dt.timedelta(days=n) for n in range(1, (following - day).days)]
+
+
 def own_failures(report: dict[str, Any]) -> list[Failure]:
     """A kept report's error-level failures of its own day's data (not those of an earlier day it
     read: a day stopped only by the look-back holds no bad data)."""

@@ -5,18 +5,20 @@ A day whose raw data fails its own checks stops every later day whose aggregates
 (``ocean_scores``). Their ``validate_`` tasks fail, naming the bad day. Once the bad day is fixed
 or delivered again, this re-runs it and the days it blocked, through Airflow's REST API:
 
-1. the plan, from the quality reports kept in the lake: the named days' own failures, and the later
-   days whose reports say they were stopped by them;
+1. the plan, from the quality reports kept in the lake: the named days' own failures, the later
+   days whose reports say they were stopped by them, and the later days that read a named day
+   and were built anyway (validated before it failed: days of one backfill run side by side, or
+   the day was delivered again, bad, after they ran): their aggregates carry its bad rows;
 2. each named day is validated again now (seconds), so that a fix that did not take stops here,
    with what still fails, before any run starts;
 3. a backfill with ``reprocess_behavior: failed`` of the named days, one run at a time in date
    order (a later bad day reads an earlier one), waited for;
-4. a backfill with ``reprocess_behavior: failed`` of the blocked days after them, two at a time
-   (they read the fixed days, not each other: a day stopped only by the look-back holds no bad
-   data and blocks nothing), waited for.
+4. a backfill with ``reprocess_behavior: completed`` of the later days, two at a time (they read
+   the fixed days, not each other: a day stopped only by the look-back holds no bad data and
+   blocks nothing), waited for.
 
-A backfill creates the runs that do not exist and re-runs the failed ones; runs that succeeded are
-left alone. The Airflow API is ``IOC_AIRFLOW_URL``; the caller authenticates with
+A backfill creates the runs that do not exist; ``failed`` re-runs the failed ones, ``completed``
+the failed and the successful ones. The Airflow API is ``IOC_AIRFLOW_URL``; the caller authenticates with
 ``IOC_AIRFLOW_TOKEN`` (a JWT), or ``IOC_AIRFLOW_USERNAME`` (``admin``) and
 ``IOC_AIRFLOW_PASSWORD``, or, for ``make airflow``, the password standalone generated in its home.
 """
@@ -54,16 +56,29 @@ class Plan:
     bad: dict[dt.date, dict[str, str]] = field(default_factory=dict)
     #: Later days stopped by the look-back on a named day.
     blocked: list[dt.date] = field(default_factory=list)
+    #: Later days that read a named day and were built anyway (validated before it failed).
+    read: list[dt.date] = field(default_factory=list)
+
+    @property
+    def later(self) -> list[dt.date]:
+        return sorted(set(self.blocked) | set(self.read))
 
     def describe(self) -> list[str]:
         lines = [f"{day} failed its own checks: " + "; ".join(f"{t}: {what}" for t, what in failed.items())
                  for day, failed in self.bad.items()]
         if self.blocked:
-            lines.append(f"it blocked {len(self.blocked)} later day{'s' if len(self.blocked) > 1 else ''}: "
-                         + ", ".join(d.isoformat() for d in self.blocked))
-        else:
-            lines.append("no later day is blocked by it")
+            lines.append(f"it blocked {_days(self.blocked)}: " + ", ".join(d.isoformat() for d in self.blocked))
+        if self.read:
+            built = "was" if len(self.read) == 1 else "were"
+            lines.append(f"{_days(self.read)} read it and {built} built anyway (validated before it failed), re-run "
+                         "too: " + ", ".join(d.isoformat() for d in self.read))
+        if not self.later:
+            lines.append("no later day read it")
         return lines
+
+
+def _days(days: list[dt.date]) -> str:
+    return f"{len(days)} later day{'s' if len(days) > 1 else ''}"
 
 
 def _reports(settings: Settings) -> dict[tuple[str, dt.date], dict[str, Any]]:
@@ -104,7 +119,10 @@ def plan(settings: Settings, days: list[dt.date]) -> Plan:
         for failure in (quality.Failure.from_dict(f) for f in report.get("failures", [])):
             if failure.breach == quality.contract.EARLIER_DAY and named & set(map(str, failure.samples)):
                 blocked.add(day)
+    read = {later for day, failed in result.bad.items() for table in failed
+            for later in quality.later_days(table, day) if (table, later) in reports}
     result.blocked = sorted(blocked - set(result.bad))
+    result.read = sorted(read - blocked - set(result.bad))
     return result
 
 
@@ -162,10 +180,11 @@ class AirflowApi:
     def is_paused(self, dag_id: str) -> bool:
         return bool(self._send("GET", f"/api/v2/dags/{dag_id}")["is_paused"])
 
-    def backfill(self, dag_id: str, first: dt.date, last: dt.date, max_active_runs: int) -> int:
-        """A backfill that creates the missing runs and re-runs the failed ones; its id."""
+    def backfill(self, dag_id: str, first: dt.date, last: dt.date, max_active_runs: int, reprocess: str) -> int:
+        """A backfill that creates the missing runs and re-runs the ``reprocess`` ones (``failed``,
+        ``completed``); its id."""
         body = {"dag_id": dag_id, "from_date": f"{first}T00:00:00Z", "to_date": f"{last}T00:00:00Z",
-                "reprocess_behavior": "failed", "max_active_runs": max_active_runs, "run_backwards": False,
+                "reprocess_behavior": reprocess, "max_active_runs": max_active_runs, "run_backwards": False,
                 "dag_run_conf": {}}
         return int(self._send("POST", "/api/v2/backfills", json=body)["id"])
 
@@ -209,13 +228,16 @@ def recover(settings: Settings, days: list[dt.date], api: AirflowApi | None = No
         raise RecoveryError(f"{DAG_ID} is paused, so its backfill runs would wait: unpause it (the toggle in the UI, "
                             f"or PATCH /api/v2/dags/{DAG_ID} {{\"is_paused\": false}}), then run `ioc recover` again")
     bad = sorted(recovery.bad)
-    phases = [(bad[0], bad[-1], 1, "the fixed days, one at a time")]
-    later = [d for d in recovery.blocked if d > bad[-1]]
+    # The named days one at a time, in order (a later bad day reads an earlier one); then the later
+    # days, side by side: they read the named days, not each other.
+    phases = [(day, day, 1, "failed", "a fixed day") for day in bad]
+    later = [d for d in recovery.later if d > bad[0]]
     if later:
-        phases.append((later[0], later[-1], 2, "the days they blocked"))
-    for first, last, at_once, what in phases:
-        backfill = api.backfill(DAG_ID, first, last, at_once)
-        echo(f"backfill {backfill} of {DAG_ID}, {first} to {last} ({what}): failed runs re-run, missing ones created")
+        phases.append((later[0], later[-1], 2, "completed", "the later days that read it"))
+    for first, last, at_once, reprocess, what in phases:
+        backfill = api.backfill(DAG_ID, first, last, at_once, reprocess)
+        echo(f"backfill {backfill} of {DAG_ID}, {first} to {last} ({what}): {reprocess} runs re-run, missing ones "
+             "created")
         deadline = time.monotonic() + wait_s
         while not api.completed(backfill):
             if time.monotonic() > deadline:
@@ -230,5 +252,5 @@ def recover(settings: Settings, days: list[dt.date], api: AirflowApi | None = No
             echo(f"{len(failed)} runs did not succeed ({', '.join(map(str, failed))}): open them in the UI; "
                  "their failed task's log says why")
             return False
-    echo(f"recovered: {len(bad) + len(later)} days re-run")
+    echo(f"recovered: {len(bad)} fixed day{'s' if len(bad) > 1 else ''} and {len(later)} later ones re-run")
     return True

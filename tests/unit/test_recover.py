@@ -1,0 +1,95 @@
+"""``ioc recover``'s plan from the kept quality reports, and what stops it before any run starts.
+The re-runs themselves go through Airflow's REST API: tests/system/test_airflow_e2e.py does the
+whole way back on a real Airflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+
+from ioc_analytics import quality, recover
+from ioc_analytics.errors import ConfigError, DataQualityError
+from ioc_analytics.generate import inject_fault
+from ioc_analytics.settings import get_settings
+from tests.unit.test_cli import run_ioc
+
+BAD = dt.date(2024, 1, 10)
+LATER = [BAD + dt.timedelta(days=n) for n in (1, 2)]
+
+
+@pytest.fixture()
+def blocked(sample_lake, tmp_path):
+    """A bad day (an unknown device); the day after it stopped by it; the one after that validated
+    before it, as two days of one backfill can be, so built from it."""
+    lake = tmp_path / "lake"
+    for day in (BAD, *LATER):
+        folder = f"{day:%Y/%m/%d}"
+        shutil.copytree(sample_lake / "assessments" / folder, lake / "assessments" / folder)
+    good = pq.read_table(lake / "assessments" / f"{BAD:%Y/%m/%d}" / "personality" / "part-00000.parquet")
+    inject_fault(lake, BAD, "unknown-device", "personality")
+    settings = get_settings(backend="local", lake_root=str(lake), state_dir=str(tmp_path / "state"),
+                            airflow_url="http://127.0.0.1:9")
+    quality.gate(quality.validate_source(settings, LATER[1], "assessment_events"))
+    for day in (BAD, LATER[0]):
+        with pytest.raises(DataQualityError) as caught:
+            quality.gate(quality.validate_source(settings, day, "assessment_events"))
+        if day != BAD:
+            assert f"ioc recover {BAD}" in str(caught.value)
+    return settings, lake, good
+
+
+def test_the_plan_names_the_bad_day_what_failed_and_the_days_it_blocked(blocked):
+    settings, _, _ = blocked
+    plan = recover.plan(settings, [BAD])
+    assert list(plan.bad) == [BAD] and plan.blocked == LATER[:1] and plan.read == LATER[1:]
+    assert plan.later == LATER and "device: unknown label" in plan.bad[BAD]["assessment_events"]
+    lines = plan.describe()
+    assert lines[0].startswith(f"{BAD} failed its own checks: assessment_events: [date=2024/01/10, "
+                               "assessment_type=personality] device: unknown label")
+    assert lines[1:] == [f"it blocked 1 later day: {LATER[0]}",
+                         f"1 later day read it and was built anyway (validated before it failed), re-run too: "
+                         f"{LATER[1]}"]
+
+
+def test_a_day_that_did_not_fail_its_own_checks_is_refused_with_the_days_that_did(blocked):
+    settings, _, _ = blocked
+    with pytest.raises(ConfigError, match=f"{LATER[0]} did not fail its own checks .* days whose own checks "
+                                          f"failed: {BAD}"):
+        recover.plan(settings, [LATER[0]])
+    with pytest.raises(ConfigError, match=f"name the days to recover .* failed: {BAD}$"):
+        recover.plan(settings, [])
+
+
+def test_a_fix_that_did_not_take_stops_before_any_run(blocked):
+    settings, _, _ = blocked
+    with pytest.raises(recover.RecoveryError, match=f"{BAD} still fails: assessment_events: .*device: unknown "
+                                                    "label.* nothing was re-run"):
+        recover.recover(settings, [BAD], echo=lambda _: None)
+
+
+def test_after_the_fix_it_needs_airflow_and_says_where_it_looked(blocked):
+    settings, lake, good = blocked
+    pq.write_table(good, lake / "assessments" / f"{BAD:%Y/%m/%d}" / "personality" / "part-00000.parquet")
+    said = []
+    with pytest.raises(recover.RecoveryError, match=r"cannot reach Airflow's API at http://127.0.0.1:9 .*"
+                                                    r"start Airflow \(`make airflow`\), or set IOC_AIRFLOW_URL"):
+        recover.recover(settings, [BAD], echo=said.append)
+    assert said[-1] == f"validated again: {BAD} passes"
+    assert quality.load_reports(settings, BAD)[0]["passed"], "the fixed day's report says so"
+
+
+def test_the_command_dry_run_and_its_errors(blocked, tmp_path):
+    settings, lake, _ = blocked
+    state = tmp_path / "state"
+    dry = run_ioc("recover", str(BAD), "--dry-run", lake=lake, state=state)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[1] == f"it blocked 1 later day: {LATER[0]}"
+    assert dry.stdout.splitlines()[-1] == "dry run: nothing validated, nothing re-run"
+    none = run_ioc("recover", lake=lake, state=state)
+    assert none.returncode == 2 and none.stderr == f"error: name the days to recover (YYYY-MM-DD); days whose own " \
+                                                   f"checks failed: {BAD}\n"
+    usage = run_ioc("recover", "--help", lake=lake, state=state)
+    assert "example: ioc recover 2024-01-15" in usage.stdout and "IOC_AIRFLOW_URL" in usage.stdout
