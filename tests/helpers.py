@@ -167,6 +167,22 @@ def sorted_aggregate(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return frame.sort_values(keys).reset_index(drop=True) if keys else frame
 
 
+def assert_matches_pandas(got: pd.DataFrame, want: pd.DataFrame, name: str) -> None:
+    """A built aggregate (its ``date`` column aside) against the pandas answer: counts exactly,
+    floats to 1e-9 (not the approximate percentiles: see test_aggregates)."""
+    import numpy as np
+    import pandas as pd
+
+    got, want = sorted_aggregate(got.drop(columns="date", errors="ignore"), name), sorted_aggregate(want, name)
+    assert len(got) == len(want) > 0, name
+    for column in got.columns:
+        if pd.api.types.is_float_dtype(got[column]):
+            np.testing.assert_allclose(got[column].to_numpy(), want[column].to_numpy(dtype=float), rtol=1e-9,
+                                       err_msg=f"{name}.{column}")
+        else:
+            assert got[column].tolist() == want[column].tolist(), f"{name}.{column}"
+
+
 def assert_same_aggregate(left: pd.DataFrame, right: pd.DataFrame, name: str) -> None:
     """Equal, except approximate percentiles: approx_percentile merges per-thread digests in no
     fixed order (DuckDB's and Athena's alike), so re-runs agree to the approximation, not to the

@@ -24,6 +24,7 @@ from ioc_analytics.tables import AGGREGATES
 from tests.helpers import (
     TODAY,
     TRAITS,
+    assert_matches_pandas,
     assert_same_aggregate,
     expected_aggregates,
     read_aggregate,
@@ -78,17 +79,9 @@ def test_every_aggregate_has_ddl_query_and_checks():
 @pytest.mark.parametrize("name", [n for n in AGGREGATES if n != "ocean_trait_percentiles"])
 def test_aggregate_matches_pandas(built, expected, name):
     _, state, _ = built
-    got = sorted_aggregate(read_aggregate(state, name, DAY), name)
-    want = sorted_aggregate(expected[name], name)
-    assert len(got) == len(want) > 0
-    for column in got.columns:
-        if column == "date":
-            assert set(got["date"]) == {DAY.strftime("%Y/%m/%d")}
-        elif pd.api.types.is_float_dtype(got[column]):
-            np.testing.assert_allclose(got[column].to_numpy(), want[column].to_numpy(dtype=float), rtol=1e-9,
-                                       err_msg=f"{name}.{column}")
-        else:
-            assert got[column].tolist() == want[column].tolist(), f"{name}.{column}"
+    got = read_aggregate(state, name, DAY)
+    assert set(got["date"]) == {DAY.strftime("%Y/%m/%d")}
+    assert_matches_pandas(got, expected[name], name)
 
 
 def test_ocean_trait_percentiles_match_pandas_within_rank_tolerance(built, expected):
