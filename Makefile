@@ -31,12 +31,16 @@ $(STAMP): requirements-dev.lock pyproject.toml
 
 venv: $(STAMP)
 
+# Two pytest workers (pytest-xdist), each taking a whole test file at a time, so that a file's
+# module fixtures are built once. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not integration"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -23,17 +23,24 @@ asset (`ioc.<name>`) that its `check` task updates once the day's partition has 
   `ocean_scores` must reach into the day. *Fails when* the day is more than 6 h overdue: the
   message names the partitions, where it looked and how late they are. Clear it once the
   upstream export has landed.
-- `validate_<table>`: the table's data-quality suite on the day (Great Expectations on DuckDB,
-  `include/ioc_analytics/quality.py`): files are Parquet with the DDL's columns and types, ids
-  present, known devices and platforms, sane completion times, timestamps inside the day, no
-  duplicates, traits and maps in range, volume in line with the same weekday of the last 4 weeks.
-  *Fails when* an error-level check fails: the message names the partition, the check, how many
-  rows fail and a few values, and nothing that reads the table is built or exported for the day.
-  The report is kept in the lake (`quality/<table>/<date>.json`; `ioc quality <date>` prints the
-  day). Warnings (an unknown app version, a moderate volume change) are logged and the day goes
-  on. With `IOC_QUARANTINE=true`, a failing partition of an optional assessment type is moved to
-  `quarantine/` and the day goes on without it. Fix or re-deliver the source, then clear this
-  task: a passing re-run releases the quarantine.
+- `validate_<table>`: the table's data contract on the day (`include/ioc_analytics/contract.py`,
+  as Great Expectations on DuckDB; `docs/data-contract.md` lists every column): files are Parquet
+  with the contract's columns and types, ids present and well formed, labels known and safe (no
+  spreadsheet formula, no control characters), numbers in range and never NaN, timestamps inside
+  the day, no duplicates, maps with their keys, volume in line with the same weekday of the last
+  4 weeks, and no earlier day that the day's aggregates read (the 30-day look-back, the month to
+  date) failing its own checks. *Fails when* an error-level rule breaks: the message names the
+  partition, the column, the class of breach, how many rows and a few of them, and nothing that
+  reads the table is built or exported for the day. The report is kept in the lake
+  (`quality/<table>/<date>.json`; `ioc quality <date>` prints the day). Warnings (a new industry,
+  role, region or app version, a moderate volume change) are logged and the day goes on. With
+  `IOC_QUARANTINE=true`, a failing partition of an optional assessment type is moved to
+  `quarantine/` and the day goes on without it (a passing re-run releases it).
+  **The way back**: fix or re-deliver the day the message names, then run
+  `ioc recover <that day>` (with `IOC_AIRFLOW_URL` and a login, README "Data quality"): it
+  validates the day again, re-runs it, then every later day it blocked or that read it, with
+  backfills through the REST API. When the failure names an *earlier* day ("earlier day
+  failed"), this day's data is fine: recover that earlier day, and this one is re-run with it.
 - `repair_partitions`: makes the catalog's partitions of the aggregate tables (Glue on `aws`,
   the local registry on `local`) agree with the lake over the last 31 days; logs what it added,
   repointed, and what points at nothing. The raw tables use partition projection: nothing to do.
@@ -42,12 +49,15 @@ asset (`ioc.<name>`) that its `check` task updates once the day's partition has 
   partition to it in one catalog update: readers see the old day or the new one, never half.
   *Fails when* the query fails; the message has the error and the query id (the local query
   log, or the Athena history). The previous version stays in place.
-- `<name>.check`: `include/sql/checks/<name>.sql`, one check per column. *Fails when* the data is
-  wrong: the partition is rolled back to its earlier version (or to no data), so readers never
-  keep a day that failed, and nothing is exported. Fix the source, then clear the `build` task.
+- `<name>.check`: the aggregate's data contract (no NaN, rates in 0-1, known and safe labels,
+  unique keys) and `include/sql/checks/<name>.sql` (its invariants against the sources). *Fails
+  when* the data is wrong: the partition is rolled back to its earlier version (or to no data), so
+  readers never keep a day that failed, and nothing is exported. Fix the source, then clear the
+  `build` task.
 - `<name>.export`: publishes the day's export set under the exports root,
   `<name>/<date>/manifest.json` and the CSV, Excel, JSON and Parquet files it lists; breakdown
-  rows with fewer than `IOC_MIN_GROUP_USERS` users are blanked. *Fails when* the exports location
+  rows with fewer than `IOC_MIN_GROUP_USERS` users are blanked; text a spreadsheet would evaluate
+  is neutralised in the CSV and Excel files (the manifest counts it). *Fails when* the exports location
   is not writable, or the day has no passing quality report (clear the `check` task).
 
 - `dashboard` (local backend; skipped on aws): once every export has finished or failed, writes the day's HTML dashboard

@@ -13,6 +13,7 @@ import pytest
 from ioc_analytics import quality
 from ioc_analytics.errors import DataQualityError
 from ioc_analytics.generate import generate_lake, inject_fault
+from ioc_analytics.tables import RAW_TABLES
 from tests.aws.conftest import LAKE_BUCKET
 from tests.helpers import ONE_DAY
 
@@ -34,7 +35,7 @@ def _keys(moto, prefix: str) -> list[str]:
 
 def test_a_good_day_passes_and_its_report_is_kept_in_s3(aws_settings, moto, one_day_lake):
     _upload(moto, one_day_lake)
-    for table in quality.SUITES:
+    for table in RAW_TABLES:
         report = quality.validate_source(aws_settings, ONE_DAY, table)
         assert report.errors == [] and report.rows > 1000, quality.render([report.as_dict()])
         kept = moto.client("s3").get_object(Bucket=LAKE_BUCKET, Key=f"quality/{table}/{ONE_DAY}.json")
@@ -49,7 +50,7 @@ def test_a_bad_partition_in_s3_is_caught_and_quarantined_then_released(aws_setti
     _upload(moto, one_day_lake)
 
     report = quality.validate_source(settings, ONE_DAY, "assessment_events")
-    with pytest.raises(DataQualityError, match=rf"\[date={FOLDER}, assessment_type=personality\] files are Parquet"
+    with pytest.raises(DataQualityError, match=rf"\[date={FOLDER}, assessment_type=personality\] not Parquet"
                                                r".*s3://ioc-analytics-data-lake/assessments/.*part-99999.parquet"):
         quality.gate(report)
     [entry] = report.quarantined

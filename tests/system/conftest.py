@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 
@@ -12,14 +13,18 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 
 @pytest.fixture(scope="session")
-def chromium() -> str:
-    found = shutil.which("chromium")
-    if found is None:
-        install = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True,
-                                 env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                                 timeout=900)
+def chromium(tmp_path_factory) -> str:
+    # Two test workers may both need it: one installs while the other waits on the lock.
+    lock = tmp_path_factory.getbasetemp().parent / "chromium-install.lock"
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
         found = shutil.which("chromium")
-        assert found, f"could not install Debian's chromium: {install.stderr[-2000:]}"
+        if found is None:
+            install = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True,
+                                     env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                                     timeout=900)
+            found = shutil.which("chromium")
+            assert found, f"could not install Debian's chromium: {install.stderr[-2000:]}"
     return found
 
 
