@@ -31,7 +31,7 @@ window, counted per 30 days of usage; precision is true alerts over all alerts, 
 alerts inside a window counting as neither. Budget alerts are thresholds on the month's spend, not detections:
 they are counted apart, with how many came in clean scenarios (a normal month costs about $31).
 
-Target (issue 7): recall >= 0.95 with at most 1 false alert per 30 days. Never run by the tests.
+Target: recall >= 0.95 with at most 1 false alert per 30 days. Never run by the tests.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ then validates the day in a fresh process per table, as the DAG's `validate_<tab
 Great Expectations' import, then `quality.validate_source`. Prints a markdown table: seconds
 for the import and the validation, the rows validated, and the process's peak memory.
 
-Never run by the tests. Target (issue 5): validating one day of 1,000,000 events and its
+Never run by the tests. Target: validating one day of 1,000,000 events and its
 scores adds under 20 s to the daily run, with memory that does not grow with the day's rows.
 """
 

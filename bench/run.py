@@ -35,7 +35,7 @@ scale, so a long run keeps what it measured):
 
 Sizes of data are in MB of 2^20 bytes, as Athena bills them; memory in MiB and GiB.
 
-Never run by the tests. Targets (issue 9): each aggregate query under 5 s and the whole DAG under
+Never run by the tests. Targets: each aggregate query under 5 s and the whole DAG under
 60 s at the medium scale; scanned / needed at most 1.2; each DAG file parsed in under 1 s; the
 local engine at least 5 times faster than pandas at the medium scale.
 """

@@ -6,7 +6,9 @@ the hour of its logical date (`airflow dags test ioc_hourly_metrics 2024-01-15T1
 builds 14:00-15:00) and starts once that hour has ended.
 
 One task per metric table, each replacing the hour's partition (`date`, `hour`) with
-`include/sql/hourly/<name>.sql`: a re-run or a backfill of an hour replaces exactly that hour.
+`include/sql/hourly/<name>.sql`, then holding it to the table's data contract
+(`docs/data-contract.md`: counts not negative, rates in 0-1, no NaN, known labels): a re-run or a
+backfill of an hour replaces exactly that hour.
 
 - `user_growth_hourly`: users active in the hour, sessions, users new in the hour (no session in
   the 7 days before), the day's users so far.
@@ -17,7 +19,10 @@ One task per metric table, each replacing the hour's partition (`date`, `hour`) 
 
 **When a task fails**: *no data for the day* (`NoDataError`) means the hour's day has not
 landed in the lake yet: the daily DAG's `wait_for_assessment_events` says the same; clear the
-task once it has. A quiet hour is not a failure: it gives an empty partition. A query error names
+task once it has. *Breaks its data contract* (`DataQualityError`) means the raw data let a bad
+value through (the hourly metrics read the raw tables before the daily gates have seen the day):
+the hour is rolled back; `ioc quality <date> --validate` names the bad rows; fix the source, then
+clear the task. A quiet hour is not a failure: it gives an empty partition. A query error names
 the query id (the local query log or the Athena history). Retries (3, backing off from 1 minute)
 cover Athena's transient errors; the others fail at once, and on-call gets one alert per failed
 task with its log and this page.

@@ -692,6 +692,10 @@ def check_rows(table_name: str, data: Any, partition: Mapping[str, str] | None =
     import pyarrow as pa
 
     table = contract(table_name)
+    missing = [c.name for c in table.columns if c.name not in data.column_names]
+    if missing:  # the rules cannot run on what is not there
+        return [Breach(Rule(table.name, name, MISSING_COLUMN, ERROR, "", f"{name} is in the partition's files"),
+                       data.num_rows) for name in missing]
     for key in table.partition_keys:
         if key.name not in data.column_names and partition is not None:
             data = data.append_column(key.name, pa.array([partition[key.name]] * data.num_rows, pa.string()))

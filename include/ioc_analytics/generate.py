@@ -1,4 +1,4 @@
-"""A deterministic synthetic lake: assessment events and OCEAN scores, in the layout of DESIGN.md.
+"""A deterministic synthetic lake: assessment events and OCEAN scores, laid out as the README's "The lake".
 
 Every later check and aggregate runs on this data, so it is shaped like the real thing:
 

@@ -113,7 +113,7 @@ class Failure:
         # A column's failure is named by its rule (``facets values: NaN``), a table's by its class.
         what = (self.check if self.column else f"{self.breach}: {self.check}"
                 if self.breach == contract.INVARIANT else self.breach or self.check)
-        unit = "key" if self.breach == contract.DUPLICATE_KEY else "row"
+        unit = {contract.DUPLICATE_KEY: "key", contract.EARLIER_DAY: "day"}.get(self.breach, "row")
         count = f", {_plural(self.count, unit)}" if self.count is not None else ""
         samples = f", for example {self.samples}" if self.samples else ""
         detail = f" ({self.detail})" if self.detail else ""

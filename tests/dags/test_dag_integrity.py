@@ -32,7 +32,7 @@ def test_no_import_errors(dag_bag):
 
 
 def _dag_ids() -> list[str]:
-    # DAG ids are the decorated function names (STYLE.md); read them from the source, so that the
+    # DAG ids are the decorated function names; read them from the source, so that the
     # parametrisation itself needs no Airflow import.
     ids = []
     for path in DAG_FILES:

@@ -138,3 +138,18 @@ def test_every_rule_is_valid_duckdb_and_passes_on_the_generated_day(sample_lake)
         for rule in contract.rules(table):
             (count,) = con.execute(f"SELECT count(*) FROM ({rule.query.format(batch=view)})").fetchone()
             assert count == 0, rule.name
+
+
+def test_derived_rows_are_held_to_their_contract():
+    good = pa.table({"dimension": ["region", "role"], "value": ["Europe", None], "users": [12, 3],
+                     "sessions": [20, 4], "completed_sessions": [15, 4], "completion_rate": [0.75, 1.0]})
+    assert contract.check_rows("user_breakdowns", good, {"date": "2024/01/10"}) == []
+    bad = good.set_column(1, "value", pa.array(["=cmd|' /C calc'!A0", "Team Lead"])).set_column(
+        5, "completion_rate", pa.array([float("nan"), 1.5]))
+    found = {(b.rule.name, b.count) for b in contract.check_rows("user_breakdowns", bad, {"date": "2024/01/10"})}
+    assert found == {("value: unsafe text", 1), ("completion_rate: NaN", 1), ("completion_rate: out of range", 1)}
+    twice = pa.concat_tables([good, good.slice(0, 1)])
+    assert [(b.rule.name, b.samples) for b in contract.check_rows("user_breakdowns", twice)] == [
+        ("dimension, value: duplicate key", ["region, Europe (2 rows)"])]
+    [lacking] = contract.check_rows("user_breakdowns", good.drop_columns(["users"]))
+    assert (lacking.rule.column, lacking.rule.breach, lacking.count) == ("users", "missing column", 2)

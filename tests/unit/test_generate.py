@@ -1,4 +1,4 @@
-"""The lake generator: layout and schema of DESIGN.md, determinism, and data shaped like the real thing.
+"""The lake generator: layout and schema of the lake, determinism, and data shaped like the real thing.
 
 Every later check runs on this data, so these tests read the files back with pyarrow and pandas
 and check the properties the docstring of ``ioc_analytics.generate`` promises.

@@ -16,7 +16,7 @@ How a query runs:
    at Athena's price.
 
 A new in-memory DuckDB connection serves each query: no database file to lock, so parallel tasks
-never clash (NOTES.md).
+never clash.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 -- Raw assessment events: one row per assessment session (started, and completed when
 -- completion_time > 0). assessment_type is a partition key only: the guide repeated it as a
--- column, which Hive and Athena refuse (DESIGN.md).
+-- column, which Hive and Athena refuse.
 -- Objects: {lake_root}/assessments/YYYY/MM/DD/<assessment_type>/*.parquet
 CREATE EXTERNAL TABLE IF NOT EXISTS assessment_events (
   anonymous_user_id string,
