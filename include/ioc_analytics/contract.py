@@ -487,7 +487,7 @@ def _list(values: tuple[str, ...]) -> str:
 
 
 def _row_label(table: TableContract) -> str:
-    """A text naming the row, for samples: its first unique key, or the row's number."""
+    """A text naming the row, for samples: its first unique key (a table without one: ``row``)."""
     if not table.row_id:
         return "'row'"
     return " || ', ' || ".join(f"COALESCE(CAST({_q(c)} AS VARCHAR), 'null')" for c in table.row_id)
@@ -550,7 +550,7 @@ def _map_rules(table: TableContract, column: Column) -> list[tuple[str, str, str
     def at(f: str | None) -> str:
         return "e.value" if f is None else f"e.value.{_q(f)}"
 
-    def offending(predicate: str) -> str:
+    def offending(predicate: str) -> tuple[str, str]:
         entries = f"list_filter(map_entries({c}), lambda e: {predicate})"
         return f"len({entries}) > 0", f"{row} || ': ' || CAST(list_slice({entries}, 1, 3) AS VARCHAR)"
 

@@ -84,6 +84,7 @@ def _days(days: list[dt.date]) -> str:
 def _reports(settings: Settings) -> dict[tuple[str, dt.date], dict[str, Any]]:
     """Every kept report of the raw tables, by table and day."""
     lake = get_lake(settings)
+    lake.check()
     found = {}
     for table in RAW_TABLES:
         for file in lake.list_all(f"{settings.lake_uri}/quality/{table}/"):
