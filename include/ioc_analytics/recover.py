@@ -192,6 +192,11 @@ class AirflowApi:
     def completed(self, backfill_id: int) -> bool:
         return self._send("GET", f"/api/v2/backfills/{backfill_id}").get("completed_at") is not None
 
+    def running(self, dag_id: str) -> list[int]:
+        """The DAG's backfills not completed yet (Airflow runs one at a time per DAG)."""
+        listed = self._send("GET", "/api/v2/backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
+        return [int(b["id"]) for b in listed if b.get("completed_at") is None]
+
     def states(self, dag_id: str, first: dt.date, last: dt.date) -> dict[dt.date, str]:
         """The newest run's state of each day from ``first`` to ``last``."""
         runs = self._send("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={
@@ -235,16 +240,26 @@ def recover(settings: Settings, days: list[dt.date], api: AirflowApi | None = No
     later = [d for d in recovery.later if d > bad[0]]
     if later:
         phases.append((later[0], later[-1], 2, "completed", "the later days that read it"))
+    deadline = time.monotonic() + wait_s
+
+    def wait_for(backfill: int) -> None:
+        while not api.completed(backfill):
+            if time.monotonic() > deadline:
+                raise RecoveryError(f"backfill {backfill} of {DAG_ID} is still running after {wait_s / 60:.0f} "
+                                    "minutes; it goes on in Airflow: follow it in the UI (Browse, Backfills), then run "
+                                    "`ioc recover` again if it did not finish the recovery")
+            time.sleep(POLL_S)
+
     for first, last, at_once, reprocess, what in phases:
+        # Airflow runs one backfill of a DAG at a time: one still running (another's, or the
+        # scheduler not yet done marking one complete) goes first.
+        for other in api.running(DAG_ID):
+            echo(f"waiting for backfill {other} of {DAG_ID}, still running, to complete")
+            wait_for(other)
         backfill = api.backfill(DAG_ID, first, last, at_once, reprocess)
         echo(f"backfill {backfill} of {DAG_ID}, {first} to {last} ({what}): {reprocess} runs re-run, missing ones "
              "created")
-        deadline = time.monotonic() + wait_s
-        while not api.completed(backfill):
-            if time.monotonic() > deadline:
-                raise RecoveryError(f"backfill {backfill} is still running after {wait_s / 60:.0f} minutes; it goes "
-                                    "on in Airflow: follow it in the UI (Browse, Backfills)")
-            time.sleep(POLL_S)
+        wait_for(backfill)
         states = api.states(DAG_ID, first, last)
         for day in sorted(states):
             echo(f"  {day}  {states[day]}")
