@@ -38,6 +38,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlglot import exp
+
 from ioc_analytics import safety
 
 ERROR, WARNING = "error", "warning"
@@ -53,6 +55,7 @@ UNSAFE_TEXT = "unsafe text"
 PATTERN = "pattern"
 MISSING_MAP_KEY = "missing map key"
 UNKNOWN_MAP_KEY = "unknown map key"
+DUPLICATE_MAP_KEY = "duplicate map key"
 DUPLICATE_KEY = "duplicate key"
 TYPE = "type"
 MISSING_COLUMN = "missing column"
@@ -63,6 +66,10 @@ VOLUME = "volume"
 UNKNOWN_PARTITION = "unknown partition"
 EARLIER_DAY = "earlier day failed"
 INVARIANT = "invariant"
+
+#: The classes about a day rather than its rows: a later day that reads the day reads no bad row
+#: from them, so they do not stop it (the look-back rule, quality.py).
+DAY_LEVEL = frozenset({"no rows", "volume", "unknown partition", "earlier day failed"})
 
 #: Each class and what it means.
 BREACHES = {
@@ -76,6 +83,7 @@ BREACHES = {
     PATTERN: "an id that does not match the id pattern",
     MISSING_MAP_KEY: "a map without one of its declared keys",
     UNKNOWN_MAP_KEY: "a map with a key it does not declare",
+    DUPLICATE_MAP_KEY: "a map holding one key twice",
     DUPLICATE_KEY: "a unique key held by more than one row of the day (across files and partitions)",
     TYPE: "a file's column whose Parquet type does not read as the declared type",
     MISSING_COLUMN: "a file without a declared column",
@@ -130,6 +138,8 @@ class Range:
     high: float | None = None
 
     def describe(self) -> str:
+        if self.low is None and self.high is None:
+            return "any number"
         if self.high is None:
             return f">= {self.low:g}"
         if self.low is None:
@@ -151,7 +161,7 @@ class Labels:
 
 @dataclass(frozen=True)
 class Pattern:
-    """Text that matches ``regex`` whole (RE2 and Python agree on it)."""
+    """Text that ``regex`` matches whole, as DuckDB's RE2 reads it (``\\d`` is ASCII digits only)."""
 
     regex: str
     meaning: str
@@ -190,7 +200,8 @@ class MapOf:
     def describe(self) -> str:
         values = (self.values.describe() if isinstance(self.values, Range)
                   else ", ".join(f"{k} {r.describe()}" for k, r in self.values.items()))
-        return f"exactly the {len(self.keys)} keys {', '.join(self.keys[:3])}, ...; values {values}"
+        keys = ", ".join(self.keys[:3]) + (", ..." if len(self.keys) > 3 else "")
+        return f"exactly the {len(self.keys)} keys {keys}, each once; values {values}"
 
 
 Domain = Range | Labels | Pattern | Text | InPartition | MapOf
@@ -533,19 +544,25 @@ def _map_rules(table: TableContract, column: Column) -> list[tuple[str, str, str
     expected = _list(domain.keys)
     unknown = f"list_filter(map_keys({c}), lambda k: NOT list_contains({expected}, k))"
     missing = f"list_filter({expected}, lambda k: NOT list_contains(map_keys({c}), k))"
+    known = f"list_distinct(list_filter(map_keys({c}), lambda k: list_contains({expected}, k)))"
     rules = [
-        # Map keys are unique: fewer known keys than declared means one is missing.
-        (MISSING_MAP_KEY, "", column.severity,
-         f"len(list_filter(map_keys({c}), lambda k: list_contains({expected}, k))) < {len(domain.keys)}",
+        (MISSING_MAP_KEY, "", column.severity, f"len({known}) < {len(domain.keys)}",
          f"{row} || ': ' || array_to_string(list_slice({missing}, 1, 3), ', ')"
          f" || CASE WHEN len({missing}) > 3 THEN ' and ' || (len({missing}) - 3) || ' more' ELSE '' END"),
         (UNKNOWN_MAP_KEY, "", column.severity, f"len({unknown}) > 0",
          f"{row} || ': ' || array_to_string(list_slice({unknown}, 1, 3), ', ')"),
+        # Parquet and Arrow let a map hold a key twice; DuckDB reads it, Athena refuses it.
+        (DUPLICATE_MAP_KEY, "", column.severity, f"len(map_keys({c})) <> len(list_distinct(map_keys({c})))",
+         f"{row} || ': ' || array_to_string(list_slice(list_filter(list_distinct(map_keys({c})), "
+         f"lambda k: len(list_filter(map_keys({c}), lambda j: j = k)) > 1), 1, 3), ', ')"),
     ]
     fields = {None: domain.values} if isinstance(domain.values, Range) else dict(domain.values)
-    value_type = column.type.split(",", 1)[1]
-    doubles = {f for f in fields if (f is None and value_type.startswith("double"))
-               or (f is not None and f"{f}:double" in value_type)}
+    value_type = exp.DataType.build(column.type, dialect="hive").expressions[1]
+    if value_type.this == exp.DataType.Type.STRUCT:
+        field_types = {f.name: f.args["kind"] for f in value_type.expressions}
+        doubles = {f for f in fields if field_types[f].this == exp.DataType.Type.DOUBLE}
+    else:
+        doubles = {None} if value_type.this == exp.DataType.Type.DOUBLE else set()
 
     def at(f: str | None) -> str:
         return "e.value" if f is None else f"e.value.{_q(f)}"
@@ -561,12 +578,11 @@ def _map_rules(table: TableContract, column: Column) -> list[tuple[str, str, str
         rules.append((NAN, "values", column.severity, *offending(nan)))
     outside = []
     for f, r in fields.items():
-        bounds = [f"isinf({at(f)})"] if f in doubles else []
-        bounds += [f"{at(f)} < {r.low!r}"] if r.low is not None else []
-        bounds += [f"{at(f)} > {r.high!r}"] if r.high is not None else []
-        finite = f"NOT isnan({at(f)}) AND " if f in doubles else ""
-        outside.append(f"({finite}({' OR '.join(bounds)}))")
-    rules.append((OUT_OF_RANGE, "values", column.severity, *offending(" OR ".join(outside))))
+        for breach, predicate in _number_rules(at(f), f in doubles, r):
+            if breach == OUT_OF_RANGE:
+                outside.append(f"({predicate})")
+    if outside:
+        rules.append((OUT_OF_RANGE, "values", column.severity, *offending(" OR ".join(outside))))
     return rules
 
 
@@ -613,9 +629,13 @@ def rules(table_name: str) -> list[Rule]:
                     f"{column.name} holds {domain.describe()}", part)
     for key in table.unique:
         columns = ", ".join(_q(k) for k in key)
-        label = " || ', ' || ".join(f"CAST({_q(k)} AS VARCHAR)" for k in key)
+        label = " || ', ' || ".join(f"COALESCE(CAST({_q(k)} AS VARCHAR), 'null')" for k in key)
+        # A null in a column that may not hold one is the null rule's; in one that may (a breakdown
+        # without its label), two nulls are the same key (GROUP BY groups them).
+        required = [f"{_q(k)} IS NOT NULL" for k in key if not table.column(k).nullable]
+        where = f"WHERE {' AND '.join(required)} " if required else ""
         query = (f"SELECT {label} || ' (' || count(*) || ' rows)' AS sample FROM {{batch}} "
-                 f"WHERE {' AND '.join(f'{_q(k)} IS NOT NULL' for k in key)} GROUP BY {columns} HAVING count(*) > 1")
+                 f"{where}GROUP BY {columns} HAVING count(*) > 1")
         found.append(Rule(table.name, ", ".join(key), DUPLICATE_KEY, ERROR, query,
                           f"no two rows share {', '.join(key)}"))
     return found
@@ -679,6 +699,11 @@ class Breach:
     count: int
     samples: list[str] = field(default_factory=list)
 
+    def describe(self) -> str:
+        rows = f"{self.count} row{'' if self.count == 1 else 's'}"
+        samples = f", for example {self.samples}" if self.samples else ""
+        return f"{self.rule.name}, {rows}{samples} ({self.rule.expects})"
+
 
 def check_rows(table_name: str, data: Any, partition: Mapping[str, str] | None = None,
                samples: int = 5) -> list[Breach]:
@@ -692,10 +717,14 @@ def check_rows(table_name: str, data: Any, partition: Mapping[str, str] | None =
     import pyarrow as pa
 
     table = contract(table_name)
-    missing = [c.name for c in table.columns if c.name not in data.column_names]
-    if missing:  # the rules cannot run on what is not there
-        return [Breach(Rule(table.name, name, MISSING_COLUMN, ERROR, "", f"{name} is in the partition's files"),
-                       data.num_rows) for name in missing]
+    missing, extra, retyped = schema_drift(table_name, data.schema)
+    keys = {k.name for k in table.partition_keys}
+    drift = ([(name, MISSING_COLUMN, f"{name} is in the partition's files") for name in missing]
+             + [(name, UNEXPECTED_COLUMN, f"the table declares no {name}") for name in extra if name not in keys]
+             + [(text.split(" ", 1)[0], TYPE, text) for text in retyped])
+    if drift:  # the rules cannot run on columns that are not there, or not of their type
+        return [Breach(Rule(table.name, name, breach, ERROR, "", expects), data.num_rows)
+                for name, breach, expects in drift]
     for key in table.partition_keys:
         if key.name not in data.column_names and partition is not None:
             data = data.append_column(key.name, pa.array([partition[key.name]] * data.num_rows, pa.string()))
@@ -731,7 +760,9 @@ def markdown() -> str:
         "(a derived table's partition is rolled back);",
         "- **warning**: reported in the day's quality report and the task log; the day is built and exported.",
         "",
-        "An unsafe text and a wrong type are always errors. Doubles are never NaN or ±Infinity. Text that a "
+        "An unsafe text and a wrong type are always errors. Doubles are never NaN or ±Infinity. Partition keys "
+        "come from the object paths, which the layout checks (a folder that is no partition of it is an "
+        "`unknown partition`). Text that a "
         "spreadsheet would evaluate is neutralised in every CSV and Excel file and API answer whatever the "
         "contract says (README, \"Exports\").",
         "",

@@ -325,10 +325,11 @@ def _table(settings: Settings, name: str):
 def _write(settings: Settings, name: str, day: dt.date, rows: list[dict[str, object]]) -> None:
     table = _table(settings, name)
     data = pa.Table.from_pylist(rows, schema=table.arrow_schema)
-    broken = contract.check_rows(name, data, {"date": day.strftime("%Y/%m/%d")})
+    broken = [b for b in contract.check_rows(name, data, {"date": day.strftime("%Y/%m/%d")})
+              if b.rule.severity == contract.ERROR]
     if broken:  # the monitor's own output: a breach is a bug here, and nothing is written
-        raise DataQualityError(f"{name} for {day} breaks its data contract: " + "; ".join(
-            f"{b.rule.name}, {b.count} rows, for example {b.samples}" for b in broken))
+        raise DataQualityError(f"{name} for {day} breaks its data contract: "
+                               + "; ".join(b.describe() for b in broken))
     partitions.write_partition(get_lake(settings), partitions.get_registry(settings), table,
                                {"date": day.strftime("%Y/%m/%d")}, data)
 

@@ -111,7 +111,11 @@ def rows_on(meta: pq.FileMetaData, day: dt.date) -> int:
     """Rows in the row groups whose ``timestamp`` range overlaps ``day`` (all rows if the file
     has no timestamp statistics: then the footer cannot tell, and the file counts)."""
     start = dt.datetime.combine(day, dt.time())
-    end = start + dt.timedelta(days=1)
+    return rows_between(meta, start, start + dt.timedelta(days=1))
+
+
+def rows_between(meta: pq.FileMetaData, start: dt.datetime, end: dt.datetime) -> int:
+    """Rows in the row groups whose ``timestamp`` range overlaps [start, end), as :func:`rows_on`."""
     rows = 0
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
@@ -227,17 +231,19 @@ def _hold_to_contract(settings: Settings, name: str, partition: Mapping[str, str
     errors = [b for b in found if b.rule.severity == contract.ERROR]
     for breach in found:
         if breach.rule.severity != contract.ERROR:
-            log.warning("%s for %s: %s, %d rows, for example %s", name, when, breach.rule.name, breach.count,
-                        breach.samples)
+            log.warning("%s for %s: %s", name, when, breach.describe())
     if errors:
-        now = partitions.roll_back(get_lake(settings), partitions.get_registry(settings), table, partition)
-        where = f"back to its earlier version {now}" if now else "to no data (there was no earlier version)"
         raise DataQualityError(
-            f"{name} for {when} breaks its data contract: "
-            + "; ".join(f"{b.rule.name}, {b.count} rows, for example {b.samples} ({b.rule.expects})" for b in errors)
-            + f". The partition was rolled {where}; the source data let it through: check the source's "
-            "quality report (`ioc quality`), fix it, then clear this task.")
+            f"{name} for {when} breaks its data contract: " + "; ".join(b.describe() for b in errors)
+            + f". The partition was rolled {_roll_back(settings, table, partition)}; the source data let it "
+            "through: check the source's quality report (`ioc quality`), fix it, then clear this task.")
     return found
+
+
+def _roll_back(settings: Settings, table, partition: Mapping[str, str]) -> str:
+    """Take back a partition that failed (:func:`partitions.roll_back`); where it now stands, in words."""
+    now = partitions.roll_back(get_lake(settings), partitions.get_registry(settings), table, partition)
+    return f"back to its earlier version {now}" if now else "to no data (there was no earlier version)"
 
 
 def validate_source(settings: Settings, day: dt.date, table_name: str) -> dict[str, object]:
@@ -265,12 +271,11 @@ def quality_gate(settings: Settings, day: dt.date, name: str, tags: Mapping[str,
     for warning in report.warnings:
         log.warning("%s for %s: %s", name, day, warning.describe())
     if report.errors:
-        now = partitions.roll_back(get_lake(settings), partitions.get_registry(settings), table, partition)
-        where = f"back to its earlier version {now}" if now else "to no data (there was no earlier version)"
         raise DataQualityError(
             f"{name} for {day.isoformat()} failed {len(report.errors)} of {report.evaluated} checks: "
-            f"{'; '.join(f.describe() for f in report.errors)}. The partition was rolled {where} and nothing "
-            "of it is exported; fix the source data, then clear the build task to re-run."
+            f"{'; '.join(f.describe() for f in report.errors)}. The partition was rolled "
+            f"{_roll_back(settings, table, partition)} and nothing of it is exported; fix the source data, then "
+            "clear the build task to re-run."
         )
     log.info("%s for %s passed %d checks", name, day, report.evaluated)
     return checks

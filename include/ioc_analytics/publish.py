@@ -123,8 +123,11 @@ def spreadsheet_safe(table: pa.Table) -> tuple[pa.Table, int]:
     Numbers, dates and the other columns are left as they are."""
     changed = 0
     for i, column in enumerate(table.schema):
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
             continue
+        column = pa.field(column.name, pa.string())  # dictionary-encoded or a view: plain text, as it reads
+        table = table.set_column(i, column, table.column(i).cast(pa.string()))
         values = table.column(i).to_pylist()
         safe = [safety.neutralise(v) if v is not None else (None, False) for v in values]
         hits = sum(flag for _, flag in safe)
@@ -164,7 +167,7 @@ def render_files(table: pa.Table, stem: str, rows_per_sheet: int = EXCEL_ROWS_PE
 
 
 def json_rows(table: pa.Table) -> list[dict[str, Any]]:
-    """The rows as JSON values: text as it is, dates as ISO text, non-finite numbers as null."""
+    """The rows as JSON values: text as it is, dates and times as text, non-finite numbers as null."""
     def plain(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             return None

@@ -61,7 +61,7 @@ from typing import Any
 from ioc_analytics import contract, pipeline, sql
 from ioc_analytics.catalog import Table, load_catalog
 from ioc_analytics.contract import ERROR, WARNING, Rule
-from ioc_analytics.errors import BadDataFileError, DataQualityError
+from ioc_analytics.errors import BadDataFileError, ConfigError, DataQualityError
 from ioc_analytics.lake import DataFile, Lake, Partition, get_lake, is_hidden
 from ioc_analytics.settings import Settings
 from ioc_analytics.tables import RAW_TABLES
@@ -224,8 +224,10 @@ def gate(report: QualityReport) -> dict[str, Any]:
         log.info("%s for %s: quarantine %s cleared", report.table, report.day, entry)
     if report.errors:
         own = [f for f in report.errors if f.breach != contract.EARLIER_DAY]
-        todo = (f" Fix or re-deliver what is named, then run `ioc recover {report.day}`: it re-runs this day, then "
-                "the later days it blocked." if own else "")
+        earlier = sorted({str(d) for f in report.errors if f.breach == contract.EARLIER_DAY for d in f.samples})
+        todo = (f" Fix or re-deliver what is named, then run `ioc recover {' '.join([*earlier, report.day])}`: it "
+                f"re-runs {'the earlier days and ' if earlier else ''}this day, then the later days it blocked."
+                if own else "")
         raise DataQualityError(
             f"{report.table} for {report.day} failed {len(report.errors)} of {report.evaluated} checks "
             f"({report.rows} rows): " + "; ".join(f.describe() for f in report.errors)
@@ -247,9 +249,10 @@ def _slices(settings: Settings, lake: Lake, read: Callable[[DataFile], Any], tab
     for values in pipeline.source_partitions(settings, day)[table.name]:
         files = lake.partition_files(table, values)
         key = table.partition_location(values)[len(table.location):].strip("/")
-        if "date" not in table.partition_names:  # a monthly partition: only the files with the day's rows
+        if "date" not in table.partition_names:  # a monthly partition: the files with the day's rows
             key = f"{key}/{day.isoformat()}"
-            files = [f for f in files if _on_day(read, f, day)]
+            # and those with no row of the month at all, which no day would validate otherwise
+            files = [f for f in files if _on_day(read, f, day) or _outside_month(read, f, day)]
         piece = _Slice(values, key, files, values in required)
         if key in pending and not files:  # not delivered again: re-validate the quarantined files
             piece.entry, piece.files = pending[key], lake.files_in(pending[key])
@@ -262,6 +265,17 @@ def _on_day(read: Callable[[DataFile], Any], file: DataFile, day: dt.date) -> bo
         return pipeline.rows_on(read(file), day) > 0
     except BadDataFileError:
         return True  # an unreadable file in the month is reported by the footer checks
+
+
+def _outside_month(read: Callable[[DataFile], Any], file: DataFile, day: dt.date) -> bool:
+    """A file of the month's partition whose rows all lie outside the month (misfiled)."""
+    start = dt.datetime(day.year, day.month, 1)
+    end = (start + dt.timedelta(days=32)).replace(day=1)
+    try:
+        meta = read(file)
+    except BadDataFileError:
+        return False  # _on_day takes it: the footer checks report it
+    return meta.num_rows > 0 and pipeline.rows_between(meta, start, end) == 0
 
 
 def _footer_checks(read: Callable[[DataFile], Any], table: Table, piece: _Slice, day: dt.date) -> list[Failure]:
@@ -364,21 +378,43 @@ def later_days(table_name: str, day: dt.date) -> list[dt.date]:
 
 
 def own_failures(report: dict[str, Any]) -> list[Failure]:
-    """A kept report's error-level failures of its own day's data (not those of an earlier day it
-    read: a day stopped only by the look-back holds no bad data)."""
+    """A kept report's error-level failures of its own day (not those of an earlier day it read)."""
     found = [Failure.from_dict(f) for f in report.get("failures", [])]
     return [f for f in found if f.severity == ERROR and f.breach != contract.EARLIER_DAY]
 
 
+def blocking_failures(report: dict[str, Any]) -> list[Failure]:
+    """A kept report's failures that stop the later days reading its day: bad rows they would read.
+    Not a day's volume, a partition without rows, files no engine reads, nor its own look-back
+    (``contract.DAY_LEVEL``): a later day reads no bad row from those."""
+    return [f for f in own_failures(report) if f.breach not in contract.DAY_LEVEL]
+
+
+def read_report(lake: Lake, path: str) -> dict[str, Any] | None:
+    """A kept report, or None if there is none; a damaged one is named."""
+    kept = lake.get_bytes(path)
+    if kept is None:
+        return None
+    try:
+        report = json.loads(kept)
+    except ValueError as err:
+        raise ConfigError(f"the quality report {path} is not JSON ({err}): delete it and validate the day "
+                          "again (`ioc quality <date> --validate`)") from None
+    if not isinstance(report, dict) or "table" not in report:
+        raise ConfigError(f"the quality report {path} is not a report: delete it and validate the day again "
+                          "(`ioc quality <date> --validate`)")
+    return report
+
+
 def _earlier_failures(settings: Settings, lake: Lake, table: Table, day: dt.date) -> list[Failure]:
-    """A day whose own validation failed is still in the lake, and later days read it (returning
-    users, month-to-date percentiles): their outputs would carry its bad rows. Days validated
-    before this project kept reports (no report) are taken as they are."""
+    """A day whose own validation found bad rows is still in the lake, and later days read it
+    (returning users, month-to-date percentiles): their outputs would carry its bad rows. Days
+    validated before this project kept reports (no report) are taken as they are."""
     failed: list[tuple[str, Failure]] = []
     for earlier in _earlier_days(table, day):
-        kept = lake.get_bytes(f"{settings.lake_uri}/quality/{table.name}/{earlier.isoformat()}.json")
-        if kept and (own := own_failures(json.loads(kept))):
-            failed.append((earlier.isoformat(), own[0]))
+        kept = read_report(lake, f"{settings.lake_uri}/quality/{table.name}/{earlier.isoformat()}.json")
+        if kept and (blocking := blocking_failures(kept)):
+            failed.append((earlier.isoformat(), blocking[0]))
     if not failed:
         return []
     days = sorted(d for d, _ in failed)
@@ -618,8 +654,8 @@ def load_reports(settings: Settings, day: dt.date) -> list[dict[str, Any]]:
     lake = get_lake(settings)
     reports = []
     for file in lake.list_all(f"{settings.lake_uri}/quality/"):
-        if file.path.endswith(f"/{day.isoformat()}.json"):
-            reports.append(json.loads(lake.get_bytes(file.path) or b"{}"))
+        if file.path.endswith(f"/{day.isoformat()}.json") and (report := read_report(lake, file.path)):
+            reports.append(report)
     return sorted(reports, key=lambda r: (r["table"] not in RAW_TABLES, r["table"]))
 
 

@@ -11,14 +11,15 @@ or delivered again, this re-runs it and the days it blocked, through Airflow's R
    the day was delivered again, bad, after they ran): their aggregates carry its bad rows;
 2. each named day is validated again now (seconds), so that a fix that did not take stops here,
    with what still fails, before any run starts;
-3. a backfill with ``reprocess_behavior: failed`` of the named days, one run at a time in date
-   order (a later bad day reads an earlier one), waited for;
-4. a backfill with ``reprocess_behavior: completed`` of the later days, two at a time (they read
-   the fixed days, not each other: a day stopped only by the look-back holds no bad data and
-   blocks nothing), waited for.
+3. a backfill of each named day, one at a time in date order (a later bad day reads an earlier
+   one), waited for;
+4. a backfill of each stretch of consecutive later days, two runs at a time (they read the fixed
+   days, not each other: a day stopped only by the look-back holds no bad data and blocks
+   nothing), waited for.
 
-A backfill creates the runs that do not exist; ``failed`` re-runs the failed ones, ``completed``
-the failed and the successful ones. The Airflow API is ``IOC_AIRFLOW_URL``; the caller authenticates with
+Each backfill has ``reprocess_behavior: completed``: it re-runs the day's run whether it failed or
+succeeded (a day can have passed, then been delivered again bad), and creates the runs that do
+not exist. The Airflow API is ``IOC_AIRFLOW_URL``; the caller authenticates with
 ``IOC_AIRFLOW_TOKEN`` (a JWT), or ``IOC_AIRFLOW_USERNAME`` (``admin``) and
 ``IOC_AIRFLOW_PASSWORD``, or, for ``make airflow``, the password standalone generated in its home.
 """
@@ -93,13 +94,14 @@ def _reports(settings: Settings) -> dict[tuple[str, dt.date], dict[str, Any]]:
                 day = dt.date.fromisoformat(name.removesuffix(".json"))
             except ValueError:
                 continue
-            found[(table, day)] = json.loads(lake.get_bytes(file.path) or b"{}")
+            if (report := quality.read_report(lake, file.path)) is not None:
+                found[(table, day)] = report
     return found
 
 
 def plan(settings: Settings, days: list[dt.date]) -> Plan:
-    """What to re-run: each named day (which must have failed its own checks) and the later days
-    stopped by the look-back on it."""
+    """What to re-run: each named day (which must have failed its own checks), the later days
+    stopped by the look-back on it, and the later days that read it and were built anyway."""
     reports = _reports(settings)
     bad_days = sorted({day for (_, day), report in reports.items() if quality.own_failures(report)})
     if not days:
@@ -128,13 +130,20 @@ def plan(settings: Settings, days: list[dt.date]) -> Plan:
 
 
 def still_failing(settings: Settings, recovery: Plan) -> dict[dt.date, list[str]]:
-    """Validate the named days' failed tables again now; what still fails, by day."""
+    """Validate the named days' failed tables again now; what still fails, by day: their own
+    failures, and an earlier bad day that the recovery does not name."""
+    named = {d.isoformat() for d in recovery.bad}
     failing = {}
     for day, failed in recovery.bad.items():
         errors = []
         for table in failed:
             report = quality.validate_source(settings, day, table)
-            errors += [f"{table}: {f.describe()}" for f in report.errors if f.breach != quality.contract.EARLIER_DAY]
+            for f in report.errors:
+                if f.breach != quality.contract.EARLIER_DAY:
+                    errors.append(f"{table}: {f.describe()}")
+                elif unnamed := sorted(set(map(str, f.samples)) - named):
+                    errors.append(f"{table}: it reads {', '.join(unnamed)}, which failed too: name "
+                                  f"{'it' if len(unnamed) == 1 else 'them'} as well")
         if errors:
             failing[day] = errors
     return failing
@@ -159,6 +168,8 @@ class AirflowApi:
         if not password:
             return {}  # an API that needs no login (SIMPLE_AUTH_MANAGER_ALL_ADMINS)
         answer = self._send("POST", "/auth/token", json={"username": user, "password": password})
+        if not isinstance(answer, dict) or "access_token" not in answer:
+            raise RecoveryError(f"{self.base}/auth/token gave no access token: set IOC_AIRFLOW_TOKEN instead")
         return {"Authorization": f"Bearer {answer['access_token']}"}
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -169,6 +180,8 @@ class AirflowApi:
         except httpx.TransportError as err:
             raise RecoveryError(f"cannot reach Airflow's API at {self.base} ({err}): start Airflow (`make airflow`), "
                                 "or set IOC_AIRFLOW_URL to its API server") from None
+        except httpx.InvalidURL as err:
+            raise RecoveryError(f"IOC_AIRFLOW_URL={self.base!r} is not a URL ({err})") from None
         if response.status_code in (401, 403):
             raise RecoveryError(f"Airflow's API at {self.base} refused {method} {path} ({response.status_code}): set "
                                 "IOC_AIRFLOW_TOKEN, or IOC_AIRFLOW_USERNAME and IOC_AIRFLOW_PASSWORD, to a user who "
@@ -176,7 +189,11 @@ class AirflowApi:
         if response.status_code >= 400:
             raise RecoveryError(f"Airflow's API answered {method} {path} with {response.status_code}: "
                                 f"{response.text[:500]}")
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise RecoveryError(f"{self.base}{path} did not answer as Airflow's API does (not JSON: "
+                                f"{response.text[:200]!r}): set IOC_AIRFLOW_URL to Airflow's API server") from None
 
     def is_paused(self, dag_id: str) -> bool:
         return bool(self._send("GET", f"/api/v2/dags/{dag_id}")["is_paused"])
@@ -194,7 +211,8 @@ class AirflowApi:
 
     def running(self, dag_id: str) -> list[int]:
         """The DAG's backfills not completed yet (Airflow runs one at a time per DAG)."""
-        listed = self._send("GET", "/api/v2/backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
+        listed = self._send("GET", "/api/v2/backfills", params={"dag_id": dag_id, "limit": 100,
+                                                                "order_by": "-id"})["backfills"]
         return [int(b["id"]) for b in listed if b.get("completed_at") is None]
 
     def states(self, dag_id: str, first: dt.date, last: dt.date) -> dict[dt.date, str]:
@@ -205,13 +223,25 @@ class AirflowApi:
         return {dt.date.fromisoformat(r["logical_date"][:10]): r["state"] for r in runs if r.get("logical_date")}
 
 
+def _stretches(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Sorted days as runs of consecutive ones, (first, last) each."""
+    found: list[tuple[dt.date, dt.date]] = []
+    for day in sorted(days):
+        if found and day == found[-1][1] + dt.timedelta(days=1):
+            found[-1] = (found[-1][0], day)
+        else:
+            found.append((day, day))
+    return found
+
+
 def _standalone_password(user: str) -> str | None:
     """The password ``airflow standalone`` generated for ``user`` (``make airflow``'s home)."""
     home = Path(os.environ.get("AIRFLOW_HOME") or PROJECT_ROOT / "airflow_home")
     generated = home / "simple_auth_manager_passwords.json.generated"
-    if generated.is_file():
+    try:
         return json.loads(generated.read_text()).get(user)
-    return None
+    except (OSError, ValueError, AttributeError):
+        return None  # none, or not standalone's file: then no password from here
 
 
 def recover(settings: Settings, days: list[dt.date], api: AirflowApi | None = None, dry_run: bool = False,
@@ -235,30 +265,31 @@ def recover(settings: Settings, days: list[dt.date], api: AirflowApi | None = No
                             f"or PATCH /api/v2/dags/{DAG_ID} {{\"is_paused\": false}}), then run `ioc recover` again")
     bad = sorted(recovery.bad)
     # The named days one at a time, in order (a later bad day reads an earlier one); then the later
-    # days, side by side: they read the named days, not each other.
-    phases = [(day, day, 1, "failed", "a fixed day") for day in bad]
-    later = [d for d in recovery.later if d > bad[0]]
-    if later:
-        phases.append((later[0], later[-1], 2, "completed", "the later days that read it"))
+    # days, each run of consecutive ones side by side: they read the named days, not each other.
+    phases = [(day, day, 1, "a fixed day") for day in bad]
+    later = [d for d in recovery.later if d not in recovery.bad]
+    for first, last in _stretches(later):
+        phases.append((first, last, 2, "later days that read it"))
     deadline = time.monotonic() + wait_s
 
     def wait_for(backfill: int) -> None:
         while not api.completed(backfill):
             if time.monotonic() > deadline:
-                raise RecoveryError(f"backfill {backfill} of {DAG_ID} is still running after {wait_s / 60:.0f} "
-                                    "minutes; it goes on in Airflow: follow it in the UI (Browse, Backfills), then run "
-                                    "`ioc recover` again if it did not finish the recovery")
+                raise RecoveryError(f"the recovery has waited {wait_s / 60:.0f} minutes and backfill {backfill} of "
+                                    f"{DAG_ID} is still running; it goes on in Airflow: follow it in the UI (Browse, "
+                                    "Backfills), then run `ioc recover` again if it did not finish the recovery")
             time.sleep(POLL_S)
 
-    for first, last, at_once, reprocess, what in phases:
+    for first, last, at_once, what in phases:
         # Airflow runs one backfill of a DAG at a time: one still running (another's, or the
         # scheduler not yet done marking one complete) goes first.
         for other in api.running(DAG_ID):
             echo(f"waiting for backfill {other} of {DAG_ID}, still running, to complete")
             wait_for(other)
-        backfill = api.backfill(DAG_ID, first, last, at_once, reprocess)
-        echo(f"backfill {backfill} of {DAG_ID}, {first} to {last} ({what}): {reprocess} runs re-run, missing ones "
-             "created")
+        # completed: the failed runs and the successful ones (a day can have passed, then been
+        # delivered again bad; a later day can have been built from a bad day)
+        backfill = api.backfill(DAG_ID, first, last, at_once, "completed")
+        echo(f"backfill {backfill} of {DAG_ID}, {first} to {last} ({what}): its runs re-run, missing ones created")
         wait_for(backfill)
         states = api.states(DAG_ID, first, last)
         for day in sorted(states):

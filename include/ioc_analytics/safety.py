@@ -20,19 +20,23 @@ import re
 
 #: Characters that start a formula, and their full-width forms.
 FORMULA_STARTS = "=+-@\uff1d\uff0b\uff0d\uff20"
-#: Spaces that may stand before them: space, no-break space, ideographic space.
-LEADING_SPACES = " \u00a0\u3000"
 #: Characters a spreadsheet evaluates at the start of a cell on their own (OWASP: tab, CR; LF too).
 LEADING_CONTROLS = "\t\r\n"
-#: Control characters (C0, DEL, C1) and invisible formatting ones (zero-width, bidi controls).
-CONTROL_RANGES = ((0x00, 0x1F), (0x7F, 0x9F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x2069), (0xFEFF, 0xFEFF))
+#: What may stand before a formula character: those, and the spaces (ASCII, no-break, ogham,
+#: the typographic ones, narrow no-break, medium mathematical, ideographic).
+LEADING_RANGES = ((0x09, 0x0A), (0x0D, 0x0D), (0x20, 0x20), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
+                  (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000))
+#: Control characters (C0, DEL, C1) and invisible formatting ones (the Arabic letter mark,
+#: zero-width, bidi controls, line and paragraph separators, word joiners, the BOM, tags).
+CONTROL_RANGES = ((0x00, 0x1F), (0x7F, 0x9F), (0x061C, 0x061C), (0x200B, 0x200F), (0x2028, 0x202E),
+                  (0x2060, 0x2069), (0xFEFF, 0xFEFF), (0xE0000, 0xE007F))
 #: What the exports put in front of a formula-like cell.
 PREFIX = "'"
 
 
 def _char(code: int, dialect: str) -> str:
     if dialect == "python":
-        return f"\\u{code:04x}"
+        return f"\\U{code:08x}"
     return f"\\x{{{code:X}}}"  # RE2 (DuckDB)
 
 
@@ -40,18 +44,21 @@ def _chars(text: str, dialect: str) -> str:
     return "".join(_char(ord(c), dialect) for c in text)
 
 
+def _ranges(ranges: tuple[tuple[int, int], ...], dialect: str) -> str:
+    return "".join(f"{_char(low, dialect)}-{_char(high, dialect)}" for low, high in ranges)
+
+
 def formula_regex(dialect: str = "python") -> str:
-    """A cell a spreadsheet evaluates: a formula character after optional spaces, or a leading tab,
-    CR or LF. ``dialect`` is ``python`` or ``re2`` (DuckDB's ``regexp_matches``)."""
-    return (f"^[{_chars(LEADING_SPACES, dialect)}]*[{_chars(FORMULA_STARTS, dialect)}]"
+    """A cell a spreadsheet evaluates: a formula character after any spaces, tabs or line breaks,
+    or a leading tab, CR or LF. ``dialect`` is ``python`` or ``re2`` (DuckDB's ``regexp_matches``)."""
+    return (f"^[{_ranges(LEADING_RANGES, dialect)}]*[{_chars(FORMULA_STARTS, dialect)}]"
             f"|^[{_chars(LEADING_CONTROLS, dialect)}]")
 
 
 def unsafe_regex(dialect: str = "python") -> str:
     """Text the contract refuses in a label or an id: formula-like, or holding a control or an
     invisible formatting character anywhere."""
-    ranges = "".join(f"{_char(low, dialect)}-{_char(high, dialect)}" for low, high in CONTROL_RANGES)
-    return f"{formula_regex(dialect)}|[{ranges}]"
+    return f"{formula_regex(dialect)}|[{_ranges(CONTROL_RANGES, dialect)}]"
 
 
 _FORMULA = re.compile(formula_regex())

@@ -37,6 +37,7 @@ def date_values(day: dt.date) -> dict[str, object]:
         "next_year": following.strftime("%Y"),
         "next_month": following.strftime("%m"),
         "day_start": dt.datetime(day.year, day.month, day.day),
+        "month_start": dt.datetime(day.year, day.month, 1),
         "next_day_start": dt.datetime(following.year, following.month, following.day),
         "lookback_start": (day - dt.timedelta(days=LOOKBACK_DAYS)).strftime("%Y/%m/%d"),
     }

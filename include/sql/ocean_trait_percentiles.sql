@@ -13,7 +13,8 @@ WITH digests AS (
     approx_percentile(agreeableness, ARRAY[0.25, 0.5, 0.75]) AS agreeableness,
     approx_percentile(neuroticism, ARRAY[0.25, 0.5, 0.75]) AS neuroticism
   FROM ocean_scores
-  WHERE year = {{ year }} AND month = {{ month }} AND "timestamp" < {{ next_day_start }}
+  WHERE year = {{ year }} AND month = {{ month }}
+    AND "timestamp" >= {{ month_start }} AND "timestamp" < {{ next_day_start }}
   GROUP BY year, month, industry
 )
 SELECT

@@ -153,3 +153,51 @@ def test_derived_rows_are_held_to_their_contract():
         ("dimension, value: duplicate key", ["region, Europe (2 rows)"])]
     [lacking] = contract.check_rows("user_breakdowns", good.drop_columns(["users"]))
     assert (lacking.rule.column, lacking.rule.breach, lacking.count) == ("users", "missing column", 2)
+
+
+def test_a_map_holding_a_key_twice_in_place_of_another_breaks_its_contract(tmp_path):
+    """Map keys need not be unique in Parquet: a repeated key hides a missing one."""
+    import pyarrow.parquet as pq
+
+    derailers = list(contract.DARK_SIDE_INDICATORS)
+    twice = derailers[:-1] + [derailers[0]]  # 11 entries: dutiful missing, excitable twice
+    con = duckdb.connect()
+    data = pa.table({"assessment_id": ["a-1", "a-2"],
+                     "dark_side_indicators": pa.array([list(zip(twice, [50.0] * 11, strict=True)),
+                                                       list(zip(derailers, [50.0] * 11, strict=True))],
+                                                      pa.map_(pa.string(), pa.float64()))})
+    pq.write_table(data, tmp_path / "maps.parquet")
+    con.execute(f"CREATE VIEW batch AS SELECT * FROM read_parquet('{tmp_path / 'maps.parquet'}')")
+    found = {}
+    for rule in contract.rules("ocean_scores"):
+        if rule.column == "dark_side_indicators" and not rule.part and rule.breach != "null":
+            found[rule.breach] = con.execute(f"SELECT sample FROM ({rule.query.format(batch='batch')})").fetchall()
+    assert found == {"missing map key": [("a-1: dutiful",)], "unknown map key": [],
+                     "duplicate map key": [("a-1: excitable",)]}
+
+
+def test_two_rows_without_a_label_are_one_key_twice_where_the_label_may_be_null():
+    rows = pa.table({"dimension": ["role", "role"], "value": pa.array([None, None], pa.string()), "users": [12, 13],
+                     "sessions": [20, 21],
+                     "completed_sessions": [15, 16], "completion_rate": [0.75, 0.76]})
+    [twice] = contract.check_rows("user_breakdowns", rows, {"date": "2024/01/10"})
+    assert (twice.rule.breach, twice.samples) == ("duplicate key", ["role, null (2 rows)"])
+
+
+def test_a_derived_partition_of_the_wrong_type_is_named_not_a_traceback():
+    rows = pa.table({"dimension": ["role"], "value": ["Manager"], "users": [12], "sessions": [20],
+                     "completed_sessions": [15], "completion_rate": ["0.75"], "surprise": [1]})
+    found = {(b.rule.column, b.rule.breach) for b in contract.check_rows("user_breakdowns", rows, {"date": "x"})}
+    assert found == {("completion_rate", "type"), ("surprise", "unexpected column")}
+
+
+@pytest.mark.parametrize("text", [" \t=1", "\u00a0\r=1", "\u2003=cmd", "\u202f+1", "\n@x"])
+def test_spaces_and_line_breaks_of_any_kind_before_a_formula_are_seen(text):
+    assert safety.is_formula_like(text) and safety.neutralise(text) == ("'" + text, True)
+
+
+@pytest.mark.parametrize("text", ["a\u061cb", "tag\U000e0041", "line\u2028break", "bom\ufeff"])
+def test_invisible_formatting_characters_are_unsafe_in_a_label(text):
+    con = duckdb.connect()
+    (in_duckdb,) = con.execute("SELECT regexp_matches(?, ?)", [text, safety.unsafe_regex("re2")]).fetchone()
+    assert safety.is_unsafe(text) and in_duckdb and not safety.is_formula_like(text)

@@ -209,3 +209,50 @@ def test_files_of_an_unknown_assessment_type_are_not_dropped_silently(one_day_la
                                                rf"for example \['{folder}/quiz'\] "
                                                r"\(1 folder that no engine reads; the known values are career, "):
         quality.gate(quality.validate_source(one_day_settings, DAY, "assessment_events"))
+
+
+def test_an_earlier_day_that_failed_on_its_volume_alone_stops_no_later_day(one_day_lake, one_day_settings):
+    """Only bad rows stop a later day: a holiday's low volume, an empty optional partition or
+    files no engine reads leave nothing wrong for it to read."""
+    for n, breach in enumerate(("volume", "no rows", "unknown partition"), start=1):
+        earlier = DAY - dt.timedelta(days=n)
+        quality.keep(one_day_settings, quality.QualityReport("assessment_events", earlier.isoformat(), rows=10,
+                                                             evaluated=1, failures=[quality.Failure(
+                                                                 breach, None, "error", 10, breach=breach)]))
+    quality.gate(quality.validate_source(one_day_settings, DAY, "assessment_events"))
+
+
+def test_a_file_of_another_month_in_the_months_partition_is_reported(one_day_lake, one_day_settings):
+    """A misfiled file holds no row of any day of its folder's month: no day would read it into
+    its slice, so every day of the month reports it."""
+    month = one_day_lake / "ocean_scores" / "2024" / "01"
+    data = pq.read_table(month / f"part-{DAY:%Y%m%d}.parquet").slice(0, 3)
+    stamps = pa.array([dt.datetime(2023, 12, 15, 9, 0)] * 3, pa.timestamp("ms"))
+    pq.write_table(data.set_column(data.schema.get_field_index("timestamp"), "timestamp", stamps),
+                   month / "part-misfiled.parquet")
+    report = quality.validate_source(one_day_settings, DAY, "ocean_scores")
+    [failure] = [f for f in report.errors if f.column == "timestamp"]
+    assert (failure.breach, failure.count, failure.samples) == ("out of range", 3, ["2023-12-15 09:00:00"] * 3)
+
+
+def test_a_day_with_its_own_failures_and_an_earlier_bad_day_names_both_to_recover(one_day_lake, one_day_settings):
+    earlier = DAY - dt.timedelta(days=2)
+    quality.keep(one_day_settings, quality.QualityReport("assessment_events", earlier.isoformat(), rows=10,
+                                                         evaluated=1, failures=[quality.Failure(
+                                                             "device: unknown label", "device", "error", 1,
+                                                             breach="unknown label")]))
+    inject_fault(one_day_lake, DAY, "null-id", "personality")
+    with pytest.raises(DataQualityError, match=rf"then run `ioc recover {earlier} {DAY}`: it re-runs the earlier "
+                                               "days and this day"):
+        quality.gate(quality.validate_source(one_day_settings, DAY, "assessment_events"))
+
+
+def test_a_damaged_report_is_named_not_a_traceback(one_day_lake, one_day_settings):
+    earlier = DAY - dt.timedelta(days=1)
+    path = one_day_lake / "quality" / "assessment_events" / f"{earlier}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    from ioc_analytics.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"the quality report {path} is not JSON .* delete it and validate"):
+        quality.validate_source(one_day_settings, DAY, "assessment_events")

@@ -93,3 +93,22 @@ def test_the_command_dry_run_and_its_errors(blocked, tmp_path):
                                                    f"checks failed: {BAD}\n"
     usage = run_ioc("recover", "--help", lake=lake, state=state)
     assert "example: ioc recover 2024-01-15" in usage.stdout and "IOC_AIRFLOW_URL" in usage.stdout
+
+
+def test_later_days_are_backfilled_in_stretches_of_consecutive_days():
+    days = [dt.date(2024, 1, d) for d in (6, 7, 8, 20, 21)] + [dt.date(2024, 2, 3)]
+    assert recover._stretches(days) == [(dt.date(2024, 1, 6), dt.date(2024, 1, 8)),
+                                        (dt.date(2024, 1, 20), dt.date(2024, 1, 21)),
+                                        (dt.date(2024, 2, 3), dt.date(2024, 2, 3))]
+
+
+def test_a_fixed_day_that_reads_another_bad_day_stops_until_that_one_is_named(blocked):
+    settings, lake, good = blocked
+    pq.write_table(good, lake / "assessments" / f"{BAD:%Y/%m/%d}" / "personality" / "part-00000.parquet")
+    earlier = BAD - dt.timedelta(days=3)
+    quality.keep(settings, quality.QualityReport("assessment_events", earlier.isoformat(), rows=10, evaluated=1,
+                                                 failures=[quality.Failure("device: unknown label", "device", "error",
+                                                                           1, breach="unknown label")]))
+    with pytest.raises(recover.RecoveryError, match=f"{BAD} still fails: assessment_events: it reads {earlier}, which "
+                                                    "failed too: name it as well"):
+        recover.recover(settings, [BAD], echo=lambda _: None)

@@ -16,7 +16,8 @@ SELECT
   ), false) AS percentiles_between_0_and_100,
   COALESCE(SUM(assessments), -1) = (
     SELECT COUNT(*) FROM ocean_scores
-    WHERE year = {{ year }} AND month = {{ month }} AND "timestamp" < {{ next_day_start }}
+    WHERE year = {{ year }} AND month = {{ month }}
+      AND "timestamp" >= {{ month_start }} AND "timestamp" < {{ next_day_start }}
   ) AS assessments_match_source
 FROM ocean_trait_percentiles
 WHERE date = {{ lake_date }}
