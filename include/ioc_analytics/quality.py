@@ -60,7 +60,7 @@ from typing import Any
 
 from ioc_analytics import contract, pipeline, sql
 from ioc_analytics.catalog import Table, load_catalog
-from ioc_analytics.contract import ERROR, WARNING, Rule
+from ioc_analytics.contract import ERROR, WARNING, Check
 from ioc_analytics.errors import BadDataFileError, ConfigError, DataQualityError
 from ioc_analytics.lake import DataFile, Lake, Partition, get_lake, is_hidden
 from ioc_analytics.settings import Settings
@@ -69,7 +69,7 @@ from ioc_analytics.tables import RAW_TABLES
 log = logging.getLogger(__name__)
 
 #: How many failing values a report quotes.
-SAMPLES = 5
+SAMPLES = contract.SAMPLES
 #: The volume check compares the day with the same weekday of this many weeks before it.
 VOLUME_WEEKS = 4
 #: Day rows / trailing median outside WARN is a warning, outside ERROR an error.
@@ -88,9 +88,10 @@ QUARANTINED = "quarantined"
 _GX_SEVERITY = {ERROR: "critical", WARNING: "warning"}
 
 
-def suite(table_name: str) -> list[Rule]:
-    """The rules of a raw table's contract: its GX suite, one expectation each."""
-    return contract.rules(table_name)
+def suite(table_name: str) -> list[Check]:
+    """A raw table's contract as its GX suite: one expectation per column (and unique key), each
+    reporting every rule of it that rows break."""
+    return contract.checks(table_name)
 
 
 @dataclass
@@ -193,16 +194,16 @@ def validate_source(settings: Settings, day: dt.date, table_name: str) -> Qualit
     lake.check()
     read = functools.cache(lake.footer)  # a month's files are read to pick the day's, then checked
     slices = _slices(settings, lake, read, table, day)
-    rules = suite(table_name)
+    checks = suite(table_name)
     for piece in slices:
         piece.failures += _footer_checks(read, table, piece, day)
     report = QualityReport(table.name, day.isoformat(), rows=sum(s.rows for s in slices),
-                           evaluated=TABLE_CHECKS + len(rules))
+                           evaluated=TABLE_CHECKS + sum(len(c.rules) for c in checks))
     report.failures += (_volume(lake, table, settings, day, report.rows) + _earlier_failures(settings, lake, table, day)
                         + _unknown_partitions(lake, table, slices))
     sound = [s for s in slices if not s.failures and s.rows]
     if sound:
-        _run_suite(settings, table, day, sound, rules, report)
+        _run_suite(settings, table, day, sound, checks, report)
     for piece in slices:
         report.failures += piece.failures
         report.slices.append({"partition": piece.label, "rows": piece.rows, "files": [f.path for f in piece.files],
@@ -433,9 +434,9 @@ def _earlier_failures(settings: Settings, lake: Lake, table: Table, day: dt.date
 # -- the contract's rules, by Great Expectations on DuckDB ---------------------------------------
 
 
-def _run_suite(settings: Settings, table: Table, day: dt.date, sound: list[_Slice], rules: list[Rule],
+def _run_suite(settings: Settings, table: Table, day: dt.date, sound: list[_Slice], checks: list[Check],
                report: QualityReport) -> None:
-    """Validate the sound slices together; if a rule fails, run it again on each slice to say where."""
+    """Validate the sound slices together; if a check fails, run it again on each slice to say where."""
     with tempfile.TemporaryDirectory(prefix="ioc-quality-") as scratch:
         database = Path(scratch) / "batch.duckdb"
         lake = get_lake(settings)  # on aws, the objects are copied to the scratch folder first
@@ -447,7 +448,7 @@ def _run_suite(settings: Settings, table: Table, day: dt.date, sound: list[_Slic
             views |= {f"slice_{i}": ([readable[i]], [columns[i]]) for i in range(len(sound))}
         _create_views(database, table, day, views)
         validator = _Validator(database)
-        failures = validator.run("day", rules)
+        failures = validator.run("day", checks)
         if not failures:
             return
         if len(sound) == 1:
@@ -455,13 +456,15 @@ def _run_suite(settings: Settings, table: Table, day: dt.date, sound: list[_Slic
                 failure.partition = sound[0].label
             sound[0].failures += failures
             return
-        failed = [r for r in rules if r.name in {f.check for f in failures}]
+        failed = {f.check for f in failures}
+        again = [c for c in checks if failed & {r.name for r in c.rules}]
         found = set()
         for i, piece in enumerate(sound):
-            for failure in validator.run(f"slice_{i}", failed):
-                failure.partition = piece.label
-                piece.failures.append(failure)
-                found.add(failure.check)
+            for failure in validator.run(f"slice_{i}", again):
+                if failure.check in failed:
+                    failure.partition = piece.label
+                    piece.failures.append(failure)
+                    found.add(failure.check)
         # What no single slice shows (a duplicate across two partitions) belongs to the whole day.
         for failure in failures:
             if failure.check not in found:
@@ -516,14 +519,15 @@ class _Validator:
             name="lake", create_temp_table=False,
             connection_string=f"duckdb:///{database}?memory_limit={DUCKDB_MEMORY}")
 
-    def run(self, view: str, rules: Iterable[Rule]) -> list[Failure]:
-        """The rules that some rows of ``view`` break (GX's COMPLETE result format returns an
-        unexpected-rows query's rows, capped at 200)."""
-        by_name = {rule.name: rule for rule in rules}
+    def run(self, view: str, checks: Iterable[Check]) -> list[Failure]:
+        """The rules that some rows of ``view`` break, one failure each (GX's COMPLETE result format
+        returns the rows of an unexpected-rows query: here one per broken rule)."""
+        by_name = {check.name: check for check in checks}
         gx = self.gx
         expectations = [gx.expectations.UnexpectedRowsExpectation(
-            description=rule.name, unexpected_rows_query=rule.query, severity=_GX_SEVERITY[rule.severity])
-            for rule in by_name.values()]
+            description=check.name, unexpected_rows_query=check.query,
+            severity=_GX_SEVERITY[min((r.severity for r in check.rules), key=[ERROR, WARNING].index)])
+            for check in by_name.values()]
         batch = self.source.add_table_asset(name=view, table_name=view).add_batch_definition_whole_table(
             "all").get_batch()
         outcome = batch.validate(gx.ExpectationSuite(name=f"{view}_contract", expectations=expectations),
@@ -532,13 +536,18 @@ class _Validator:
         for result in outcome.results:
             if result.success:
                 continue
-            rule = by_name[result.expectation_config.description]
+            check = by_name[result.expectation_config.description]
             exception = (result.exception_info or {}).get("exception_message")
-            rows = result.result.get("details", {}).get("unexpected_rows") or []
-            failures.append(Failure(
-                rule.name, rule.column, ERROR if exception else rule.severity, result.result.get("observed_value"),
-                [_plain(r.get("sample") if isinstance(r, dict) else r) for r in rows[:SAMPLES]],
-                detail=f"the check could not run: {exception}" if exception else rule.expects, breach=rule.breach))
+            if exception:  # the query itself failed: every rule of the check is unknown, so it is an error
+                failures += [Failure(r.name, r.column, ERROR, None, detail=f"the check could not run: {exception}",
+                                     breach=r.breach) for r in check.rules]
+                continue
+            rules = {r.name: r for r in check.rules}
+            for row in result.result.get("details", {}).get("unexpected_rows") or []:
+                rule = rules[row["rule"]]
+                failures.append(Failure(rule.name, rule.column, rule.severity, int(row["rows"]),
+                                        [_plain(v) for v in list(row["samples"] or [])[:SAMPLES]],
+                                        detail=rule.expects, breach=rule.breach))
         return failures
 
 

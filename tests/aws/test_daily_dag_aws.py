@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ioc_analytics import quality, sql
+from ioc_analytics import contract, quality, sql
 from ioc_analytics.catalog import load_catalog
 from ioc_analytics.engine.athena import athena_literal
 from ioc_analytics.engine.base import read_tags
@@ -127,7 +127,7 @@ def test_daily_dag_on_aws(airflow_db, aws_settings, moto, sample_lake, tmp_path)
     for table in ("assessment_events", "ocean_scores", *AGGREGATES):
         report = json.loads(s3.get_object(Bucket=LAKE_BUCKET, Key=f"quality/{table}/{DAY}.json")["Body"].read())
         assert report["passed"] and report["evaluated"] >= 1, table
-    checks = len(quality.suite("assessment_events")) + quality.TABLE_CHECKS
+    checks = len(contract.rules("assessment_events")) + quality.TABLE_CHECKS
     assert f"assessment_events for {DAY} passed {checks} checks" in output
 
     assert not (tmp_path / "state" / "catalog.sqlite").exists(), "aws keeps partitions in Glue, not locally"

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics import quality
+from ioc_analytics import contract, quality
 from ioc_analytics.errors import DataQualityError
 from ioc_analytics.generate import inject_fault
 from ioc_analytics.settings import get_settings
@@ -29,12 +29,12 @@ def test_good_data_passes_and_the_report_is_kept(one_day_lake, one_day_settings)
     for table in RAW_TABLES:
         report = quality.validate_source(one_day_settings, DAY, table)
         assert report.failures == [] and report.rows > 1000, quality.render([report.as_dict()])
-        assert report.evaluated == len(quality.suite(table)) + quality.TABLE_CHECKS
+        assert report.evaluated == len(contract.rules(table)) + quality.TABLE_CHECKS
         quality.gate(report)
         kept = json.loads((one_day_lake / "quality" / table / f"{DAY}.json").read_text())
         assert kept["rows"] == report.rows and kept["passed"] and kept["errors"] == 0
     shown = quality.render(quality.load_reports(one_day_settings, DAY))
-    events = len(quality.suite("assessment_events")) + quality.TABLE_CHECKS
+    events = len(contract.rules("assessment_events")) + quality.TABLE_CHECKS
     assert re.search(rf"assessment_events\s+PASSED  {events} checks, \d+ rows, 0 errors", shown), shown
 
 
