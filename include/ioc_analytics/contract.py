@@ -11,7 +11,7 @@ a timestamp inside its partition), which keys are unique, and the severity of a 
 Every other part reads it:
 
 - the raw tables' Great Expectations suites are generated from it (``quality.py``): one
-  expectation per rule below, no list of expectations kept beside it;
+  expectation per column and unique key (:func:`checks`), no list of expectations kept beside it;
 - the derived tables (aggregates, hourly metrics, cost tables) are held to it after they are
   built, by the same rules run on DuckDB (:func:`check_rows`);
 - the footer checks accept a file's column when its Parquet type reads as the declared one
@@ -27,9 +27,10 @@ breach (:data:`BREACHES`), how many rows, and a few of them.
 
 Why the rules are SQL written here rather than GX's own expectations: GX's range and set
 expectations cannot tell NaN from a value out of range, and have no regular expressions on DuckDB;
-one query per (column, class) gives each breach its own class, count and samples, and the same
-query runs under GX for the raw tables and directly on DuckDB for the small derived partitions,
-which need no GX import in their tasks.
+a rule per (column, class) gives each breach its own class, count and samples, and one query per
+column (:class:`Check`) evaluates all of its rules in one pass. The same queries run under GX for
+the raw tables and directly on DuckDB for the small derived partitions, which need no GX import in
+their tasks.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The contract (``contract.py``) says what a valid row of each table is; this module turns the raw
 tables' contract into Great Expectations suites (:func:`suite`: one ``UnexpectedRowsExpectation``
-per rule, nothing kept beside it) and runs them on the day, with the checks that need no rows.
+per column and unique key, reporting each of its rules; nothing kept beside it) and runs them on
+the day, with the checks that need no rows.
 A day is validated in *slices*: for ``assessment_events`` the day's partition of each assessment
 type, for ``ocean_scores`` the files of the month's partition that hold the day's rows. Slices are
 the unit of attribution (the message names the partition) and of quarantine.
@@ -678,8 +679,8 @@ def render(reports: list[dict[str, Any]]) -> str:
         rows = "" if r["rows"] is None else f", {r['rows']} rows"
         lines.append(f"{r['table']:<26} {state}  {r['evaluated']} checks{rows}, "
                      f"{r['errors']} errors, {r['warnings']} warnings  (validated {r['validated_at']})")
-        for f in r["failures"]:
-            lines.append(f"    {f['severity']:<11} {Failure.from_dict(f).describe()}")
+        for f in sorted((Failure.from_dict(f) for f in r["failures"]), key=lambda f: f.severity != ERROR):
+            lines.append(f"    {f.severity:<11} {f.describe()}")
         lines += [f"    quarantined  {q}" for q in r.get("quarantined", [])]
         lines += [f"    released     {q}" for q in r.get("released", [])]
     return "\n".join(lines)
