@@ -35,6 +35,7 @@ their tasks.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -297,6 +298,12 @@ def _counts(*names: str, why: str = "") -> tuple[Column, ...]:
     return tuple(Column(n, "bigint", COUNT, why=why) for n in names)
 
 
+#: The rate and time of sessions that completion_rates and platform_performance both give.
+_COMPLETION = (
+    Column("completion_rate", "double", SHARE, why="a share of sessions"),
+    Column("avg_completion_time_s", "double", SECONDS, nullable=True,
+           why="null when no session of the group completed"),
+)
 _PERCENTILES = tuple(Column(f"{trait}_p{p}", "double", SCORE, why="traits are on 0-100")
                      for trait in TRAITS for p in (25, 50, 75))
 _HOUR = Column("hour", "string", Pattern(r"\d{2}", "an hour as HH"), why="the partition of the hour")
@@ -357,9 +364,7 @@ CONTRACTS: dict[str, TableContract] = {t.name: t for t in (
         Column("device", "string", Labels(DEVICES), why="the raw table's devices"),
         Column("assessment_type", "string", Labels(ASSESSMENT_TYPES), why="the raw table's types"),
         *_counts("users", "total_sessions", "completed_sessions", why="counts"),
-        Column("completion_rate", "double", SHARE, why="a share of sessions"),
-        Column("avg_completion_time_s", "double", SECONDS, nullable=True,
-               why="null when no session of the group completed"),
+        *_COMPLETION,
     ), unique=(("device", "assessment_type"),)),
     _aggregate("user_breakdowns", (
         Column("dimension", "string", Labels(("region", "role", "experience")), why="the three breakdowns"),
@@ -401,9 +406,7 @@ CONTRACTS: dict[str, TableContract] = {t.name: t for t in (
         Column("platform", "string", Labels(PLATFORMS), why="the raw table's platforms"),
         Column("device", "string", Labels(DEVICES), why="the raw table's devices"),
         *_counts("sessions", "completed_sessions", why="counts"),
-        Column("completion_rate", "double", SHARE, why="a share of sessions"),
-        Column("avg_completion_time_s", "double", SECONDS, nullable=True,
-               why="null when no session of the group completed"),
+        *_COMPLETION,
         Column("p95_completion_time_s", "double", SECONDS, nullable=True,
                why="null when no session of the group completed"),
     ), unique=(("platform", "device"),), partition_keys=(_LAKE_DATE, _HOUR), enforced_by=_HOURLY),
@@ -565,7 +568,7 @@ def _map_rules(table: TableContract, column: Column) -> list[tuple[str, str, str
          f"lambda k: len(list_filter(map_keys({c}), lambda j: j = k)) > 1), 1, 3), ', ')"),
     ]
     fields = {None: domain.values} if isinstance(domain.values, Range) else dict(domain.values)
-    value_type = exp.DataType.build(column.type, dialect="hive").expressions[1]
+    value_type = _parsed_type(column.type).expressions[1]
     if value_type.this == exp.DataType.Type.STRUCT:
         field_types = {f.name: f.args["kind"] for f in value_type.expressions}
         doubles = {f for f in fields if field_types[f].this == exp.DataType.Type.DOUBLE}
@@ -594,7 +597,8 @@ def _map_rules(table: TableContract, column: Column) -> list[tuple[str, str, str
     return rules
 
 
-def rules(table_name: str) -> list[Rule]:
+@functools.cache
+def rules(table_name: str) -> tuple[Rule, ...]:
     """Every rule of ``table_name``'s contract, in column order, then its unique keys."""
     table = contract(table_name)
     row = _row_label(table)
@@ -646,7 +650,7 @@ def rules(table_name: str) -> list[Rule]:
                  f"{where}GROUP BY {columns} HAVING count(*) > 1")
         found.append(Rule(table.name, ", ".join(key), DUPLICATE_KEY, ERROR, query,
                           f"no two rows share {', '.join(key)}"))
-    return found
+    return tuple(found)
 
 
 #: How many breaching rows a report quotes.
@@ -666,7 +670,8 @@ class Check:
     query: str
 
 
-def checks(table_name: str) -> list[Check]:
+@functools.cache
+def checks(table_name: str) -> tuple[Check, ...]:
     """``table_name``'s rules grouped into :class:`Check`s, in column order, then the unique keys."""
     found: dict[str, list[Rule]] = {}
     for rule in rules(table_name):
@@ -684,7 +689,7 @@ def checks(table_name: str) -> list[Check]:
             query = (f"SELECT {_literal(rule.name)} AS rule, count(*) AS rows, min(sample, {SAMPLES}) AS samples "
                      f"FROM ({rule.query}) HAVING count(*) > 0")
         made.append(Check(table_name, name, tuple(grouped), query))
-    return made
+    return tuple(made)
 
 
 # -- the Parquet types a declared type accepts -------------------------------------------------
@@ -696,8 +701,6 @@ def accepts(declared: str, held: Any) -> bool:
     one; a ``double`` takes float and double); strings plain, large or dictionary-encoded;
     timestamps in any unit (INT96 included)."""
     import pyarrow as pa
-    import sqlglot
-    from sqlglot import exp
 
     def fits(dtype: exp.DataType, arrow: pa.DataType) -> bool:
         if pa.types.is_dictionary(arrow):
@@ -731,7 +734,13 @@ def accepts(declared: str, held: Any) -> bool:
             return pa.types.is_list(arrow) and fits(dtype.expressions[0], arrow.value_type)
         return False
 
-    return fits(sqlglot.exp.DataType.build(declared, dialect="hive"), held)
+    return fits(_parsed_type(declared), held)
+
+
+@functools.cache
+def _parsed_type(declared: str) -> exp.DataType:
+    """A declared Athena type, parsed (once: the footer checks ask for every column of every file)."""
+    return exp.DataType.build(declared, dialect="hive")
 
 
 # -- the derived tables, held to the contract on DuckDB ------------------------------------------

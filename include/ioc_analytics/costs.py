@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import io
 import logging
 import re
 import statistics
@@ -51,7 +50,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ioc_analytics import alerts, contract, partitions, usage
 from ioc_analytics.catalog import load_catalog
@@ -343,12 +341,7 @@ def _stored(settings: Settings, name: str, days: list[dt.date]) -> dict[dt.date,
         location = registered.get((day.strftime("%Y/%m/%d"),))
         if location is None:
             continue
-        rows: list[dict[str, object]] = []
-        for file in lake.files_in(location):
-            data = lake.get_bytes(file.path)
-            if data is not None:
-                rows += pq.read_table(io.BytesIO(data)).to_pylist()
-        found[day] = rows
+        found[day] = partitions.read_location(lake, table, location).to_pylist()
     return found
 
 

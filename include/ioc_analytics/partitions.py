@@ -327,6 +327,13 @@ def roll_back(lake: Lake, registry: PartitionRegistry, table: Table, values: Map
     return None
 
 
+def read_location(lake: Lake, table: Table, location: str) -> pa.Table:
+    """Every row of one version folder (a derived partition: tens of rows, thousands for the query
+    costs), read from its data files in the lake (S3 on ``aws``), with no query to pay for."""
+    pieces = [pq.read_table(io.BytesIO(lake.get_bytes(f.path))) for f in lake.files_in(location)]
+    return pa.concat_tables(pieces, promote_options="permissive") if pieces else table.arrow_schema.empty_table()
+
+
 def registered_listing(lake: Lake, registry: PartitionRegistry, table: Table) -> Listing:
     """What a query sees of a table without projection: its registered partitions, each with the
     data files at its registered location (none, if the location is stale)."""

@@ -207,37 +207,29 @@ def build_hourly(settings: Settings, hour: dt.datetime, name: str, tags: Mapping
     return stats.as_dict()
 
 
-def _partition_rows(settings: Settings, table, partition: Mapping[str, str]):
-    """Every row of the registered version of a derived table's partition (tens of rows), read from
-    its files in the lake (S3 on ``aws``): no query to pay for. None if no version is registered."""
-    import io
-
-    import pyarrow as pa
-
-    lake = get_lake(settings)
+def _breaches(settings: Settings, table, partition: Mapping[str, str]) -> list[contract.Breach]:
+    """The contract's breaches of the registered version of a derived table's partition, read from
+    its files (none if no version is registered)."""
     location = partitions.get_registry(settings).location(table, dict(partition))
     if location is None:
-        return None
-    pieces = [pq.read_table(io.BytesIO(lake.get_bytes(f.path) or b"")) for f in lake.files_in(location)]
-    return pa.concat_tables(pieces, promote_options="permissive") if pieces else table.arrow_schema.empty_table()
+        return []
+    return contract.check_rows(table.name, partitions.read_location(get_lake(settings), table, location), partition)
 
 
-def _hold_to_contract(settings: Settings, name: str, partition: Mapping[str, str], when: str) -> list[contract.Breach]:
-    """The contract's breaches of a built partition; on an error-level one, the partition is rolled
-    back and the task fails naming each. Returns the breaches (warnings included)."""
+def _hold_to_contract(settings: Settings, name: str, partition: Mapping[str, str], when: str) -> None:
+    """Fail naming each error-level breach of a built partition, after rolling it back; log the
+    warnings."""
     table = load_catalog(settings.lake_uri, settings.database).table(name)
-    rows = _partition_rows(settings, table, partition)
-    found = contract.check_rows(name, rows, partition) if rows is not None else []
-    errors = [b for b in found if b.rule.severity == contract.ERROR]
+    found = _breaches(settings, table, partition)
     for breach in found:
         if breach.rule.severity != contract.ERROR:
             log.warning("%s for %s: %s", name, when, breach.describe())
+    errors = [b for b in found if b.rule.severity == contract.ERROR]
     if errors:
         raise DataQualityError(
             f"{name} for {when} breaks its data contract: " + "; ".join(b.describe() for b in errors)
             + f". The partition was rolled {_roll_back(settings, table, partition)}; the source data let it "
             "through: check the source's quality report (`ioc quality`), fix it, then clear this task.")
-    return found
 
 
 def _roll_back(settings: Settings, table, partition: Mapping[str, str]) -> str:
@@ -265,9 +257,8 @@ def quality_gate(settings: Settings, day: dt.date, name: str, tags: Mapping[str,
     checks = result.table.to_pylist()[0]
     table = load_catalog(settings.lake_uri, settings.database).table(name)
     partition = {"date": sql.date_values(day)["lake_date"]}
-    rows = _partition_rows(settings, table, partition)
-    breaches = contract.check_rows(name, rows, partition) if rows is not None else []
-    report = quality.keep_checks(settings, day, name, checks, breaches, f"date={partition['date']}")
+    report = quality.keep_checks(settings, day, name, checks, _breaches(settings, table, partition),
+                                 f"date={partition['date']}")
     for warning in report.warnings:
         log.warning("%s for %s: %s", name, day, warning.describe())
     if report.errors:

@@ -40,6 +40,7 @@ import io
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -126,14 +127,12 @@ def spreadsheet_safe(table: pa.Table) -> tuple[pa.Table, int]:
         kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
             continue
-        column = pa.field(column.name, pa.string())  # dictionary-encoded or a view: plain text, as it reads
-        table = table.set_column(i, column, table.column(i).cast(pa.string()))
-        values = table.column(i).to_pylist()
-        safe = [safety.neutralise(v) if v is not None else (None, False) for v in values]
+        text = table.column(i).cast(pa.string())  # dictionary-encoded or a view: plain text, as it reads
+        safe = [safety.neutralise(v) if v is not None else (None, False) for v in text.to_pylist()]
         hits = sum(flag for _, flag in safe)
-        if hits:
-            changed += hits
-            table = table.set_column(i, column, pa.array([v for v, _ in safe], column.type))
+        changed += hits
+        table = table.set_column(i, pa.field(column.name, pa.string()),
+                                 pa.array([v for v, _ in safe], pa.string()) if hits else text)
     return table, changed
 
 
@@ -185,6 +184,7 @@ def json_rows(table: pa.Table) -> list[dict[str, Any]]:
 def _xlsx(table: pa.Table, title: str, rows_per_sheet: int) -> bytes:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     book = Workbook(write_only=True)  # streams rows: memory stays flat for large sheets
     for sheet_number, start in enumerate(range(0, max(table.num_rows, 1), rows_per_sheet), start=1):
@@ -195,7 +195,7 @@ def _xlsx(table: pa.Table, title: str, rows_per_sheet: int) -> bytes:
             for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
                 cells = []
                 for value in row:
-                    cell = WriteOnlyCell(sheet, _excel_value(value))
+                    cell = WriteOnlyCell(sheet, _excel_value(value, ILLEGAL_CHARACTERS_RE))
                     if isinstance(cell.value, str):
                         cell.data_type = "s"  # text is text: never a formula, whatever it holds
                     cells.append(cell)
@@ -205,9 +205,7 @@ def _xlsx(table: pa.Table, title: str, rows_per_sheet: int) -> bytes:
     return buffer.getvalue()
 
 
-def _excel_value(value: Any) -> Any:
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
+def _excel_value(value: Any, illegal: re.Pattern[str]) -> Any:
     # Excel has no time zones, no nested values, no NaN (a file holding one is "corrupt" to Excel),
     # and no control characters (openpyxl refuses them): shown as U+FFFD.
     if isinstance(value, dt.datetime):
@@ -217,7 +215,7 @@ def _excel_value(value: Any) -> Any:
     if isinstance(value, (list, dict)):
         value = json.dumps(value, default=str)
     if isinstance(value, str):
-        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+        return illegal.sub("\ufffd", value)
     return value
 
 
@@ -273,10 +271,10 @@ def _read_manifest(store: Any, folder: str) -> dict[str, Any]:
 
 def _validation(settings: Settings, name: str, day: dt.date) -> dict[str, Any]:
     from ioc_analytics.lake import get_lake
+    from ioc_analytics.quality import read_report
 
     path = f"{settings.lake_uri}/quality/{name}/{day.isoformat()}.json"
-    raw = get_lake(settings).get_bytes(path)
-    report = json.loads(raw) if raw else None
+    report = read_report(get_lake(settings), path)
     if not report or not report.get("passed"):
         state = "failed its checks" if report else "has not been checked"
         raise DataQualityError(f"{name} for {day.isoformat()} {state} (no passing report at {path}): only "

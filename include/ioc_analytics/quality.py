@@ -269,10 +269,15 @@ def _on_day(read: Callable[[DataFile], Any], file: DataFile, day: dt.date) -> bo
         return True  # an unreadable file in the month is reported by the footer checks
 
 
+def _next_month(day: dt.date) -> dt.date:
+    """The first day of the month after ``day``'s."""
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
 def _outside_month(read: Callable[[DataFile], Any], file: DataFile, day: dt.date) -> bool:
     """A file of the month's partition whose rows all lie outside the month (misfiled)."""
     start = dt.datetime(day.year, day.month, 1)
-    end = (start + dt.timedelta(days=32)).replace(day=1)
+    end = dt.datetime.combine(_next_month(day), dt.time())
     try:
         meta = read(file)
     except BadDataFileError:
@@ -375,8 +380,7 @@ def later_days(table_name: str, day: dt.date) -> list[dt.date]:
     """The days after ``day`` whose aggregates read it: the inverse of :func:`_earlier_days`."""
     if "date" in (k.name for k in contract.contract(table_name).partition_keys):
         return [day + dt.timedelta(days=n) for n in range(1, sql.LOOKBACK_DAYS + 1)]
-    following = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return [day + dt.timedelta(days=n) for n in range(1, (following - day).days)]
+    return [day + dt.timedelta(days=n) for n in range(1, (_next_month(day) - day).days)]
 
 
 def own_failures(report: dict[str, Any]) -> list[Failure]:

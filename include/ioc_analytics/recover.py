@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ioc_analytics import quality
+from ioc_analytics import contract, quality
 from ioc_analytics.errors import ConfigError, IocError
 from ioc_analytics.lake import get_lake
 from ioc_analytics.settings import PROJECT_ROOT, Settings
@@ -103,16 +103,14 @@ def plan(settings: Settings, days: list[dt.date]) -> Plan:
     """What to re-run: each named day (which must have failed its own checks), the later days
     stopped by the look-back on it, and the later days that read it and were built anyway."""
     reports = _reports(settings)
-    bad_days = sorted({day for (_, day), report in reports.items() if quality.own_failures(report)})
+    own = {key: quality.own_failures(report) for key, report in reports.items()}
+    listed = ", ".join(d.isoformat() for d in sorted({day for (_, day), f in own.items() if f})[-10:]) or "none"
     if not days:
-        listed = ", ".join(d.isoformat() for d in bad_days[-10:]) or "none"
         raise ConfigError(f"name the days to recover (YYYY-MM-DD); days whose own checks failed: {listed}")
     result = Plan()
     for day in sorted(set(days)):
-        failed = {table: quality.own_failures(reports[(table, day)])[0].describe()
-                  for table in RAW_TABLES if (table, day) in reports and quality.own_failures(reports[(table, day)])}
+        failed = {table: own[(table, day)][0].describe() for table in RAW_TABLES if own.get((table, day))}
         if not failed:
-            listed = ", ".join(d.isoformat() for d in bad_days[-10:]) or "none"
             raise ConfigError(f"{day} did not fail its own checks (no failed quality report of its raw tables), so "
                               f"nothing waits for it; days whose own checks failed: {listed}")
         result.bad[day] = failed
@@ -120,7 +118,7 @@ def plan(settings: Settings, days: list[dt.date]) -> Plan:
     blocked = set()
     for (_, day), report in reports.items():
         for failure in (quality.Failure.from_dict(f) for f in report.get("failures", [])):
-            if failure.breach == quality.contract.EARLIER_DAY and named & set(map(str, failure.samples)):
+            if failure.breach == contract.EARLIER_DAY and named & set(map(str, failure.samples)):
                 blocked.add(day)
     read = {later for day, failed in result.bad.items() for table in failed
             for later in quality.later_days(table, day) if (table, later) in reports}
@@ -139,7 +137,7 @@ def still_failing(settings: Settings, recovery: Plan) -> dict[dt.date, list[str]
         for table in failed:
             report = quality.validate_source(settings, day, table)
             for f in report.errors:
-                if f.breach != quality.contract.EARLIER_DAY:
+                if f.breach != contract.EARLIER_DAY:
                     errors.append(f"{table}: {f.describe()}")
                 elif unnamed := sorted(set(map(str, f.samples)) - named):
                     errors.append(f"{table}: it reads {', '.join(unnamed)}, which failed too: name "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -176,6 +177,11 @@ def test_a_bad_day_blocks_the_next_days_and_ioc_recover_turns_them_all_green(air
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     said = recovered.stdout
     assert f"it blocked 2 later days: {DAYS[1]}, {DAYS[2]}" in said and f"validated again: {BAD} passes" in said
+    # What the README shows (the backfill ids aside).
+    assert re.search(rf"^backfill \d+ of {DAG}, {BAD} to {BAD} \(a fixed day\): its runs re-run, missing ones "
+                     rf"created\n  {BAD}  success$", said, re.M), said
+    assert re.search(rf"^backfill \d+ of {DAG}, {DAYS[1]} to {DAYS[2]} \(later days that read it\): its runs "
+                     rf"re-run, missing ones created\n  {DAYS[1]}  success\n  {DAYS[2]}  success$", said, re.M), said
     assert said.rstrip().endswith("recovered: 1 fixed day and 2 later ones re-run"), said
 
     states, runs = _runs(base)

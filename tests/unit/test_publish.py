@@ -221,11 +221,6 @@ def test_json_and_excel_hold_no_nan():
     assert [row[0].value for row in sheet.iter_rows(min_row=2, max_row=5)] == [1.5, None, None, None]
 
 
-def test_the_manifest_counts_the_neutralised_cells(checked):
-    manifest = publish.export_aggregate(checked, DAY, "user_breakdowns", TAGS)
-    assert manifest["neutralised_cells"] == 0 and all(f["neutralised_cells"] == 0 for f in manifest["files"])
-
-
 def test_an_api_answer_over_raw_text_is_safe_to_open(sample_lake, tmp_path):
     """The query API reads the raw tables themselves: a formula-like role in ocean_scores comes out
     neutralised in CSV and Excel, raw in JSON."""
