@@ -22,7 +22,7 @@ the baseline learns from, simulated query by query:
   failures      one day on which 15-40 % of the queries fail          that day
   ============  =====================================================  =======================
 
-The detector is ``costs.detect`` exactly as the DAG runs it (the default settings: $50 budget,
+The detector is ``monitor.detect`` exactly as the DAG runs it (the default settings: $50 budget,
 $0.50 query alarm, 10 % failure alarm). An alert is every anomaly with ``alerted`` true (a
 continuing one is not re-alerted). An anomaly is found when a detector meant for its kind alerts
 within its window (a spike by ``cost_spike``, a failure burst by ``failure_burst``, ...); recall is
@@ -46,9 +46,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
 
-from ioc_analytics import costs  # noqa: E402
+from ioc_analytics.cost import monitor  # noqa: E402
+from ioc_analytics.cost.usage import DailyUsage  # noqa: E402
 from ioc_analytics.settings import get_settings  # noqa: E402
-from ioc_analytics.usage import DailyUsage  # noqa: E402
 
 HISTORY_DAYS = 35
 DAYS = 90
@@ -108,7 +108,7 @@ def run(scenarios: int, seed: int) -> dict[str, object]:
         hit = False
         for n in range(DAYS):
             day = first + dt.timedelta(days=n)
-            for anomaly in costs.detect(usage, day, settings):
+            for anomaly in monitor.detect(usage, day, settings):
                 if not anomaly.alerted:
                     continue
                 if anomaly.kind in BUDGET_KINDS:

@@ -65,7 +65,7 @@ def main() -> None:
         measure(*args.measure)
         return
 
-    from ioc_analytics.generate import generate_lake
+    from ioc_analytics.devtools.generate import generate_lake
 
     work = Path(args.work or tempfile.mkdtemp(prefix="ioc-bench-quality-"))
     rows = ["| events/day | table | rows validated | GX import (s) | validation (s) | peak RSS (MB) | result |",

@@ -3,7 +3,7 @@
 Read the Parquet files each aggregate needs (``pd.read_parquet`` on the day's, the look-back's or
 the month's files, only the columns it uses, as anyone would), then group by. Maps are flattened
 with pyarrow before they reach pandas: a month of facet maps as Python objects does not fit in
-memory at a million events a day. The answers are those of ``include/sql/*.sql``, so the ratio
+memory at a million events a day. The answers are those of ``include/ioc_analytics/sql/*.sql``, so the ratio
 compares like with like (percentiles exact here, approximate in the engine; the columns carry
 the aggregate tables' names: ``tests/unit/test_aggregates.py`` compares them with the engine's).
 """

@@ -59,11 +59,11 @@ from pathlib import Path
 import psutil
 import pyarrow.parquet as pq
 
-from ioc_analytics.catalog import load_catalog
+from ioc_analytics.backends.local.engine import LocalEngine, ScanPlan
 from ioc_analytics.engine.base import MB, athena_cost  # MB: 2**20 bytes, as AWS bills
-from ioc_analytics.engine.local import LocalEngine, ScanPlan
+from ioc_analytics.lake.catalog import load_catalog
+from ioc_analytics.lake.tables import AGGREGATES
 from ioc_analytics.settings import Settings, get_settings
-from ioc_analytics.tables import AGGREGATES
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -85,7 +85,7 @@ print(time.perf_counter() - started, len(bag.dags), len(bag.import_errors))
 
 _GENERATE = """
 import dataclasses, datetime as dt, json, pathlib, sys
-from ioc_analytics.generate import generate_lake
+from ioc_analytics.devtools.generate import generate_lake
 lake, start, days, per_day, seed, workers, out = sys.argv[1:]
 report = generate_lake(lake, dt.date.fromisoformat(start), int(days), int(per_day), int(seed), int(workers))
 pathlib.Path(out).write_text(json.dumps(dataclasses.asdict(report)))

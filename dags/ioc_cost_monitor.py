@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from ioc_analytics.notify import task_defaults
+from ioc_analytics.operations.notify import task_defaults
 
 
 @dag(
@@ -61,17 +61,19 @@ from ioc_analytics.notify import task_defaults
 def ioc_cost_monitor():
     @task
     def record_costs() -> dict:
-        from ioc_analytics import costs, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.cost import monitor
 
         with runtime.step() as (settings, day, _):
-            return costs.record_costs(settings, day)
+            return monitor.record_costs(settings, day)
 
     @task
     def flag_anomalies() -> dict:
-        from ioc_analytics import costs, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.cost import monitor
 
         with runtime.step() as (settings, day, _):
-            return costs.flag_anomalies(settings, day)
+            return monitor.flag_anomalies(settings, day)
 
     record_costs() >> flag_anomalies()
 

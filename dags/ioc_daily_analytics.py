@@ -10,7 +10,7 @@ For each raw table, `wait_for_<table> -> validate_<table>`; for each aggregate,
 <name>.check -> <name>.export`. A late or bad `ocean_scores` holds back only the aggregates that
 read it.
 
-Aggregates (one partition per day; DDL in `include/sql/ddl/`, query in `include/sql/<name>.sql`):
+Aggregates (one partition per day; under `include/ioc_analytics/sql/`: DDL in `ddl/`, query in `<name>.sql`):
 `daily_active_users`, `completion_rates`, `user_breakdowns`, `assessment_funnel`,
 `ocean_trait_percentiles` (month to date), `facet_summary`, `dark_side_summary`. Each is an
 asset (`ioc.<name>`) that its `check` task updates once the day's partition has passed.
@@ -50,7 +50,7 @@ asset (`ioc.<name>`) that its `check` task updates once the day's partition has 
   *Fails when* the query fails; the message has the error and the query id (the local query
   log, or the Athena history). The previous version stays in place.
 - `<name>.check`: the aggregate's data contract (no NaN, rates in 0-1, known and safe labels,
-  unique keys) and `include/sql/checks/<name>.sql` (its invariants against the sources). *Fails
+  unique keys) and `include/ioc_analytics/sql/checks/<name>.sql` (its invariants against the sources). *Fails
   when* the data is wrong: the partition is rolled back to its earlier version (or to no data), so
   readers never keep a day that failed, and nothing is exported. Fix the source, then clear the
   `build` task.
@@ -80,9 +80,9 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, TaskGroup, dag, task
 
-from ioc_analytics.notify import task_defaults
-from ioc_analytics.sensors import LakeFreshnessSensor
-from ioc_analytics.tables import AGGREGATES, RAW_TABLES
+from ioc_analytics.analytics.sensors import LakeFreshnessSensor
+from ioc_analytics.lake.tables import AGGREGATES, RAW_TABLES
+from ioc_analytics.operations.notify import task_defaults
 
 
 @dag(
@@ -104,44 +104,50 @@ def ioc_daily_analytics():
 
     @task
     def repair_partitions() -> dict:
-        from ioc_analytics import pipeline, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.analytics import pipeline
 
         with runtime.step() as (settings, day, _):
             return pipeline.repair_partitions(settings, day)
 
     @task
     def validate(table: str) -> dict:
-        from ioc_analytics import pipeline, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.analytics import pipeline
 
         with runtime.step() as (settings, day, _):
             return pipeline.validate_source(settings, day, table)
 
     @task
     def build(name: str) -> dict:
-        from ioc_analytics import pipeline, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.analytics import pipeline
 
         with runtime.step() as (settings, day, tags):
             return pipeline.build_aggregate(settings, day, name, tags)
 
     @task
     def check(name: str) -> dict:
-        from ioc_analytics import pipeline, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.analytics import pipeline
 
         with runtime.step() as (settings, day, tags):
             return pipeline.quality_gate(settings, day, name, tags)
 
     @task
     def export(name: str) -> dict:
-        from ioc_analytics import publish, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.publishing import exports
 
         with runtime.step() as (settings, day, tags):
-            return publish.export_aggregate(settings, day, name, tags)
+            return exports.export_aggregate(settings, day, name, tags)
 
     @task(trigger_rule="all_done")  # whatever was exported, and the day's quality status
     def dashboard() -> str:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from ioc_analytics import dashboard, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.publishing import dashboard
 
         with runtime.step() as (settings, day, tags):
             if settings.backend != "local":

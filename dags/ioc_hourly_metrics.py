@@ -6,7 +6,7 @@ the hour of its logical date (`airflow dags test ioc_hourly_metrics 2024-01-15T1
 builds 14:00-15:00) and starts once that hour has ended.
 
 One task per metric table, each replacing the hour's partition (`date`, `hour`) with
-`include/sql/hourly/<name>.sql`, then holding it to the table's data contract
+`include/ioc_analytics/sql/hourly/<name>.sql`, then holding it to the table's data contract
 (`docs/data-contract.md`: counts not negative, rates in 0-1, no NaN, known labels): a re-run or a
 backfill of an hour replaces exactly that hour.
 
@@ -34,8 +34,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from ioc_analytics.notify import task_defaults
-from ioc_analytics.tables import HOURLY
+from ioc_analytics.lake.tables import HOURLY
+from ioc_analytics.operations.notify import task_defaults
 
 
 @dag(
@@ -52,7 +52,8 @@ def ioc_hourly_metrics():
     def build(name: str) -> dict:
         from airflow.sdk import get_current_context
 
-        from ioc_analytics import pipeline, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.analytics import pipeline
 
         with runtime.step() as (settings, _, tags):
             hour = runtime.run_moment(get_current_context())

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from ioc_analytics.notify import task_defaults
+from ioc_analytics.operations.notify import task_defaults
 
 
 @dag(
@@ -36,7 +36,8 @@ from ioc_analytics.notify import task_defaults
 def ioc_monthly_cost_report():
     @task
     def cost_report() -> dict:
-        from ioc_analytics import maintenance, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.operations import maintenance
 
         with runtime.step() as (settings, month, _):
             return maintenance.monthly_cost_report(settings, month)

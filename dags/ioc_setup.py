@@ -14,7 +14,7 @@ manages, and leaves everything else alone. Its log shows a table of every resour
 
 **Tasks** (on the `local` backend the aws-only ones are skipped):
 
-- `catalog`: aws: the Glue database and tables from `include/sql/ddl/`. local: the lake, state
+- `catalog`: aws: the Glue database and tables from `include/ioc_analytics/sql/ddl/`. local: the lake, state
   and exports folders, and every DDL table parsed.
 - `results_bucket` (aws only): the Athena results bucket (`IOC_ATHENA_OUTPUT`) and its lifecycle
   rule `delete-old-query-results` (results deleted after 30 days); the bucket's other rules are
@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from ioc_analytics.notify import task_defaults
+from ioc_analytics.operations.notify import task_defaults
 
 
 @dag(
@@ -62,12 +62,13 @@ def ioc_setup():
     def setup_step(step: str) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from ioc_analytics import provision, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.operations import setup
 
         with runtime.step() as (settings, day, tags):
-            if settings.backend != "aws" and step in provision.AWS_ONLY:
-                raise AirflowSkipException(f"{step} is aws only: {provision.AWS_ONLY[step]}")
-            report = provision.ensure(settings, [step], tags=tags, today=day)
+            if settings.backend != "aws" and step in setup.AWS_ONLY:
+                raise AirflowSkipException(f"{step} is aws only: {setup.AWS_ONLY[step]}")
+            report = setup.ensure(settings, [step], tags=tags, today=day)
             print(report.render())
             return report.as_dict()
 

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from ioc_analytics.notify import task_defaults
+from ioc_analytics.operations.notify import task_defaults
 
 
 @dag(
@@ -47,7 +47,8 @@ from ioc_analytics.notify import task_defaults
 def ioc_weekly_maintenance():
     @task
     def expensive_queries() -> dict:
-        from ioc_analytics import maintenance, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.operations import maintenance
 
         with runtime.step() as (settings, monday, _):
             return maintenance.expensive_queries(settings, *maintenance.week(monday))
@@ -56,14 +57,16 @@ def ioc_weekly_maintenance():
     def expired_results() -> dict:
         import datetime as dt
 
-        from ioc_analytics import maintenance, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.operations import maintenance
 
         with runtime.step() as (settings, _, _):
             return maintenance.expired_results(settings, dt.datetime.now(dt.UTC).date())
 
     @task
     def schema_drift() -> dict:
-        from ioc_analytics import maintenance, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.operations import maintenance
 
         with runtime.step() as (settings, monday, _):
             return maintenance.schema_drift(settings, *maintenance.week(monday))
@@ -72,14 +75,16 @@ def ioc_weekly_maintenance():
     def small_files() -> dict:
         import datetime as dt
 
-        from ioc_analytics import maintenance, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.operations import maintenance
 
         with runtime.step() as (settings, monday, _):
             return maintenance.small_files(settings, *maintenance.week(monday), today=dt.datetime.now(dt.UTC).date())
 
     @task
     def empty_partitions() -> dict:
-        from ioc_analytics import maintenance, runtime
+        from ioc_analytics import runtime
+        from ioc_analytics.operations import maintenance
 
         with runtime.step() as (settings, _, _):
             return maintenance.empty_partitions(settings)

@@ -62,7 +62,7 @@ def sample_lake(tmp_path_factory) -> Path:
     """January 2024 (the guide's OCEAN query reads it) and the 35 days up to today, in UTC."""
     import datetime as dt
 
-    from ioc_analytics.generate import generate_lake
+    from ioc_analytics.devtools.generate import generate_lake
 
     lake = tmp_path_factory.mktemp("lake")
     generate_lake(lake, dt.date(2024, 1, 1), 31, EVENTS_PER_DAY, seed=11)
@@ -82,7 +82,7 @@ def local_settings(sample_lake, tmp_path):
 
 @pytest.fixture()
 def local_engine(local_settings):
-    from ioc_analytics.engine.local import LocalEngine
+    from ioc_analytics.backends.local.engine import LocalEngine
 
     return LocalEngine(local_settings)
 

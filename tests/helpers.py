@@ -161,7 +161,7 @@ def read_aggregate(state_dir: Path, table: str, day: dt.date) -> pd.DataFrame:
 
 def sorted_aggregate(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """An aggregate's rows in the order of its key (the contract's unique key)."""
-    from ioc_analytics.contract import contract
+    from ioc_analytics.lake.contract import contract
 
     keys = list(contract(name).unique[0]) if contract(name).unique else []
     return frame.sort_values(keys).reset_index(drop=True) if keys else frame
@@ -209,7 +209,7 @@ def export_file(exports_root: Path, name: str, day: dt.date, fmt: str = "csv") -
 
 def suppressed(frame: pd.DataFrame, name: str, min_users: int = 10) -> pd.DataFrame:
     """An aggregate as its exports show it: breakdown rows with fewer than ``min_users`` users blanked."""
-    from ioc_analytics.tables import BREAKDOWN_USERS
+    from ioc_analytics.lake.tables import BREAKDOWN_USERS
 
     users = BREAKDOWN_USERS.get(name)
     if users is None:

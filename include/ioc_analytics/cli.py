@@ -68,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     quality.add_argument("date", type=_date, help="the day, YYYY-MM-DD")
     quality.add_argument("--validate", action="store_true", help="validate the raw tables now, then show")
 
-    from ioc_analytics.contract import ASSESSMENT_TYPES
-    from ioc_analytics.generate import FAULTS
+    from ioc_analytics.devtools.generate import FAULTS
+    from ioc_analytics.lake.contract import ASSESSMENT_TYPES
 
     fault = sub.add_parser("fault", help="damage one day of a generated lake (the bad-input corpus)")
     fault.add_argument("--lake", required=True)
@@ -78,8 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     fault.add_argument("--assessment-type", choices=ASSESSMENT_TYPES, default="personality",
                        help="the events partition to damage (events faults only)")
     sub.add_parser("quicksight", help="aws: create or update the QuickSight data source and datasets (idempotent)")
-    guard = sub.add_parser("costguard", help="check include/sql/ for unfiltered partitioned reads, SELECT * on raw "
-                                             "tables and scans past the cutoff on a 90-day lake (exit 1 if any)")
+    guard = sub.add_parser("costguard", help="check the package's SQL for unfiltered partitioned reads, SELECT * on "
+                                             "raw tables and scans past the cutoff on a 90-day lake (exit 1 if any)")
     guard.add_argument("--events-per-day", type=_positive, default=None,
                        help="the daily volume the 90-day lake is sized for (default 1,000,000)")
     sub.add_parser("setup", help="create or repair the catalog, workgroup, bucket, alarms (idempotent); readiness")
@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from ioc_analytics.generate import generate_lake
+    from ioc_analytics.devtools.generate import generate_lake
 
     report = generate_lake(args.lake, args.start, args.days, args.events_per_day, args.seed, args.workers)
     print(
@@ -122,7 +122,7 @@ def _query(args: argparse.Namespace) -> None:
     if args.format == "csv":
         import pyarrow.csv as pacsv
 
-        from ioc_analytics.publish import spreadsheet_safe
+        from ioc_analytics.publishing.exports import spreadsheet_safe
 
         table, neutralised = spreadsheet_safe(table)  # the file is opened in a spreadsheet: as the exports
         pacsv.write_csv(table, sys.stdout.buffer)
@@ -130,7 +130,7 @@ def _query(args: argparse.Namespace) -> None:
             print(f"{neutralised} cells that a spreadsheet would evaluate were written with a leading ' "
                   "(--format json gives the raw text)", file=sys.stderr)
     elif args.format == "json":
-        from ioc_analytics.publish import json_rows
+        from ioc_analytics.publishing.exports import json_rows
 
         json.dump(json_rows(table), sys.stdout, indent=1)
         print()
@@ -143,7 +143,7 @@ def _query(args: argparse.Namespace) -> None:
 
 
 def _tables(_: argparse.Namespace) -> None:
-    from ioc_analytics.catalog import load_catalog
+    from ioc_analytics.lake.catalog import load_catalog
     from ioc_analytics.settings import get_settings
 
     settings = get_settings()
@@ -159,8 +159,8 @@ def _tables(_: argparse.Namespace) -> None:
 
 def _quality(args: argparse.Namespace) -> int:
     from ioc_analytics import quality
+    from ioc_analytics.lake.tables import RAW_TABLES
     from ioc_analytics.settings import get_settings
-    from ioc_analytics.tables import RAW_TABLES
 
     settings = get_settings()
     if args.validate:
@@ -172,13 +172,13 @@ def _quality(args: argparse.Namespace) -> int:
 
 
 def _fault(args: argparse.Namespace) -> None:
-    from ioc_analytics.generate import inject_fault
+    from ioc_analytics.devtools.generate import inject_fault
 
     print(f"damaged {inject_fault(args.lake, args.date, args.fault, args.assessment_type)} with {args.fault}")
 
 
 def _quicksight(_: argparse.Namespace) -> None:
-    from ioc_analytics import quicksight
+    from ioc_analytics.backends.aws import quicksight
     from ioc_analytics.settings import get_settings
 
     settings = get_settings()
@@ -189,41 +189,42 @@ def _quicksight(_: argparse.Namespace) -> None:
 
 
 def _costguard(args: argparse.Namespace) -> int:
-    from ioc_analytics import costguard
+    from ioc_analytics.cost import guard
     from ioc_analytics.settings import get_settings
 
-    volume = args.events_per_day or costguard.PLANNED_EVENTS_PER_DAY
+    volume = args.events_per_day or guard.PLANNED_EVENTS_PER_DAY
     cutoff = get_settings().bytes_scanned_cutoff
-    estimates = costguard.estimate_files(events_per_day=volume)
-    findings = costguard.check_files() + costguard.check_estimates(estimates, cutoff, volume)
+    estimates = guard.estimate_files(events_per_day=volume)
+    findings = guard.check_files() + guard.check_estimates(estimates, cutoff, volume)
     for finding in findings:
         print(finding)
-    print(f"estimated scans on a {costguard.LAKE_DAYS}-day lake of {volume:,} events a day "
+    print(f"estimated scans on a {guard.LAKE_DAYS}-day lake of {volume:,} events a day "
           f"(cutoff {cutoff / 2**20:,.0f} MiB):", file=sys.stderr)
     for estimate in sorted(estimates, key=lambda e: -e.bytes):
         print(f"  {estimate.bytes / 2**20:>9,.1f} MiB  {estimate.path}{'  ' + estimate.note if estimate.note else ''}",
               file=sys.stderr)
-    print(f"{len(findings)} cost problems in include/sql/" if findings else "include/sql/: no cost problems found",
+    where = "include/ioc_analytics/sql/"
+    print(f"{len(findings)} cost problems in {where}" if findings else f"{where}: no cost problems found",
           file=sys.stderr)
     return 1 if findings else 0
 
 
 def _setup(_: argparse.Namespace) -> None:
-    from ioc_analytics import provision
+    from ioc_analytics.operations import setup
     from ioc_analytics.settings import get_settings
 
-    print(provision.ensure(get_settings()).render())
+    print(setup.ensure(get_settings()).render())
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from ioc_analytics import recover
+    from ioc_analytics.operations import recover
     from ioc_analytics.settings import get_settings
 
     return 0 if recover.recover(get_settings(), args.days, dry_run=args.dry_run) else 1
 
 
 def _contract(args: argparse.Namespace) -> None:
-    from ioc_analytics import contract
+    from ioc_analytics.lake import contract
 
     if args.table:
         table = contract.contract(args.table) if args.table in contract.CONTRACTS else None

@@ -20,9 +20,20 @@ from pathlib import Path
 
 from ioc_analytics.errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SQL_DIR = PROJECT_ROOT / "include" / "sql"
+#: The SQL, DDL and templates ship inside the package (package data), so an installed wheel has them.
+PACKAGE_DIR = Path(__file__).resolve().parent
+SQL_DIR = PACKAGE_DIR / "sql"
 DDL_DIR = SQL_DIR / "ddl"
+
+
+def _home() -> Path:
+    """Where the default ``data/`` folders live: the checkout, when the package runs from one (an
+    editable install, as ``make`` makes); else the working directory (an installed wheel)."""
+    checkout = PACKAGE_DIR.parents[1]
+    return checkout if (checkout / "pyproject.toml").is_file() and (checkout / "dags").is_dir() else Path.cwd()
+
+
+PROJECT_ROOT = _home()
 
 BACKENDS = ("local", "aws")
 

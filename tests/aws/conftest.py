@@ -125,7 +125,7 @@ def aws_settings(moto: MotoApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 @pytest.fixture
 def glue_tables(aws_settings: Settings) -> None:
     """The Glue database and tables, made from the DDL as the setup step makes them."""
-    from ioc_analytics.catalog import load_catalog
-    from ioc_analytics.glue import ensure_tables
+    from ioc_analytics.backends.aws.glue import ensure_tables
+    from ioc_analytics.lake.catalog import load_catalog
 
     ensure_tables(aws_settings, load_catalog(aws_settings.lake_uri, DATABASE))

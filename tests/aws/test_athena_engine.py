@@ -26,8 +26,8 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from ioc_analytics.catalog import load_catalog
-from ioc_analytics.engine.athena import AthenaEngine, athena_error, athena_literal, result_table, unload_sql
+from ioc_analytics.backends.aws.engine import AthenaEngine, athena_error, athena_literal, result_table, unload_sql
+from ioc_analytics.backends.aws.lake import S3Lake
 from ioc_analytics.engine.base import MB, athena_cost, read_tags, with_tags
 from ioc_analytics.errors import (
     BytesScannedCutoffError,
@@ -38,7 +38,7 @@ from ioc_analytics.errors import (
     UnknownColumnError,
     UnknownTableError,
 )
-from ioc_analytics.s3lake import S3Lake
+from ioc_analytics.lake.catalog import load_catalog
 
 pytestmark = pytest.mark.integration
 
@@ -414,7 +414,7 @@ def test_replace_partition_needs_the_glue_table(aws_settings, moto):
 
 
 def test_glue_tables_are_made_from_the_ddl_idempotently(aws_settings, moto):
-    from ioc_analytics.glue import ensure_tables
+    from ioc_analytics.backends.aws.glue import ensure_tables
 
     catalog = load_catalog(aws_settings.lake_uri, DATABASE)
     assert set(ensure_tables(aws_settings, catalog).values()) == {"created"}
@@ -517,7 +517,7 @@ def _parquet(table: pa.Table, **options) -> bytes:
 
 def test_s3_lake_counts_rows_from_the_footer(aws_settings, moto):
     from ioc_analytics.errors import BadDataFileError
-    from ioc_analytics.lake import DataFile, get_lake
+    from ioc_analytics.lake.store import DataFile, get_lake
 
     wide = pa.table({f"c{i}": list(range(2000)) for i in range(20)})
     objects = {

@@ -23,7 +23,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics import costs, usage
+from ioc_analytics.cost import monitor, usage
 from tests.aws.conftest import LAKE_BUCKET, WORKGROUP
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def seed_day(cloudwatch, day: dt.date, queries: int, failed: int, gigabytes: flo
 def seeded(moto, aws_settings, glue_tables):
     """Five weeks of usual usage (weekdays 200 GB, weekends 60 GB), then today: a spike to 900 GB
     with a burst of failures; and the day's queries in the Athena history."""
-    from ioc_analytics.engine.athena import AthenaEngine
+    from ioc_analytics.backends.aws.engine import AthenaEngine
 
     today = dt.datetime.now(dt.UTC).date()
     cloudwatch = moto.client("cloudwatch")
@@ -94,12 +94,12 @@ def test_daily_totals_come_from_cloudwatch_per_state(aws_settings, seeded):
 
 def test_the_monitor_flags_explains_alerts_once_each_and_writes_the_cost_tables(moto, aws_settings, seeded):
     today, queue = seeded
-    recorded = costs.record_costs(aws_settings, today)
+    recorded = monitor.record_costs(aws_settings, today)
     assert recorded["queries"] == 3 and recorded["by_task"].keys() == {
         "ioc_daily_analytics.daily_active_users.build", "ioc_daily_analytics.facet_summary.build",
         "untagged (ad hoc: console or another client)"}
 
-    flagged = costs.flag_anomalies(aws_settings, today)
+    flagged = monitor.flag_anomalies(aws_settings, today)
     found = {a["kind"]: a for a in flagged["anomalies"]}
     assert set(found) == {"cost_spike", "failure_burst"}
     assert found["cost_spike"]["baseline"] == pytest.approx(200 * 1.04 / 1024 * 5, rel=0.05)
@@ -136,14 +136,14 @@ def test_the_monitor_flags_explains_alerts_once_each_and_writes_the_cost_tables(
         Dimensions=[{"Name": "WorkGroup", "Value": WORKGROUP}], Statistics=["Maximum"], Period=3600,
         StartTime=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
         EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
-    assert metric["Datapoints"][0]["Maximum"] == pytest.approx(costs.month_to_date(
+    assert metric["Datapoints"][0]["Maximum"] == pytest.approx(monitor.month_to_date(
         usage.daily_usage(aws_settings, today.replace(day=1), today), today), rel=1e-6)
     json.dumps(flagged)  # what XCom carries is JSON
 
 
 def test_alerts_without_the_topic_say_to_run_setup(aws_settings):
-    from ioc_analytics import alerts
     from ioc_analytics.errors import ConfigError
+    from ioc_analytics.operations import alerts
 
     with pytest.raises(ConfigError, match="run `ioc setup`"):
         alerts.send(aws_settings, alerts.Alert("ioc_cost_monitor", "cost_spike", "2024-01-15", "x"))

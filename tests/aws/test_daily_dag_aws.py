@@ -21,13 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from ioc_analytics import contract, quality, sql
-from ioc_analytics.catalog import load_catalog
-from ioc_analytics.engine.athena import athena_literal
+from ioc_analytics import quality
+from ioc_analytics.analytics import sql
+from ioc_analytics.backends.aws.engine import athena_literal
+from ioc_analytics.backends.aws.glue import ensure_tables
 from ioc_analytics.engine.base import read_tags
-from ioc_analytics.glue import ensure_tables
-from ioc_analytics.publish import export_sql
-from ioc_analytics.tables import AGGREGATES
+from ioc_analytics.lake import contract
+from ioc_analytics.lake.catalog import load_catalog
+from ioc_analytics.lake.tables import AGGREGATES
+from ioc_analytics.publishing.exports import export_sql
 from tests.aws.conftest import DATABASE, LAKE_BUCKET, RESULTS_BUCKET, WORKGROUP
 from tests.helpers import TODAY
 

@@ -11,9 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics import maintenance, partitions, provision
-from ioc_analytics.catalog import load_catalog
 from ioc_analytics.errors import ConfigError, DataQualityError
+from ioc_analytics.lake import partitions
+from ioc_analytics.lake.catalog import load_catalog
+from ioc_analytics.operations import maintenance, setup
 from tests.aws.conftest import LAKE_BUCKET, RESULTS_BUCKET
 from tests.helpers import ONE_DAY
 
@@ -25,7 +26,7 @@ FOLDER = ONE_DAY.strftime("%Y/%m/%d")
 def test_the_results_lifecycle_rule_is_checked(aws_settings, moto):
     with pytest.raises(ConfigError, match="has no enabled lifecycle rule 'delete-old-query-results'.*ioc setup"):
         maintenance.expired_results(aws_settings, ONE_DAY)
-    provision.ensure(aws_settings, ["results_bucket"])
+    setup.ensure(aws_settings, ["results_bucket"])
     moto.client("s3").put_object(Bucket=RESULTS_BUCKET, Key="q1.csv", Body=b"x")
     found = maintenance.expired_results(aws_settings, dt.datetime.now(dt.UTC).date())
     assert found == {"rule": "delete-old-query-results", "expire_days": 30, "overdue_objects": 0}

@@ -8,9 +8,10 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ioc_analytics import partitions, pipeline
-from ioc_analytics.catalog import load_catalog
-from ioc_analytics.s3lake import S3Lake, split_s3_uri
+from ioc_analytics.analytics import pipeline
+from ioc_analytics.backends.aws.lake import S3Lake, split_s3_uri
+from ioc_analytics.lake import partitions
+from ioc_analytics.lake.catalog import load_catalog
 from tests.aws.conftest import DATABASE
 from tests.helpers import REPAIR_WINDOW, check_repair, repair_scenario
 

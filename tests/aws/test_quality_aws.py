@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from ioc_analytics import quality
+from ioc_analytics.devtools.generate import generate_lake, inject_fault
 from ioc_analytics.errors import DataQualityError
-from ioc_analytics.generate import generate_lake, inject_fault
-from ioc_analytics.tables import RAW_TABLES
+from ioc_analytics.lake.tables import RAW_TABLES
 from tests.aws.conftest import LAKE_BUCKET
 from tests.helpers import ONE_DAY
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from ioc_analytics import quicksight
-from ioc_analytics.tables import AGGREGATES
+from ioc_analytics.backends.aws import quicksight
+from ioc_analytics.lake.tables import AGGREGATES
 from tests.aws.conftest import REGION, WORKGROUP
 
 pytestmark = pytest.mark.integration

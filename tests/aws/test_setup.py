@@ -1,4 +1,4 @@
-"""``ioc setup`` on aws (``provision.ensure``), against the moto server, with the real boto3 calls.
+"""``ioc setup`` on aws (``setup.ensure``), against the moto server, with the real boto3 calls.
 
 A fresh account gets everything; a second run changes nothing; drift (a changed threshold setting,
 a lifecycle rule edited by hand, a Glue column dropped) is reported as ``changed``, exactly that,
@@ -16,7 +16,7 @@ What moto 5.2.5 lacks, and so what these tests cannot cover:
 - Athena runs no query: the readiness COUNT is a seeded result, and every query is submitted
   "now", so the readiness window is moved to end today (``today=`` tomorrow) to count them.
 - S3 does not validate lifecycle rules (AWS refuses a Standard-IA transition before 30 days:
-  see ``provision.RESULTS_TRANSITIONS``), and CloudWatch does not evaluate metric math.
+  see ``setup.RESULTS_TRANSITIONS``), and CloudWatch does not evaluate metric math.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from dataclasses import replace
 
 import pytest
 
-from ioc_analytics import provision
-from ioc_analytics.catalog import load_catalog
-from ioc_analytics.engine.athena import AthenaEngine
+from ioc_analytics.backends.aws.engine import AthenaEngine
 from ioc_analytics.engine.base import TB
+from ioc_analytics.lake.catalog import load_catalog
+from ioc_analytics.operations import setup
 from tests.aws.conftest import DATABASE, RESULTS_BUCKET, WORKGROUP
 
 pytestmark = pytest.mark.integration
@@ -50,11 +50,11 @@ def _count(n: int) -> dict:
     return _result("assessments", "bigint", str(n))
 
 
-def _statuses(report: provision.Report) -> dict[tuple[str, str], str]:
+def _statuses(report: setup.Report) -> dict[tuple[str, str], str]:
     return {(r.kind, r.name): r.status for r in report.resources}
 
 
-def _criteria(report: provision.Report) -> dict[str, tuple[int | None, str]]:
+def _criteria(report: setup.Report) -> dict[str, tuple[int | None, str]]:
     return {c.name: (c.measured, c.status) for c in report.readiness}
 
 
@@ -72,7 +72,7 @@ def test_setup_creates_everything_then_changes_nothing_then_repairs_exactly_the_
 
     # -- first run: a fresh account ------------------------------------------------------------
     moto.seed_athena_results(_count(9_000))
-    first = provision.ensure(settings, today=TOMORROW)
+    first = setup.ensure(settings, today=TOMORROW)
 
     statuses = _statuses(first)
     datasets = {k for k in statuses if k[0] == "quicksight dataset"}
@@ -136,7 +136,7 @@ def test_setup_creates_everything_then_changes_nothing_then_repairs_exactly_the_
     for task in ("a", "b", "c"):
         engine.query("SELECT true AS ok", tags={"dag_id": "ioc_daily_analytics", "task_id": task})
     moto.seed_athena_results(_count(12_345))
-    second = provision.ensure(settings, today=TOMORROW)
+    second = setup.ensure(settings, today=TOMORROW)
 
     assert {k: s for k, s in _statuses(second).items() if k[0] != "quicksight dataset"} == {
         k: "unchanged" for k in statuses if k[0] != "quicksight dataset"}, second.render()
@@ -154,7 +154,7 @@ def test_setup_creates_everything_then_changes_nothing_then_repairs_exactly_the_
     glue.update_table(DatabaseName=DATABASE, TableInput={
         k: events[k] for k in ("Name", "TableType", "Parameters", "PartitionKeys", "StorageDescriptor")})
     moto.seed_athena_results(_count(12_345))
-    third = provision.ensure(replace(settings, budget_alert_pct=90), today=TOMORROW)
+    third = setup.ensure(replace(settings, budget_alert_pct=90), today=TOMORROW)
 
     changed = {r.name: r.detail for r in third.resources if r.status == "changed"}
     assert set(changed) == {BUDGET, "delete-old-query-results", "assessment_events"}, third.render()
@@ -184,14 +184,14 @@ def test_a_drifted_workgroup_names_what_differs(aws_settings):
         "BytesScannedCutoffPerQuery": 10_000_000_000, "EnforceWorkGroupConfiguration": True,
         "PublishCloudWatchMetricsEnabled": True, "RequesterPaysEnabled": False,
         "ResultConfiguration": {"OutputLocation": f"s3://{RESULTS_BUCKET}/"}}}
-    wanted = {"State": "ENABLED", "Configuration": provision.workgroup_configuration(aws_settings)}
-    assert provision._differences(provision._workgroup_view(current), provision._workgroup_view(wanted)) == [
+    wanted = {"State": "ENABLED", "Configuration": setup.workgroup_configuration(aws_settings)}
+    assert setup._differences(setup._workgroup_view(current), setup._workgroup_view(wanted)) == [
         "State: DISABLED -> ENABLED", "BytesScannedCutoffPerQuery: 10000000000 -> 1073741824",
         "EncryptionOption: null -> SSE_S3"]
-    assert provision._differences(provision._workgroup_view(wanted), provision._workgroup_view(wanted)) == []
+    assert setup._differences(setup._workgroup_view(wanted), setup._workgroup_view(wanted)) == []
 
 
 def test_a_results_location_that_is_not_s3_is_refused_before_anything_is_made(aws_settings, moto):
-    with pytest.raises(provision.ConfigError, match="IOC_ATHENA_OUTPUT='results/' is not an S3 location"):
-        provision.ensure(replace(aws_settings, athena_output="results/"))
+    with pytest.raises(setup.ConfigError, match="IOC_ATHENA_OUTPUT='results/' is not an S3 location"):
+        setup.ensure(replace(aws_settings, athena_output="results/"))
     assert moto.client("sns").list_topics()["Topics"] == []

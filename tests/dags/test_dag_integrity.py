@@ -60,7 +60,7 @@ def test_dag_policy(dag_bag, dag_id):
         assert task.retry_exponential_backoff, f"{where}: retry with exponential backoff"
         if task.task_id != "run_failed":  # the daily DAG's watcher: the failed task has alerted
             assert any(type(c).__name__ == "OnCallNotifier" for c in task.on_failure_callback or []), \
-                f"{where}: on_failure_callback must alert on-call (ioc_analytics.notify.OnCallNotifier)"
+                f"{where}: on_failure_callback must alert on-call (ioc_analytics.operations.notify.OnCallNotifier)"
         if task.task_type.endswith("Sensor"):
             assert task.timeout and task.timeout < 3 * 86400, f"{where}: a sensor needs a timeout that fails it"
 
@@ -128,7 +128,7 @@ def test_daily_run_processes_the_day_that_has_ended(dag_bag):
 
 
 def test_each_aggregate_is_an_asset_updated_once_checked_and_waits_for_its_sources_only(dag_bag):
-    from ioc_analytics.tables import AGGREGATES, RAW_TABLES
+    from ioc_analytics.lake.tables import AGGREGATES, RAW_TABLES
 
     dag = dag_bag.dags["ioc_daily_analytics"]
     for name, sources in AGGREGATES.items():

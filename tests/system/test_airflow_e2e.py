@@ -27,8 +27,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from ioc_analytics.generate import inject_fault
-from ioc_analytics.tables import AGGREGATES
+from ioc_analytics.devtools.generate import inject_fault
+from ioc_analytics.lake.tables import AGGREGATES
 from tests.conftest import ROOT
 from tests.helpers import (
     TODAY,

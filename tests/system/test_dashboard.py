@@ -11,7 +11,9 @@ import subprocess
 
 import pytest
 
-from ioc_analytics import dashboard, pipeline, quality
+from ioc_analytics import quality
+from ioc_analytics.analytics import pipeline
+from ioc_analytics.publishing import dashboard
 from ioc_analytics.settings import get_settings
 from tests.helpers import TODAY, read_aggregate
 from tests.system.conftest import FLAGS

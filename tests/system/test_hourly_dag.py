@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from ioc_analytics.tables import HOURLY
+from ioc_analytics.lake.tables import HOURLY
 from tests.helpers import ONE_DAY
 from tests.system.test_daily_dag_local import airflow_dags_test
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ioc_analytics.generate import generate_lake
+from ioc_analytics.devtools.generate import generate_lake
 from tests.system.test_daily_dag_local import airflow_dags_test
 
 pytestmark = pytest.mark.integration

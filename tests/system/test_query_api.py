@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics import pipeline
+from ioc_analytics.analytics import pipeline
 from ioc_analytics.settings import get_settings
 from tests.conftest import DAGS_FOLDER, ROOT
 from tests.helpers import TODAY, read_aggregate, read_scores

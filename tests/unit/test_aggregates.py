@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ioc_analytics import pipeline
+from ioc_analytics.analytics import pipeline
 from ioc_analytics.engine import get_engine
 from ioc_analytics.errors import QueryError
+from ioc_analytics.lake.tables import AGGREGATES
 from ioc_analytics.settings import get_settings
-from ioc_analytics.tables import AGGREGATES
 from tests.helpers import (
     TODAY,
     TRAITS,
@@ -200,10 +200,10 @@ def test_the_guides_essential_queries_read_the_aggregates_cheaply(built, expecte
 
 
 def test_a_failed_check_rolls_the_partition_back_and_repair_leaves_it_there(sample_lake, tmp_path):
-    from ioc_analytics import partitions
-    from ioc_analytics.catalog import load_catalog
     from ioc_analytics.errors import DataQualityError
-    from ioc_analytics.lake import LocalLake
+    from ioc_analytics.lake import partitions
+    from ioc_analytics.lake.catalog import load_catalog
+    from ioc_analytics.lake.store import LocalLake
 
     lake, state = tmp_path / "lake", tmp_path / "state"
     shutil.copytree(sample_lake, lake, ignore=shutil.ignore_patterns("aggregates"))

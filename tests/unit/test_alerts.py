@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from ioc_analytics import alerts
 from ioc_analytics.errors import ConfigError
+from ioc_analytics.operations import alerts
 from ioc_analytics.settings import get_settings
 
 ALERT = alerts.Alert("ioc_daily_analytics", "task_failed", "2024-01-15", "x failed", task="x", try_number=3,

@@ -12,7 +12,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from ioc_analytics import api, sql
+from ioc_analytics.analytics import sql
+from ioc_analytics.publishing import api
 from tests.helpers import read_scores
 
 TODAY = dt.date(2024, 2, 1)

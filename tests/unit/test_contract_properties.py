@@ -25,8 +25,12 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from ioc_analytics import contract, pipeline, publish, quality, safety
-from ioc_analytics.contract import (
+from ioc_analytics import quality, safety
+from ioc_analytics.analytics import pipeline
+from ioc_analytics.devtools.generate import generate_lake
+from ioc_analytics.errors import DataQualityError
+from ioc_analytics.lake import contract
+from ioc_analytics.lake.contract import (
     ERROR,
     NAN,
     NULL,
@@ -41,10 +45,9 @@ from ioc_analytics.contract import (
     Pattern,
     Range,
 )
-from ioc_analytics.errors import DataQualityError
-from ioc_analytics.generate import generate_lake
+from ioc_analytics.lake.tables import AGGREGATES
+from ioc_analytics.publishing import exports
 from ioc_analytics.settings import get_settings
-from ioc_analytics.tables import AGGREGATES
 
 DAY = dt.date(2024, 3, 12)
 START = dt.datetime(2024, 3, 12)
@@ -354,10 +357,10 @@ def test_a_warning_is_built_and_exported_as_text(pristine, tmp_path, data):
     label = data.draw(_safe_text(contract.contract(table).column(column).domain.values))
     lake = _copy(pristine, tmp_path)
     damage(lake, table, [Damage(column, UNKNOWN_LABEL, label)] * 12, list(range(12)))
-    exports = tmp_path / "exports"
-    shutil.rmtree(exports, ignore_errors=True)
+    folder = tmp_path / "exports"
+    shutil.rmtree(folder, ignore_errors=True)
     settings_ = get_settings(backend="local", lake_root=str(lake), state_dir=str(tmp_path / "state"),
-                             exports_root=str(exports), min_group_users=1)
+                             exports_root=str(folder), min_group_users=1)
     report = quality.validate_source(settings_, DAY, table)
     assert [(f.column, f.breach, f.severity) for f in report.failures] == [(column, UNKNOWN_LABEL, WARNING)]
     quality.gate(report)
@@ -367,7 +370,7 @@ def test_a_warning_is_built_and_exported_as_text(pristine, tmp_path, data):
         if table in sources:
             pipeline.build_aggregate(settings_, DAY, name, tags)
             pipeline.quality_gate(settings_, DAY, name, tags)
-            exported.append(publish.export_aggregate(settings_, DAY, name, tags))
+            exported.append(exports.export_aggregate(settings_, DAY, name, tags))
     held = [f for m in exported for f in m["files"] if f["format"] == "json"]
     shown = "".join(Path(f["path"]).read_text() for f in held)
     # Aggregated by it (user_breakdowns, ocean_trait_percentiles): the new label has its own row.
@@ -375,4 +378,4 @@ def test_a_warning_is_built_and_exported_as_text(pristine, tmp_path, data):
                            ("ocean_scores", "industry")}:
         assert label in [v for f in held for r in json.loads(Path(f["path"]).read_text()) for v in r.values()]
     assert shown and all(m["rows"] for m in exported)
-    _assert_safe_to_open(exports)
+    _assert_safe_to_open(folder)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from ioc_analytics import costguard
+from ioc_analytics.cost import guard
+
+SQL = "include/ioc_analytics/sql"
 
 
 def test_every_sql_file_of_the_project_passes():
-    assert [str(f) for f in costguard.check_files()] == []
+    assert [str(f) for f in guard.check_files()] == []
 
 
 @pytest.mark.parametrize(("sql", "line", "words"), [
@@ -30,21 +32,19 @@ def test_every_sql_file_of_the_project_passes():
 ], ids=["no-filter", "filter-on-a-column-only", "select-star-raw", "outer-join-null-side", "or-defeats-pruning",
         "no-time-key", "qualified-star"])
 def test_each_costly_pattern_is_caught_with_its_line(sql, line, words):
-    findings = costguard.check_sql(sql, "include/sql/queries/x.sql")
+    findings = guard.check_sql(sql, "include/ioc_analytics/sql/queries/x.sql")
     assert any(f.line == line and words in f.problem for f in findings), [str(f) for f in findings]
-    assert str(findings[0]).startswith(f"include/sql/queries/x.sql:{findings[0].line}: ")
+    assert str(findings[0]).startswith(f"include/ioc_analytics/sql/queries/x.sql:{findings[0].line}: ")
 
 
 def test_a_file_that_does_not_parse_is_named_with_its_line(tmp_path):
-    root = tmp_path / "include" / "sql"
-    root.mkdir(parents=True)
-    (root / "broken.sql").write_text("SELECT device FROM\nassessment_events WHERE date = (1 + ")
-    (finding,) = costguard.check_files(root)
-    assert str(finding).startswith("include/sql/broken.sql:2: does not parse as Athena SQL")
+    (tmp_path / "broken.sql").write_text("SELECT device FROM\nassessment_events WHERE date = (1 + ")
+    (finding,) = guard.check_files(tmp_path)
+    assert str(finding).startswith(f"{tmp_path}/broken.sql:2: does not parse as Athena SQL")
 
 
 def test_a_filtered_read_of_named_columns_passes():
-    assert costguard.check_sql("SELECT openness FROM ocean_scores WHERE year = {{ y }} AND month = {{ m }} "
+    assert guard.check_sql("SELECT openness FROM ocean_scores WHERE year = {{ y }} AND month = {{ m }} "
                                "AND industry = {{ i }}", "x.sql") == []
 
 
@@ -54,18 +54,17 @@ def test_the_command_passes_on_the_project_and_prints_each_estimate(tmp_path):
     out = run_ioc("costguard", lake=tmp_path, state=tmp_path)
     assert out.returncode == 0 and out.stdout == "" and "no cost problems found" in out.stderr
     assert "estimated scans on a 90-day lake of 1,000,000 events a day (cutoff 1,024 MiB)" in out.stderr
-    assert "MiB  include/sql/daily_active_users.sql" in out.stderr
+    assert "MiB  include/ioc_analytics/sql/daily_active_users.sql" in out.stderr
     # Three times the planned volume: the month-to-date queries pass the cutoff, named with their file.
     out = run_ioc("costguard", "--events-per-day", "3000000", lake=tmp_path, state=tmp_path)
     assert out.returncode == 1
-    assert "include/sql/ocean_trait_percentiles.sql:1: would scan about 1.20 GiB on a 90-day lake" in out.stdout
-    assert "include/sql/assessment_funnel.sql:1: would scan" in out.stdout
-    assert "include/sql/daily_active_users.sql" not in out.stdout
+    assert f"{SQL}/ocean_trait_percentiles.sql:1: would scan about 1.20 GiB on a 90-day lake" in out.stdout
+    assert "include/ioc_analytics/sql/assessment_funnel.sql:1: would scan" in out.stdout
+    assert "include/ioc_analytics/sql/daily_active_users.sql" not in out.stdout
 
 
 def test_the_estimate_follows_partitions_columns_and_row_group_statistics(tmp_path):
-    root = tmp_path / "include" / "sql"
-    root.mkdir(parents=True)
+    root = tmp_path
     queries = {
         "day_facets": "SELECT facets FROM ocean_scores WHERE year = {{ year }} AND month = {{ month }}\n"
                       "  AND \"timestamp\" >= {{ day_start }} AND \"timestamp\" < {{ next_day_start }}",
@@ -75,14 +74,14 @@ def test_the_estimate_follows_partitions_columns_and_row_group_statistics(tmp_pa
     }
     for name, text in queries.items():
         (root / f"{name}.sql").write_text(text)
-    estimates = {e.path.removeprefix("include/sql/").removesuffix(".sql"): e
-                 for e in costguard.estimate_files(root, events_per_day=1_000_000)}
+    estimates = {e.path.removeprefix(f"{root}/").removesuffix(".sql"): e
+                 for e in guard.estimate_files(root, events_per_day=1_000_000)}
     size = {name: e.bytes for name, e in estimates.items()}
     # The statistics of the day's row groups leave out the rest of the month: 31 days of March.
     assert 25 < size["month_facets"] / size["day_facets"] < 37
     assert size["month_facets"] > 20 * size["month_traits"], "facets are the wide column"
     assert 2.5 < size["year_facets"] / size["month_facets"] < 3.5  # the 90 days span three months
-    findings = costguard.check_estimates(list(estimates.values()), 2**30, 1_000_000)
+    findings = guard.check_estimates(list(estimates.values()), 2**30, 1_000_000)
     # A month of facets at a million events a day is already past a gigabyte; a day is not.
-    assert [f.path for f in findings] == ["include/sql/month_facets.sql", "include/sql/year_facets.sql"]
+    assert [f.path for f in findings] == [f"{root}/month_facets.sql", f"{root}/year_facets.sql"]
     assert "would scan about" in findings[0].problem and "past the per-query cutoff of 1.00 GiB" in findings[0].problem

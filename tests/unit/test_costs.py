@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from ioc_analytics import costs, usage
+from ioc_analytics.cost import monitor, usage
+from ioc_analytics.cost.usage import DailyUsage
 from ioc_analytics.settings import get_settings
-from ioc_analytics.usage import DailyUsage
 
 WG = "ioc-analytics"
 DAY = dt.date(2024, 3, 20)  # a Wednesday
@@ -44,30 +44,30 @@ def kinds(found):
 def test_usual_usage_raises_nothing_on_any_day(settings):
     usage = series(days=90)
     for day in list(usage)[35:]:
-        assert costs.detect(usage, day, settings) == [], day
+        assert monitor.detect(usage, day, settings) == [], day
 
 
 def test_a_weekday_after_a_cheap_weekend_is_not_a_spike_and_a_weekend_at_weekday_level_is(settings):
     usage = series()
     monday = DAY - dt.timedelta(days=2)
-    assert monday.weekday() == 0 and costs.detect(usage, monday, settings) == []
+    assert monday.weekday() == 0 and monitor.detect(usage, monday, settings) == []
     saturday = DAY - dt.timedelta(days=4)
     usage[saturday] = dataclasses.replace(usage[saturday], cost_usd=1.2)
-    found = costs.detect(usage, saturday, settings)
+    found = monitor.detect(usage, saturday, settings)
     assert kinds(found) == {"cost_spike"}
     assert "usual weekend" in found[0].summary and found[0].baseline == pytest.approx(0.3, rel=0.2)
 
 
 def test_a_spike_is_flagged_with_its_baseline_and_past_spikes_do_not_move_the_baseline(settings):
     usage = series()
-    quiet = costs.baseline(usage, DAY)
+    quiet = monitor.baseline(usage, DAY)
     for n in (7, 14, 21):  # three earlier spikes on the same weekday
         day = DAY - dt.timedelta(days=n)
         usage[day] = dataclasses.replace(usage[day], cost_usd=10.0)
-    level, _ = costs.baseline(usage, DAY)
+    level, _ = monitor.baseline(usage, DAY)
     assert level == pytest.approx(quiet[0], rel=0.1)
     usage[DAY] = dataclasses.replace(usage[DAY], cost_usd=3.0)
-    (spike,) = costs.detect(usage, DAY, settings)
+    (spike,) = monitor.detect(usage, DAY, settings)
     assert spike.kind == "cost_spike" and spike.alerted and spike.value == 3.0
     assert spike.threshold < 3.0
     assert re.search(r"2\.[3-7]x the usual weekday", spike.summary), spike.summary
@@ -79,11 +79,11 @@ def test_a_level_shift_alerts_on_its_first_day_and_is_then_going_on_not_alerted_
     for day in usage:
         if day >= start:
             usage[day] = dataclasses.replace(usage[day], cost_usd=usage[day].cost_usd * 2)
-    first = costs.detect(usage, start, settings)
+    first = monitor.detect(usage, start, settings)
     assert "cost_spike" in kinds(first) and all(a.alerted for a in first)
-    later = {a.kind: a for d in range(1, 10) for a in costs.detect(usage, start + dt.timedelta(days=d), settings)}
+    later = {a.kind: a for d in range(1, 10) for a in monitor.detect(usage, start + dt.timedelta(days=d), settings)}
     assert "cost_increase" in later
-    alerted_days = [d for d in range(0, 10) for a in costs.detect(usage, start + dt.timedelta(days=d), settings)
+    alerted_days = [d for d in range(0, 10) for a in monitor.detect(usage, start + dt.timedelta(days=d), settings)
                     if a.alerted and a.kind == "cost_increase"]
     assert len(alerted_days) == 1, "a shift that goes on is alerted once"
 
@@ -95,7 +95,7 @@ def test_a_slow_drift_is_caught_before_it_doubles_the_cost(settings):
         if day >= start:
             usage[day] = dataclasses.replace(usage[day], cost_usd=usage[day].cost_usd * 1.025 ** (day - start).days)
     caught = next(d for d in range(40) if "cost_increase" in kinds(
-        costs.detect(usage, start + dt.timedelta(days=d), settings)))
+        monitor.detect(usage, start + dt.timedelta(days=d), settings)))
     assert 1.025 ** caught < 2
 
 
@@ -103,31 +103,31 @@ def test_failures_runaway_queries_and_the_budget(settings):
     usage = series(end=dt.date(2024, 3, 25))
     day = dt.date(2024, 3, 25)
     usage[day] = dataclasses.replace(usage[day], failed=12, max_query_cost_usd=0.8)
-    found = {a.kind: a for a in costs.detect(usage, day, settings)}
+    found = {a.kind: a for a in monitor.detect(usage, day, settings)}
     assert set(found) == {"failure_burst", "runaway_query"}
     assert "12 of 60 queries failed" in found["failure_burst"].summary
     assert found["runaway_query"].threshold == 0.5
     # Two failures out of sixty is no burst, however high the share of a quiet day would be.
     usage[day] = dataclasses.replace(usage[day], failed=2, queries=4, max_query_cost_usd=0.01)
-    assert costs.detect(usage, day, settings) == []
+    assert monitor.detect(usage, day, settings) == []
     # $1.2 a weekday is about $30 a month: under a $50 budget, over a $25 one.
     tight = get_settings(**{**dataclasses.asdict(settings), "monthly_budget_usd": 25.0})
-    found = {a.kind: a for a in costs.detect(usage, day, tight)}
+    found = {a.kind: a for a in monitor.detect(usage, day, tight)}
     assert set(found) == {"budget_alert", "budget_projection"}
     assert found["budget_alert"].threshold == 20.0
-    assert costs.projected_month(usage, day) > 25 > costs.month_to_date(usage, day) >= 20
+    assert monitor.projected_month(usage, day) > 25 > monitor.month_to_date(usage, day) >= 20
 
 
 def test_a_new_workgroup_has_no_history_so_no_spike(settings):
     usage = {DAY - dt.timedelta(days=n): DailyUsage(DAY - dt.timedelta(days=n), WG) for n in range(40)}
     usage[DAY] = DailyUsage(DAY, WG, queries=50, cost_usd=2.0)
-    assert costs.detect(usage, DAY, settings) == []
+    assert monitor.detect(usage, DAY, settings) == []
 
 
 # -- the whole monitor on the real engine's query log ---------------------------------------------
 
 def test_the_monitor_costs_attributes_explains_and_alerts_from_the_engine_query_log(local_settings, tmp_path):
-    from ioc_analytics.engine.local import LocalEngine
+    from ioc_analytics.backends.local.engine import LocalEngine
     from ioc_analytics.errors import QueryError
     from ioc_analytics.jsonlines import JsonLines
 
@@ -155,15 +155,15 @@ def test_the_monitor_costs_attributes_explains_and_alerts_from_the_engine_query_
             log.append({**template, "query_id": f"past-{n}-{i}", "cost_usd": base * (0.9 + 0.01 * (i % 20)),
                         "submitted_at": dt.datetime.combine(day, dt.time(3, i), dt.UTC).isoformat()})
     # The sample lake's queries cost fractions of a cent (Athena's 10 MB minimum): a budget to match.
-    monitor = get_settings(**{**dataclasses.asdict(local_settings), "lake_root": str(tmp_path / "lake"),
+    watched = get_settings(**{**dataclasses.asdict(local_settings), "lake_root": str(tmp_path / "lake"),
                               "monthly_budget_usd": 0.01})
 
-    recorded = costs.record_costs(monitor, today)
+    recorded = monitor.record_costs(watched, today)
     assert recorded["queries"] == 7
     assert recorded["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in run))
     assert set(recorded["by_task"]) == {"ioc_daily_analytics.daily_active_users.build", "adhoc.notebook",
                                         "ioc_hourly.broken"}
-    flagged = costs.flag_anomalies(monitor, today)
+    flagged = monitor.flag_anomalies(watched, today)
     found = {a["kind"]: a for a in flagged["anomalies"]}
     assert {"cost_spike", "failure_burst"} <= set(found)
     lines = found["cost_spike"]["explanation"]
@@ -174,12 +174,12 @@ def test_the_monitor_costs_attributes_explains_and_alerts_from_the_engine_query_
     assert "3 failed in ioc_hourly.broken" in found["failure_burst"]["explanation"][0]
     assert "nope" in found["failure_burst"]["explanation"][0]
     # One alert per anomaly, not one per query.
-    sent = [json.loads(line) for line in monitor.alert_log_path.read_text().splitlines()]
+    sent = [json.loads(line) for line in watched.alert_log_path.read_text().splitlines()]
     assert sorted(a["kind"] for a in sent) == sorted(found)
     assert all(a["source"] == "ioc_cost_monitor" and a["runbook"] for a in sent)
 
     # The cost tables are tables: the engine reads them back.
-    reader = LocalEngine(monitor)
+    reader = LocalEngine(watched)
     part = [today.strftime("%Y/%m/%d")]
     per_query = reader.query("SELECT dag_id, state, cost_usd, reasons FROM query_costs WHERE date = ?",
                              part).to_pandas()
@@ -195,13 +195,13 @@ def test_the_monitor_costs_attributes_explains_and_alerts_from_the_engine_query_
 
     # A re-run replaces the day: the tables hold each query once (the reads above are queries too),
     # and no alert goes out twice.
-    logged = len(usage.query_history(monitor, today, today))
+    logged = len(usage.query_history(watched, today, today))
     assert logged == 10
-    costs.record_costs(monitor, today)
+    monitor.record_costs(watched, today)
     again = reader.query("SELECT count(*) AS n FROM query_costs WHERE date = ?", part).to_pandas()
     assert again.n[0] == logged
-    costs.flag_anomalies(monitor, today)
-    assert len(monitor.alert_log_path.read_text().splitlines()) == len(sent)
+    monitor.flag_anomalies(watched, today)
+    assert len(watched.alert_log_path.read_text().splitlines()) == len(sent)
     stored = reader.query("SELECT kind, alerted FROM cost_anomalies WHERE date = ?", part).to_pandas()
     assert stored.alerted.all(), "still marked as alerted: the first run sent them"
 
@@ -224,7 +224,7 @@ def test_what_was_alerted_yesterday_is_read_from_the_cost_table(tmp_path):
                         "bytes_scanned": 0, "query": "SELECT 1", "tags": {"dag_id": "d"}})
 
     def run(day):
-        return {a["kind"]: a["alerted"] for a in costs.flag_anomalies(settings, day)["anomalies"]}
+        return {a["kind"]: a["alerted"] for a in monitor.flag_anomalies(settings, day)["anomalies"]}
 
     # The monitor's first run is on the 10th: nothing kept for the 9th, so the budget is news.
     assert run(dt.date(2024, 3, 10)) == {"budget_exceeded": True, "budget_projection": True}
@@ -245,20 +245,20 @@ def test_the_projection_averages_the_days_since_usage_began():
     for day in usage_:
         if day.day >= 26:
             usage_[day] = DailyUsage(day, WG, queries=10, cost_usd=3.0)
-    assert costs.projected_month(usage_, DAY.replace(day=27)) == pytest.approx(6 + 4 * 3.0)
+    assert monitor.projected_month(usage_, DAY.replace(day=27)) == pytest.approx(6 + 4 * 3.0)
 
 
 def test_who_ran_a_query_from_its_tags():
-    from ioc_analytics.usage import QueryRecord
+    from ioc_analytics.cost.usage import QueryRecord
 
     def record(tags):
         return QueryRecord("q", WG, dt.datetime.now(dt.UTC), "SUCCEEDED", 0, 0, 0.0, "SELECT 1", tags=tags)
 
-    assert costs.who(record({"dag_id": "d", "task_id": "t"})) == "d.t"
-    assert costs.who(record({"source": "ioc-api", "query": "completion_rates", "user": "ana"})) == \
+    assert monitor.who(record({"dag_id": "d", "task_id": "t"})) == "d.t"
+    assert monitor.who(record({"source": "ioc-api", "query": "completion_rates", "user": "ana"})) == \
         "ioc-api completion_rates (ana)"
-    assert costs.who(record({"source": "ioc-cli"})) == "ioc-cli"
-    assert costs.who(record({})).startswith("untagged")
+    assert monitor.who(record({"source": "ioc-cli"})) == "ioc-cli"
+    assert monitor.who(record({})).startswith("untagged")
 
 
 def test_a_malformed_query_log_line_is_named_with_its_line(tmp_path):

@@ -1,7 +1,7 @@
 """The lake generator: layout and schema of the lake, determinism, and data shaped like the real thing.
 
 Every later check runs on this data, so these tests read the files back with pyarrow and pandas
-and check the properties the docstring of ``ioc_analytics.generate`` promises.
+and check the properties the docstring of ``ioc_analytics.devtools.generate`` promises.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics import generate
-from ioc_analytics.catalog import load_catalog
-from ioc_analytics.errors import ConfigError
-from ioc_analytics.generate import (
+from ioc_analytics.devtools import generate
+from ioc_analytics.devtools.generate import (
     ASSESSMENT_TYPES,
     DARK_SIDE_INDICATORS,
     DEVICES,
@@ -26,6 +24,8 @@ from ioc_analytics.generate import (
     PLATFORMS,
     generate_lake,
 )
+from ioc_analytics.errors import ConfigError
+from ioc_analytics.lake.catalog import load_catalog
 from tests.helpers import read_events, read_scores
 
 START = dt.date(2024, 3, 30)  # crosses a month boundary: scores land in two month partitions
@@ -103,7 +103,7 @@ def test_workers_write_the_same_lake_as_one_process(lake, tmp_path):
 
 
 def test_the_machine_time_zone_changes_nothing(lake, tmp_path):
-    code = (f"import datetime as dt; from ioc_analytics.generate import generate_lake; "
+    code = (f"import datetime as dt; from ioc_analytics.devtools.generate import generate_lake; "
             f"generate_lake({str(tmp_path)!r}, dt.date(2024, 3, 31), 1, {EVENTS}, seed=5)")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TZ": "Europe/London"})
     folder = "assessments/2024/03/31/personality"

@@ -7,9 +7,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from ioc_analytics import pipeline
-from ioc_analytics.engine.local import LocalEngine
-from ioc_analytics.tables import HOURLY
+from ioc_analytics.analytics import pipeline
+from ioc_analytics.backends.local.engine import LocalEngine
+from ioc_analytics.lake.tables import HOURLY
 from tests.helpers import ONE_DAY, read_events, read_scores
 
 HOUR = dt.datetime.combine(ONE_DAY, dt.time(14))
@@ -89,7 +89,7 @@ def test_a_rerun_replaces_the_hour_and_a_quiet_hour_is_an_empty_partition(local_
 
 
 def test_every_hourly_table_has_its_query_and_ddl():
-    from ioc_analytics.catalog import load_catalog
+    from ioc_analytics.lake.catalog import load_catalog
     from ioc_analytics.settings import SQL_DIR
 
     catalog = load_catalog("/lake")

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ioc_analytics.backends.local.engine import LocalEngine
 from ioc_analytics.engine.base import MB, TB, athena_cost
-from ioc_analytics.engine.local import LocalEngine
 from ioc_analytics.errors import (
     BadDataFileError,
     BytesScannedCutoffError,
@@ -268,7 +268,7 @@ def test_replace_partition_refuses_columns_that_differ_from_the_ddl(local_engine
 
 def test_delete_prefix_stays_strictly_inside_the_lake(tmp_path):
     from ioc_analytics.errors import ConfigError
-    from ioc_analytics.lake import LocalLake
+    from ioc_analytics.lake.store import LocalLake
 
     lake = LocalLake(str(tmp_path / "lake"))
     (tmp_path / "lake" / "aggregates" / "t" / "v1").mkdir(parents=True)
@@ -283,7 +283,7 @@ def test_delete_prefix_stays_strictly_inside_the_lake(tmp_path):
 
 @pytest.fixture(scope="module")
 def day_of_150k_events(tmp_path_factory):
-    from ioc_analytics.generate import generate_lake
+    from ioc_analytics.devtools.generate import generate_lake
 
     lake = tmp_path_factory.mktemp("big-day")
     generate_lake(lake, dt.date(2024, 1, 1), 1, 150_000, seed=3)
@@ -352,7 +352,7 @@ def test_approx_percentile_on_groups_larger_than_the_sample(day_of_150k_events, 
     """Above RESERVOIR_SIZE values a group is sampled: the rank stays within 2 % of p."""
     import numpy as np
 
-    from ioc_analytics.engine.local import RESERVOIR_SIZE
+    from ioc_analytics.backends.local.engine import RESERVOIR_SIZE
     from tests.helpers import read_scores
 
     engine = LocalEngine(get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path)))
@@ -390,7 +390,7 @@ def test_a_nan_outside_the_files_statistics_is_read(sample_lake, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ioc_analytics.engine.local import LocalEngine
+    from ioc_analytics.backends.local.engine import LocalEngine
     from ioc_analytics.settings import get_settings
 
     lake = tmp_path / "lake"

@@ -11,12 +11,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics import maintenance, partitions
-from ioc_analytics.catalog import load_catalog
-from ioc_analytics.engine.local import LocalEngine
+from ioc_analytics.backends.local.engine import LocalEngine
+from ioc_analytics.devtools.generate import generate_lake, inject_fault
 from ioc_analytics.errors import DataQualityError
-from ioc_analytics.generate import generate_lake, inject_fault
 from ioc_analytics.jsonlines import JsonLines
+from ioc_analytics.lake import partitions
+from ioc_analytics.lake.catalog import load_catalog
+from ioc_analytics.operations import maintenance
 from ioc_analytics.settings import get_settings
 
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -54,7 +55,7 @@ def test_the_weeks_most_expensive_queries_count_each_sql_once_and_say_what_to_ch
 
 
 def test_every_partition_finding_gets_its_advice():
-    from ioc_analytics.usage import QueryRecord
+    from ioc_analytics.cost.usage import QueryRecord
 
     def record(sql):
         return QueryRecord(sql, "ioc-analytics", dt.datetime.now(dt.UTC), "SUCCEEDED", 0, 0, 0.1, sql)
@@ -139,9 +140,9 @@ def test_the_monthly_report_totals_the_month_by_task_against_the_budget(settings
     assert "$1.7500 of the $2.00 budget (88%)" in Path(found["kept_at"]).read_text()
     # A day the cost monitor kept counts as it kept it (on aws: costed query by query, where
     # CloudWatch knows only the day's sums).
-    from ioc_analytics import costs
+    from ioc_analytics.cost import monitor
 
-    costs._write(tight, "daily_costs", dt.date(2024, 2, 8), [{
+    monitor._write(tight, "daily_costs", dt.date(2024, 2, 8), [{
         "workgroup": tight.workgroup, "queries": 1, "failed": 0, "failure_rate": 0.0, "bytes_scanned": 0,
         "cost_usd": 0.4, "max_query_cost_usd": 0.4, "month_to_date_usd": 0.4, "projected_month_usd": 0.4,
         "budget_usd": 2.0, "anomalies": 0}])

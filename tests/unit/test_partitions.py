@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ioc_analytics import partitions, pipeline
-from ioc_analytics.catalog import load_catalog
+from ioc_analytics.analytics import pipeline
 from ioc_analytics.engine import get_engine
 from ioc_analytics.errors import NoDataError
-from ioc_analytics.lake import LocalLake
+from ioc_analytics.lake import partitions
+from ioc_analytics.lake.catalog import load_catalog
+from ioc_analytics.lake.store import LocalLake
 from ioc_analytics.settings import get_settings
 from tests.helpers import REPAIR_WINDOW, TODAY, check_repair, read_aggregate, repair_scenario
 

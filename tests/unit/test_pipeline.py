@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics import pipeline
+from ioc_analytics.analytics import pipeline
 from ioc_analytics.errors import ConfigError
 from ioc_analytics.settings import get_settings
 from tests.helpers import ONE_DAY

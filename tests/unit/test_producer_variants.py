@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics import pipeline, quality
+from ioc_analytics import quality
+from ioc_analytics.analytics import pipeline
+from ioc_analytics.lake.tables import AGGREGATES, RAW_TABLES
 from ioc_analytics.settings import get_settings
-from ioc_analytics.tables import AGGREGATES, RAW_TABLES
 from tests.helpers import ONE_DAY, assert_same_aggregate, read_aggregate, sorted_aggregate
 
 TAGS = {"dag_id": "test", "task_id": "variant", "ds": ONE_DAY.isoformat()}

@@ -19,10 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics import pipeline, publish, safety
+from ioc_analytics import safety
+from ioc_analytics.analytics import pipeline
 from ioc_analytics.errors import DataQualityError
+from ioc_analytics.lake.tables import AGGREGATES, BREAKDOWN_USERS
+from ioc_analytics.publishing import exports
 from ioc_analytics.settings import get_settings
-from ioc_analytics.tables import AGGREGATES, BREAKDOWN_USERS
 from tests.helpers import TODAY, read_aggregate
 
 DAY = TODAY - dt.timedelta(days=3)
@@ -64,11 +66,11 @@ def _same(got: pd.DataFrame, want: pd.DataFrame, what: str) -> None:
 
 @pytest.mark.parametrize("name", AGGREGATES)
 def test_every_format_reads_back_as_the_aggregate_and_the_manifest_describes_them(checked, name):
-    manifest = publish.export_aggregate(checked, DAY, name, TAGS)
+    manifest = exports.export_aggregate(checked, DAY, name, TAGS)
     folder = Path(checked.exports_root) / name / DAY.isoformat()
     assert json.loads((folder / "manifest.json").read_text()) == manifest
     want = read_aggregate(Path(checked.state_dir), name, DAY)
-    assert sorted(f["format"] for f in manifest["files"]) == sorted(publish.FORMATS)
+    assert sorted(f["format"] for f in manifest["files"]) == sorted(exports.FORMATS)
     for entry in manifest["files"]:
         path = Path(entry["path"])
         assert path.parent == folder / manifest["version"] and path.name == f"{name}_{DAY}.{entry['format']}"
@@ -86,7 +88,7 @@ def test_breakdown_rows_with_few_users_are_blanked_in_every_format(checked, name
     users = BREAKDOWN_USERS[name]
     k = int(whole[users].median()) + 1  # about half the rows fall below
     settings = dataclasses.replace(checked, min_group_users=k)
-    manifest = publish.export_aggregate(settings, DAY, name, TAGS)
+    manifest = exports.export_aggregate(settings, DAY, name, TAGS)
     small = whole[users] < k
     numeric = [c for c in whole.columns if pd.api.types.is_numeric_dtype(whole[c])]
     assert 0 < small.sum() < len(whole)
@@ -103,17 +105,17 @@ def test_breakdown_rows_with_few_users_are_blanked_in_every_format(checked, name
 
 def test_totals_are_not_breakdowns_and_are_exported_whole(checked):
     settings = dataclasses.replace(checked, min_group_users=10**9)
-    manifest = publish.export_aggregate(settings, DAY, "daily_active_users", TAGS)
+    manifest = exports.export_aggregate(settings, DAY, "daily_active_users", TAGS)
     assert manifest["suppression"]["rows"] == 0 and manifest["suppression"]["users_column"] is None
 
 
 def test_a_rerun_replaces_the_set_and_keeps_only_the_version_before(checked):
-    first = publish.export_aggregate(checked, DAY, "completion_rates", TAGS)
-    second = publish.export_aggregate(checked, DAY, "completion_rates", TAGS)
+    first = exports.export_aggregate(checked, DAY, "completion_rates", TAGS)
+    second = exports.export_aggregate(checked, DAY, "completion_rates", TAGS)
     folder = Path(checked.exports_root) / "completion_rates" / DAY.isoformat()
     assert second["version"] > first["version"]
     assert {p.name for p in folder.iterdir() if p.is_dir()} >= {first["version"], second["version"]}
-    third = publish.export_aggregate(checked, DAY, "completion_rates", TAGS)
+    third = exports.export_aggregate(checked, DAY, "completion_rates", TAGS)
     assert sorted(p.name for p in folder.iterdir()) == sorted([second["version"], third["version"], "manifest.json"])
     assert json.loads((folder / "manifest.json").read_text())["version"] == third["version"]
 
@@ -125,17 +127,17 @@ def test_an_unvalidated_day_is_not_exported(checked):
         report.unlink()
         with pytest.raises(DataQualityError, match=f"facet_summary for {DAY} has not been checked .* only "
                                                    "validated data is exported"):
-            publish.export_aggregate(checked, DAY, "facet_summary", TAGS)
+            exports.export_aggregate(checked, DAY, "facet_summary", TAGS)
         report.write_text(json.dumps({**json.loads(kept), "passed": False}))
         with pytest.raises(DataQualityError, match="failed its checks"):
-            publish.export_aggregate(checked, DAY, "facet_summary", TAGS)
+            exports.export_aggregate(checked, DAY, "facet_summary", TAGS)
     finally:
         report.write_text(kept)
 
 
 def test_excel_splits_a_table_past_the_sheet_limit_and_loses_no_row():
     table = pa.table({"n": list(range(7)), "label": [f"row {i}" for i in range(7)]})
-    [xlsx] = [f for f in publish.render_files(table, "a_rather_long_table_name_for_excel", rows_per_sheet=3)
+    [xlsx] = [f for f in exports.render_files(table, "a_rather_long_table_name_for_excel", rows_per_sheet=3)
               if f.format == "xlsx"]
     sheets = pd.read_excel(io.BytesIO(xlsx.data), sheet_name=None)
     assert list(sheets) == ["a_rather_long_table_name_for_ex", "a_rather_long_table_name_fo (2)",
@@ -147,23 +149,23 @@ def test_excel_splits_a_table_past_the_sheet_limit_and_loses_no_row():
 def test_rows_without_their_users_count_are_not_published():
     table = pa.table({"device": ["mobile"], "sessions": [3]})
     with pytest.raises(DataQualityError, match="lack their 'users' column, so small groups cannot be suppressed"):
-        publish.suppress_small_groups(table, "users", 10)
+        exports.suppress_small_groups(table, "users", 10)
 
 
 @pytest.mark.parametrize("name", sorted(BREAKDOWN_USERS))
 def test_quicksight_datasets_suppress_as_the_exports_do(checked, name):
     """The dataset's SQL (Athena dialect), run by the local engine, equals the export's suppression."""
-    from ioc_analytics.catalog import load_catalog
+    from ioc_analytics.backends.aws.quicksight import dataset_sql
     from ioc_analytics.engine import get_engine
-    from ioc_analytics.quicksight import dataset_sql
+    from ioc_analytics.lake.catalog import load_catalog
 
     table = load_catalog(checked.lake_uri).table(name)
     whole = read_aggregate(Path(checked.state_dir), name, DAY)
     k = int(whole[BREAKDOWN_USERS[name]].median()) + 1
     engine = get_engine(checked)
     got = engine.query(dataset_sql(table, k) + " WHERE date = ?", [f"{DAY:%Y/%m/%d}"]).table
-    export = publish.export_sql(table, DAY)
-    want, _ = publish.suppress_small_groups(engine.query(export.sql, export.parameters).table, BREAKDOWN_USERS[name], k)
+    export = exports.export_sql(table, DAY)
+    want, _ = exports.suppress_small_groups(engine.query(export.sql, export.parameters).table, BREAKDOWN_USERS[name], k)
     assert got.to_pylist() == want.to_pylist()
 
 
@@ -185,7 +187,7 @@ def test_spreadsheet_formats_neutralise_formula_like_text_and_keep_numbers():
     from openpyxl import load_workbook
 
     table = _hostile()
-    files = {f.format: f for f in publish.render_files(table, "hostile")}
+    files = {f.format: f for f in exports.render_files(table, "hostile")}
     assert files["csv"].neutralised == files["xlsx"].neutralised == len(FORMULAS)
     assert files["json"].neutralised == files["parquet"].neutralised == 0
 
@@ -215,7 +217,7 @@ def test_json_and_excel_hold_no_nan():
     from openpyxl import load_workbook
 
     table = pa.table({"x": [1.5, float("nan"), float("inf"), None]})
-    files = {f.format: f for f in publish.render_files(table, "numbers")}
+    files = {f.format: f for f in exports.render_files(table, "numbers")}
     assert json.loads(files["json"].data) == [{"x": 1.5}, {"x": None}, {"x": None}, {"x": None}]
     sheet = load_workbook(io.BytesIO(files["xlsx"].data)).active
     assert [row[0].value for row in sheet.iter_rows(min_row=2, max_row=5)] == [1.5, None, None, None]
@@ -226,7 +228,7 @@ def test_an_api_answer_over_raw_text_is_safe_to_open(sample_lake, tmp_path):
     neutralised in CSV and Excel, raw in JSON."""
     from openpyxl import load_workbook
 
-    from ioc_analytics import api
+    from ioc_analytics.publishing import api
 
     lake = tmp_path / "lake"
     shutil.copytree(sample_lake / "ocean_scores" / "2024" / "01", lake / "ocean_scores" / "2024" / "01")
@@ -241,11 +243,11 @@ def test_an_api_answer_over_raw_text_is_safe_to_open(sample_lake, tmp_path):
                                     "parameters": {"industry": "Technology", "year": 2024, "month": 1}})
     answer = api.run(settings, query, values, "test")
     assert FORMULAS[0] in answer.table["role"].to_pylist()
-    csv_file = publish.render_file(answer.table, query.name, "csv")
+    csv_file = exports.render_file(answer.table, query.name, "csv")
     records = list(csv.reader(io.StringIO(csv_file.data.decode())))
     assert csv_file.neutralised == 1 and "'" + FORMULAS[0] in [r[records[0].index("role")] for r in records]
     assert not [cell for record in records for cell in record if safety.is_formula_like(cell)]
-    xlsx = publish.render_file(answer.table, query.name, "xlsx")
+    xlsx = exports.render_file(answer.table, query.name, "xlsx")
     cells = [c for row in load_workbook(io.BytesIO(xlsx.data)).active.iter_rows() for c in row]
     assert not [c for c in cells if c.data_type == "f"]
     assert not [c for c in cells if isinstance(c.value, str) and safety.is_formula_like(c.value)]
@@ -256,7 +258,7 @@ def test_an_api_answer_over_raw_text_is_safe_to_open(sample_lake, tmp_path):
 def test_every_output_honours_the_umask(checked, tmp_path, umask):
     """Aggregates, reports, exports, manifests and the dashboard: readable by a BI tool or a web
     server of the same group (or everyone) as the umask says, not 0600."""
-    from ioc_analytics import dashboard
+    from ioc_analytics.publishing import dashboard
 
     settings = dataclasses.replace(checked, exports_root=str(tmp_path / "exports"))
     lake = Path(settings.lake_uri)
@@ -270,7 +272,7 @@ def test_every_output_honours_the_umask(checked, tmp_path, umask):
     try:
         pipeline.build_aggregate(settings, DAY, "completion_rates", TAGS)
         pipeline.quality_gate(settings, DAY, "completion_rates", TAGS)
-        publish.export_aggregate(settings, DAY, "completion_rates", TAGS)
+        exports.export_aggregate(settings, DAY, "completion_rates", TAGS)
         dashboard.render(settings, DAY)
     finally:
         os.umask(old)

@@ -14,11 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics import contract, quality
+from ioc_analytics import quality
+from ioc_analytics.devtools.generate import inject_fault
 from ioc_analytics.errors import DataQualityError
-from ioc_analytics.generate import inject_fault
+from ioc_analytics.lake import contract
+from ioc_analytics.lake.tables import RAW_TABLES
 from ioc_analytics.settings import get_settings
-from ioc_analytics.tables import RAW_TABLES
 from tests.helpers import ONE_DAY, fault_messages
 
 DAY = ONE_DAY

@@ -10,9 +10,10 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics import quality, recover
+from ioc_analytics import quality
+from ioc_analytics.devtools.generate import inject_fault
 from ioc_analytics.errors import ConfigError, DataQualityError
-from ioc_analytics.generate import inject_fault
+from ioc_analytics.operations import recover
 from ioc_analytics.settings import get_settings
 from tests.unit.test_cli import run_ioc
 

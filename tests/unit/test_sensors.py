@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ioc_analytics.pipeline import Freshness
-from ioc_analytics.sensors import DEFAULT_GRACE, LakeFreshnessSensor, late_verdict
+from ioc_analytics.analytics.pipeline import Freshness
+from ioc_analytics.analytics.sensors import DEFAULT_GRACE, LakeFreshnessSensor, late_verdict
 
 DAY = dt.date(2024, 1, 15)
 DUE = dt.datetime(2024, 1, 16, tzinfo=dt.UTC)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ioc_analytics import provision
-from ioc_analytics.catalog import load_catalog
 from ioc_analytics.errors import ConfigError
+from ioc_analytics.lake.catalog import load_catalog
+from ioc_analytics.operations import setup
 from tests.helpers import TODAY, read_events
 
 IOC = str(Path(sys.executable).parent / "ioc")
@@ -27,7 +27,7 @@ def run_ioc(*args: str, lake: Path, state: Path, **env: str) -> subprocess.Compl
     return subprocess.run([IOC, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-def _statuses(report: provision.Report) -> dict[tuple[str, str], str]:
+def _statuses(report: setup.Report) -> dict[tuple[str, str], str]:
     return {(r.kind, r.name): r.status for r in report.resources}
 
 
@@ -35,7 +35,7 @@ def test_first_run_creates_second_changes_nothing_a_new_cutoff_is_changed(local_
     settings = replace(local_settings, exports_root=str(tmp_path / "new" / "exports"))
     tables = set(load_catalog(settings.lake_uri).tables)
 
-    first = provision.ensure(settings, steps=["catalog", "workgroup", "alerts"])
+    first = setup.ensure(settings, steps=["catalog", "workgroup", "alerts"])
     statuses = _statuses(first)
     assert statuses == {
         ("folder", "lake"): "unchanged", ("folder", "state"): "created", ("folder", "exports"): "created",
@@ -56,11 +56,11 @@ def test_first_run_creates_second_changes_nothing_a_new_cutoff_is_changed(local_
     assert set(recorded["catalog"]) == tables
 
     before = (tmp_path / "state" / "setup.json").stat().st_mtime_ns
-    second = provision.ensure(settings, steps=["catalog", "workgroup", "alerts"])
+    second = setup.ensure(settings, steps=["catalog", "workgroup", "alerts"])
     assert set(_statuses(second)) == set(statuses) and set(_statuses(second).values()) == {"unchanged"}
     assert (tmp_path / "state" / "setup.json").stat().st_mtime_ns == before, "nothing to record, nothing written"
 
-    third = provision.ensure(replace(settings, bytes_scanned_cutoff=2 * 1_073_741_824, failure_rate_alert_pct=5),
+    third = setup.ensure(replace(settings, bytes_scanned_cutoff=2 * 1_073_741_824, failure_rate_alert_pct=5),
                              steps=["workgroup", "alerts"])
     assert {r.name: r.detail for r in third.resources if r.status == "changed"} == {
         "bytes-scanned-cutoff": "bytes_scanned_cutoff: 1073741824 -> 2147483648",
@@ -79,7 +79,7 @@ def test_readiness_counts_the_lake_and_the_query_log(local_settings, local_engin
                            tags={"dag_id": "ioc_daily_analytics", "task_id": "t"})
     tomorrow = TODAY + dt.timedelta(days=1)  # so that the queries just run fall inside the window
 
-    report = provision.ensure(local_settings, steps=["readiness"], today=tomorrow)
+    report = setup.ensure(local_settings, steps=["readiness"], today=tomorrow)
 
     events = read_events(Path(local_settings.lake_root))
     first, last = tomorrow - dt.timedelta(days=30), TODAY
@@ -90,10 +90,10 @@ def test_readiness_counts_the_lake_and_the_query_log(local_settings, local_engin
         "MRR": (None, "not measured"), "Data volume": (expected, "met"),
         "Query frequency": (3, "not met"), "Team size": (None, "not measured")}
     assert "(3 run by DAGs, setup's own excluded)" in report.readiness[2].detail
-    again = provision.ensure(local_settings, steps=["readiness"], today=tomorrow)
+    again = setup.ensure(local_settings, steps=["readiness"], today=tomorrow)
     assert [c.measured for c in again.readiness] == [c.measured for c in report.readiness]
     log = [json.loads(line) for line in local_settings.query_log_path.read_text().splitlines()]
-    assert [e["tags"] for e in log if "assessment_events" in e["query"]] == [provision.DEFAULT_TAGS] * 2
+    assert [e["tags"] for e in log if "assessment_events" in e["query"]] == [setup.DEFAULT_TAGS] * 2
 
 
 def test_an_empty_lake_is_zero_assessments_not_an_error(tmp_path):
@@ -101,7 +101,7 @@ def test_an_empty_lake_is_zero_assessments_not_an_error(tmp_path):
 
     settings = get_settings(backend="local", lake_root=str(tmp_path / "lake"), state_dir=str(tmp_path / "state"),
                             exports_root=str(tmp_path / "exports"))
-    report = provision.ensure(settings)
+    report = setup.ensure(settings)
     assert (tmp_path / "lake").is_dir() and report.status("folder", "lake") == "created"
     assert [(c.name, c.measured) for c in report.readiness][1:3] == [("Data volume", 0), ("Query frequency", 0)]
     assert any("results_bucket: nothing to do on local" in n for n in report.notes)
@@ -112,13 +112,13 @@ def test_an_empty_lake_is_zero_assessments_not_an_error(tmp_path):
 def test_a_file_where_a_folder_belongs_and_a_damaged_record_are_clear_errors(local_settings, tmp_path):
     (tmp_path / "exports-file").write_text("")
     with pytest.raises(ConfigError, match="IOC_EXPORTS_ROOT=.* is a file, not a folder"):
-        provision.ensure(replace(local_settings, exports_root=str(tmp_path / "exports-file")), steps=["catalog"])
+        setup.ensure(replace(local_settings, exports_root=str(tmp_path / "exports-file")), steps=["catalog"])
     (tmp_path / "state").mkdir(exist_ok=True)
     (tmp_path / "state" / "setup.json").write_text("{not json")
     with pytest.raises(ConfigError, match="setup.json is not valid JSON: delete it"):
-        provision.ensure(local_settings, steps=["workgroup"])
+        setup.ensure(local_settings, steps=["workgroup"])
     with pytest.raises(ConfigError, match="unknown setup step nope"):
-        provision.ensure(local_settings, steps=["nope"])
+        setup.ensure(local_settings, steps=["nope"])
 
 
 def test_ioc_setup_prints_the_report_and_exits_0_then_2_on_bad_settings(sample_lake, tmp_path):

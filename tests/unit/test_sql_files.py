@@ -1,4 +1,4 @@
-"""Every SQL file under include/sql/ renders to one Athena statement whose values are bound."""
+"""Every SQL file under include/ioc_analytics/sql/ renders to one Athena statement whose values are bound."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from ioc_analytics import sql
+from ioc_analytics.analytics import sql
+from ioc_analytics.lake.tables import AGGREGATES
 from ioc_analytics.settings import SQL_DIR
-from ioc_analytics.tables import AGGREGATES
 
 FILES = sorted(p.relative_to(SQL_DIR).with_suffix("").as_posix()
                for p in SQL_DIR.rglob("*.sql") if p.relative_to(SQL_DIR).parts[0] not in ("ddl", "queries"))
@@ -35,8 +35,8 @@ def test_values_are_bound_as_parameters_in_where_clauses_only(name):
 
 @pytest.mark.parametrize("name", AGGREGATES)
 def test_the_export_query_binds_the_date_in_its_where_clause_only(name):
-    from ioc_analytics.catalog import load_catalog
-    from ioc_analytics.publish import export_sql
+    from ioc_analytics.lake.catalog import load_catalog
+    from ioc_analytics.publishing.exports import export_sql
 
     rendered = export_sql(load_catalog("/lake").table(name), DAY)
     placeholders = list(sqlglot.parse_one(rendered.sql, read="athena").find_all(exp.Placeholder))
@@ -50,7 +50,7 @@ def test_parameters_follow_the_order_of_the_text():
 
 
 def test_each_aggregate_reads_exactly_the_sources_it_waits_for():
-    from ioc_analytics.tables import AGGREGATES, RAW_TABLES
+    from ioc_analytics.lake.tables import AGGREGATES, RAW_TABLES
 
     for name, sources in AGGREGATES.items():
         tree = sqlglot.parse_one(sql.render(name, DAY).sql, read="athena")

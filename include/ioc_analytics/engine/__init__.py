@@ -12,9 +12,9 @@ def get_engine(settings: Settings | None = None) -> Engine:
     """The engine of the configured backend; its module is imported only when chosen."""
     settings = settings or get_settings()
     if settings.backend == "aws":
-        from ioc_analytics.engine.athena import AthenaEngine
+        from ioc_analytics.backends.aws.engine import AthenaEngine
 
         return AthenaEngine(settings)
-    from ioc_analytics.engine.local import LocalEngine
+    from ioc_analytics.backends.local.engine import LocalEngine
 
     return LocalEngine(settings)

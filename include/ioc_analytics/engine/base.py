@@ -110,7 +110,7 @@ class Engine(Protocol):
         tags: Mapping[str, str] | None = None,
     ) -> QueryStats:
         """Replace one partition of ``table`` with the rows of ``select_sql``, atomically for readers
-        (a new version, then one switch of the registered location: ioc_analytics.partitions).
+        (a new version, then one switch of the registered location: ioc_analytics.lake.partitions).
 
         ``select_sql`` returns the table's data columns (not its partition keys) in DDL order.
         """

@@ -1,0 +1,273 @@
+"""The steps of the daily pipeline, one function per task, backend-agnostic.
+
+DAG files only wire these together; every function takes the resolved settings and the logical
+date, and returns a small JSON-able summary that Airflow keeps in XCom.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pyarrow.parquet as pq
+
+from ioc_analytics.analytics import sql
+from ioc_analytics.engine import get_engine
+from ioc_analytics.errors import BadDataFileError, ConfigError, DataQualityError
+from ioc_analytics.lake import contract, partitions
+from ioc_analytics.lake.catalog import load_catalog
+from ioc_analytics.lake.store import get_lake
+from ioc_analytics.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: How many days back partition repair compares the lake with the catalog.
+REPAIR_WINDOW_DAYS = 31
+
+
+def source_partitions(settings: Settings, day: dt.date) -> dict[str, list[dict[str, str]]]:
+    """Every source partition that holds the date's data, by table."""
+    catalog = load_catalog(settings.lake_uri, settings.database)
+    values = sql.date_values(day)
+    events = catalog.table("assessment_events")
+    return {
+        "assessment_events": [
+            {"date": values["lake_date"], "assessment_type": t} for t in events.enum_values("assessment_type")
+        ],
+        "ocean_scores": [{"year": values["year"], "month": values["month"]}],
+    }
+
+
+def required_partitions(settings: Settings, day: dt.date, table_name: str) -> list[dict[str, str]]:
+    """The source partitions the day cannot be computed without: the assessment types in
+    ``IOC_REQUIRED_ASSESSMENT_TYPES``, and the month of ``ocean_scores``."""
+    wanted = source_partitions(settings, day)[table_name]
+    required_types = {t.strip() for t in settings.required_assessment_types.split(",") if t.strip()}
+    unknown = required_types - {v.get("assessment_type") for v in wanted}
+    if table_name == "assessment_events" and unknown:
+        raise ConfigError(f"IOC_REQUIRED_ASSESSMENT_TYPES names {', '.join(sorted(unknown))}, which are not "
+                          f"assessment types: use some of {', '.join(v['assessment_type'] for v in wanted)}")
+    return [v for v in wanted if "assessment_type" not in v or v["assessment_type"] in required_types]
+
+
+@dataclass
+class Freshness:
+    """Which of a source table's partitions hold rows of a day."""
+
+    table: str
+    day: dt.date
+    present: list[dict[str, str]] = field(default_factory=list)
+    missing: list[dict[str, str]] = field(default_factory=list)
+    #: Where the missing partitions were looked for.
+    locations: list[str] = field(default_factory=list)
+    #: Partitions that must hold rows (the others are optional).
+    required: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def fresh(self) -> bool:
+        """Every required partition, and at least one partition, holds rows."""
+        return bool(self.present) and all(values in self.present for values in self.required)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"table": self.table, "day": self.day.isoformat(), "present": self.present, "missing": self.missing}
+
+
+def freshness(settings: Settings, day: dt.date, table_name: str) -> Freshness:
+    """Which of ``table_name``'s partitions hold rows of ``day``, from the Parquet footers alone.
+
+    A file with a schema and no rows is no data. A partition coarser than a day (``ocean_scores``
+    by month) holds the day when some row group's ``timestamp`` statistics reach into it. Reads
+    the lake itself (S3 on ``aws``): the raw tables use partition projection, so Glue has no
+    partitions of theirs to ask about.
+    """
+    table = load_catalog(settings.lake_uri, settings.database).table(table_name)
+    lake = get_lake(settings)
+    lake.check()
+    wanted = source_partitions(settings, day)[table_name]
+    report = Freshness(table_name, day, required=required_partitions(settings, day, table_name))
+    by_timestamp = "date" not in table.partition_names
+    for values in wanted:
+        rows = 0
+        for file in lake.partition_files(table, values):
+            try:
+                meta = lake.footer(file)
+            except BadDataFileError as err:
+                # Something has landed; whether it is good is the data-quality gate's to say, in
+                # full, so the sensor does not stop on it.
+                log.warning("%s: %s; the data-quality gate will report it", table_name, err)
+                rows += 1
+                continue
+            rows += rows_on(meta, day) if by_timestamp else meta.num_rows
+        if rows > 0:
+            report.present.append(values)
+        else:
+            report.missing.append(values)
+            report.locations.append(table.partition_location(values))
+    return report
+
+
+def rows_on(meta: pq.FileMetaData, day: dt.date) -> int:
+    """Rows in the row groups whose ``timestamp`` range overlaps ``day`` (all rows if the file
+    has no timestamp statistics: then the footer cannot tell, and the file counts)."""
+    start = dt.datetime.combine(day, dt.time())
+    return rows_between(meta, start, start + dt.timedelta(days=1))
+
+
+def rows_between(meta: pq.FileMetaData, start: dt.datetime, end: dt.datetime) -> int:
+    """Rows in the row groups whose ``timestamp`` range overlaps [start, end), as :func:`rows_on`."""
+    rows = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        stats = next((group.column(c).statistics for c in range(group.num_columns)
+                      if group.column(c).path_in_schema == "timestamp"), None)
+        if stats is None or not stats.has_min_max or not isinstance(stats.min, dt.datetime):
+            rows += group.num_rows  # no statistics, or not of a timestamp (a retyped column): it counts
+        elif _naive_utc(stats.min) < end and _naive_utc(stats.max) >= start:
+            rows += group.num_rows
+    return rows
+
+
+def _naive_utc(moment: dt.datetime) -> dt.datetime:
+    """A timestamp statistic as naive UTC (files written with UTC-adjusted timestamps give aware ones)."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def late_message(report: Freshness) -> str:
+    """What is missing: every partition if none holds the day, else the required ones that don't."""
+    missing = report.missing if not report.present else [v for v in report.required if v not in report.present]
+    where = [report.locations[report.missing.index(v)] for v in missing]
+    listed = ", ".join(where[:2]) + (" ..." if len(where) > 2 else "")
+    what = "no data" if not report.present else "no data in its required partitions"
+    return f"{report.table} has {what} for {report.day.isoformat()} (looked in {listed})"
+
+
+def repair_partitions(settings: Settings, day: dt.date, window_days: int = REPAIR_WINDOW_DAYS) -> dict[str, object]:
+    """Make the catalog's partitions of every table without projection agree with the lake, for
+    the ``window_days`` days up to ``day`` (see :func:`ioc_analytics.lake.partitions.repair`).
+
+    Tables with partition projection need nothing: Athena computes their partitions from the
+    location template, and the local engine lists the lake folders the same way.
+    """
+    catalog = load_catalog(settings.lake_uri, settings.database)
+    lake, registry = get_lake(settings), partitions.get_registry(settings)
+    dates = [(day - dt.timedelta(days=n)).strftime("%Y/%m/%d") for n in range(window_days)]
+    outcome: dict[str, object] = {}
+    for table in catalog.tables.values():
+        if table.projection_enabled:
+            log.info("%s uses partition projection over %s: nothing to repair", table.name, table.location_template)
+            outcome[table.name] = "projection"
+            continue
+        report = partitions.repair(lake, registry, table, _window(table, dates))
+        log.info("%s", report.summary())
+        for kind in ("added", "repointed", "stale"):
+            for values in getattr(report, kind):
+                log.info("%s %s: %s", table.name, kind, values)
+        for location in report.incomplete:
+            log.warning("%s: uncommitted version at %s (a failed, running or rolled-back build); "
+                        "repair deletes it once it is a day old", table.name, location)
+        outcome[table.name] = {"added": report.added, "repointed": report.repointed, "stale": report.stale,
+                               "incomplete": len(report.incomplete)}
+    return outcome
+
+
+def _window(table, dates: list[str]) -> list[dict[str, str]]:
+    """The partitions of ``dates``: one per day, or 24 per day for the hourly tables."""
+    if table.partition_names == ("date",):
+        return [{"date": d} for d in dates]
+    if table.partition_names == ("date", "hour"):
+        return [{"date": d, "hour": f"{h:02d}"} for d in dates for h in range(24)]
+    raise ConfigError(f"{table.name} is partitioned by {', '.join(table.partition_names)}: repair knows "
+                      "tables partitioned by date, or by date and hour")
+
+
+def build_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> dict[str, object]:
+    """Replace the date's partition of aggregate ``name`` with ``include/ioc_analytics/sql/<name>.sql``."""
+    select = sql.render(name, day)
+    stats = get_engine(settings).replace_partition(
+        name, {"date": sql.date_values(day)["lake_date"]}, select.sql, select.parameters, tags=tags
+    )
+    log.info("%s for %s: %s", name, day, stats.summary())
+    return stats.as_dict()
+
+
+def build_hourly(settings: Settings, hour: dt.datetime, name: str, tags: Mapping[str, str]) -> dict[str, object]:
+    """Replace the hour's partition of hourly metric ``name`` with ``include/ioc_analytics/sql/hourly/<name>.sql``,
+    then hold it to its data contract (rolled back if it breaks it).
+
+    An hour without sessions (a quiet night) is a partition without rows, not an error; an hour
+    whose day the lake does not hold yet fails (NoDataError): the source has not landed.
+    """
+    values = sql.hour_values(hour)
+    select = sql.render_with(f"hourly/{name}", values)
+    partition = {"date": values["lake_date"], "hour": values["hour"]}
+    stats = get_engine(settings).replace_partition(name, partition, select.sql, select.parameters, tags=tags)
+    _hold_to_contract(settings, name, partition, f"{values['ds']} {values['hour']}:00")
+    log.info("%s for %s %s:00: %s", name, values["ds"], values["hour"], stats.summary())
+    return stats.as_dict()
+
+
+def _breaches(settings: Settings, table, partition: Mapping[str, str]) -> list[contract.Breach]:
+    """The contract's breaches of the registered version of a derived table's partition, read from
+    its files (none if no version is registered)."""
+    location = partitions.get_registry(settings).location(table, dict(partition))
+    if location is None:
+        return []
+    return contract.check_rows(table.name, partitions.read_location(get_lake(settings), table, location), partition)
+
+
+def _hold_to_contract(settings: Settings, name: str, partition: Mapping[str, str], when: str) -> None:
+    """Fail naming each error-level breach of a built partition, after rolling it back; log the
+    warnings."""
+    table = load_catalog(settings.lake_uri, settings.database).table(name)
+    found = _breaches(settings, table, partition)
+    for breach in found:
+        if breach.rule.severity != contract.ERROR:
+            log.warning("%s for %s: %s", name, when, breach.describe())
+    errors = [b for b in found if b.rule.severity == contract.ERROR]
+    if errors:
+        raise DataQualityError(
+            f"{name} for {when} breaks its data contract: " + "; ".join(b.describe() for b in errors)
+            + f". The partition was rolled {_roll_back(settings, table, partition)}; the source data let it "
+            "through: check the source's quality report (`ioc quality`), fix it, then clear this task.")
+
+
+def _roll_back(settings: Settings, table, partition: Mapping[str, str]) -> str:
+    """Take back a partition that failed (:func:`partitions.roll_back`); where it now stands, in words."""
+    now = partitions.roll_back(get_lake(settings), partitions.get_registry(settings), table, partition)
+    return f"back to its earlier version {now}" if now else "to no data (there was no earlier version)"
+
+
+def validate_source(settings: Settings, day: dt.date, table_name: str) -> dict[str, object]:
+    """Run the raw table's data-quality suite on the day and gate on it (see quality.py)."""
+    from ioc_analytics import quality  # imports Great Expectations (seconds): only in these tasks
+
+    return quality.gate(quality.validate_source(settings, day, table_name))
+
+
+def quality_gate(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> dict[str, bool]:
+    """Hold the day's partition of aggregate ``name`` to ``include/ioc_analytics/sql/checks/<name>.sql`` and to
+    its data contract, keep the result as the aggregate's quality report, and fail naming every
+    error, after rolling the partition back (:func:`ioc_analytics.lake.partitions.roll_back`), so that
+    readers never keep a day that failed."""
+    from ioc_analytics import quality
+
+    checks_sql = sql.render(f"checks/{name}", day)
+    result = get_engine(settings).query(checks_sql.sql, checks_sql.parameters, tags=tags)
+    checks = result.table.to_pylist()[0]
+    table = load_catalog(settings.lake_uri, settings.database).table(name)
+    partition = {"date": sql.date_values(day)["lake_date"]}
+    report = quality.keep_checks(settings, day, name, checks, _breaches(settings, table, partition),
+                                 f"date={partition['date']}")
+    for warning in report.warnings:
+        log.warning("%s for %s: %s", name, day, warning.describe())
+    if report.errors:
+        raise DataQualityError(
+            f"{name} for {day.isoformat()} failed {len(report.errors)} of {report.evaluated} checks: "
+            f"{'; '.join(f.describe() for f in report.errors)}. The partition was rolled "
+            f"{_roll_back(settings, table, partition)} and nothing of it is exported; fix the source data, then "
+            "clear the build task to re-run."
+        )
+    log.info("%s for %s passed %d checks", name, day, report.evaluated)
+    return checks

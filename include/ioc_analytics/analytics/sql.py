@@ -1,0 +1,102 @@
+"""SQL files under ``include/ioc_analytics/sql/``, rendered for one logical date.
+
+SQL is written once, in Athena dialect, one statement per file, named after the table it writes.
+A file names the date's values as ``{{ lake_date }}`` and the like; rendering puts a ``?`` in
+their place and returns the values, in the order of the text, as parameters that the engine
+binds (Athena's ExecutionParameters, DuckDB's prepared statements). No value is ever pasted into
+the SQL text. Athena accepts ``?`` only in WHERE clauses, and so do these files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import jinja2
+
+from ioc_analytics.settings import SQL_DIR
+
+LOOKBACK_DAYS = 30
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+)
+
+
+def date_values(day: dt.date) -> dict[str, object]:
+    """The partition values and windows of one logical date, as the SQL files name them.
+
+    Timestamps are naive UTC, as the lake's ``timestamp`` columns are."""
+    following = day + dt.timedelta(days=1)
+    return {
+        "ds": day.isoformat(),
+        "lake_date": day.strftime("%Y/%m/%d"),
+        "year": day.strftime("%Y"),
+        "month": day.strftime("%m"),
+        "next_year": following.strftime("%Y"),
+        "next_month": following.strftime("%m"),
+        "day_start": dt.datetime(day.year, day.month, day.day),
+        "month_start": dt.datetime(day.year, day.month, 1),
+        "next_day_start": dt.datetime(following.year, following.month, following.day),
+        "lookback_start": (day - dt.timedelta(days=LOOKBACK_DAYS)).strftime("%Y/%m/%d"),
+    }
+
+
+def hour_values(hour: dt.datetime) -> dict[str, object]:
+    """The values of one UTC hour (naive, or aware in any zone): its day's, the hour's bounds, the
+    hour as a partition value (``"07"``) and the day a week before (``week_before``)."""
+    if hour.tzinfo is not None:
+        hour = hour.astimezone(dt.UTC).replace(tzinfo=None)
+    start = hour.replace(minute=0, second=0, microsecond=0)
+    return {
+        **date_values(start.date()),
+        "hour": start.strftime("%H"),
+        "hour_start": start,
+        "next_hour_start": start + dt.timedelta(hours=1),
+        "week_before": (start.date() - dt.timedelta(days=7)).strftime("%Y/%m/%d"),
+    }
+
+
+@dataclass
+class Rendered:
+    sql: str
+    parameters: list[object] = field(default_factory=list)
+
+
+class _Bound:
+    """A template value that renders as ``?`` and records itself, in the order Jinja renders."""
+
+    def __init__(self, value: object, into: list[object]) -> None:
+        self.value, self.into = value, into
+
+    def __str__(self) -> str:
+        self.into.append(self.value)
+        return "?"
+
+
+def render(name: str, day: dt.date) -> Rendered:
+    """Render ``include/ioc_analytics/sql/<name>.sql`` for ``day``: the SQL with ``?`` and its parameters
+    (an hourly file, ``hourly/<name>``, for the day's noon hour)."""
+    return render_with(name, values_for(name, day))
+
+
+def values_for(name: str, day: dt.date) -> dict[str, object]:
+    """What a file's placeholders take for ``day``: the hour's values for ``hourly/`` files."""
+    if name.startswith("hourly/"):
+        return hour_values(dt.datetime.combine(day, dt.time(12)))
+    return date_values(day)
+
+
+def render_with(name: str, values: Mapping[str, object]) -> Rendered:
+    """Render ``include/ioc_analytics/sql/<name>.sql`` with ``values`` bound as ``?`` parameters."""
+    return render_text(_env.get_template(f"{name}.sql"), values)
+
+
+def render_text(template: str | jinja2.Template, values: Mapping[str, object]) -> Rendered:
+    """Render SQL text (or a loaded template) with ``values`` bound as ``?`` parameters."""
+    parameters: list[object] = []
+    bound = {key: _Bound(value, parameters) for key, value in values.items()}
+    if isinstance(template, str):
+        template = _env.from_string(template)
+    return Rendered(template.render(**bound), parameters)

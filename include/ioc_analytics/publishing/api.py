@@ -1,0 +1,264 @@
+"""The parameterised query API: ``POST /api/analytics/query``, served by an Airflow plugin.
+
+Only named queries run: the files under ``include/ioc_analytics/sql/queries/``, each with its parameters
+declared in its header, one per line::
+
+    -- @param industry string [A-Z][A-Za-z &-]{1,39}     a string that must match the pattern
+    -- @param start lake_date = today-30                  a YYYY-MM-DD date, bound as 'YYYY/MM/DD'
+    -- @param year year = current                         a year, bound as 'YYYY'
+    -- @param month month = current                       1-12, bound as 'MM'
+    -- @param limit integer 1..1000 = 100                 a whole number in a range
+    -- @suppress users                                    blank breakdown rows with few users
+
+A request names the query, its parameters and a format (json, csv, xlsx, parquet). Every value
+is checked against its declaration and then bound by the engine (Athena execution parameters,
+DuckDB prepared statements); none is pasted into SQL. A bad request (unknown query, a missing,
+extra or mistyped parameter, a value outside its pattern, an unknown format) is answered 400 or
+404 with one message, and runs nothing. Every call has a row limit (``IOC_API_MAX_ROWS``), the
+engine's bytes-scanned cutoff and timeout, and the small-group suppression of the exports.
+
+Airflow does not authenticate a plugin's FastAPI app (it is mounted, and inherits none of the
+core API's dependencies), so every route here depends on Airflow's own ``get_user`` and asks the
+auth manager whether the caller may read assets: the same JWT (``POST /auth/token``) or UI
+session as the rest of Airflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import sqlglot
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from ioc_analytics.analytics import sql
+from ioc_analytics.errors import BytesScannedCutoffError, IocError, NoDataError, QueryTimeoutError
+from ioc_analytics.settings import SQL_DIR
+
+QUERIES_DIR = SQL_DIR / "queries"
+_PARAM = re.compile(r"--\s*@param\s+(?P<name>[a-z_][a-z0-9_]*)\s+(?P<type>[a-z_]+)(?:\s+(?P<spec>.*?))?"
+                    r"(?:\s*=\s*(?P<default>\S+))?\s*$")
+_SUPPRESS = re.compile(r"--\s*@suppress\s+(?P<column>[a-z_][a-z0-9_]*)\s*$")
+
+
+class RequestError(Exception):
+    """A bad request: the HTTP status and one message; nothing has run."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str
+    spec: str | None
+    default: str | None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "pattern_or_range": self.spec, "default": self.default,
+                "required": self.default is None}
+
+    def bind(self, value: Any, today: dt.date) -> object:
+        """The value to bind, checked against the declaration; raises RequestError."""
+        if value is None:
+            value = self._default(today)
+        problem = f"parameter {self.name!r}: {value!r} is not"
+        if self.type == "string":
+            if not isinstance(value, str) or not re.fullmatch(self.spec or ".*", value):
+                raise RequestError(400, f"{problem} a string matching {self.spec}")
+            return value
+        if self.type == "integer":
+            low, high = (int(v) for v in (self.spec or "0..0").split(".."))
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise RequestError(400, f"{problem} a whole number from {low} to {high}")
+            return value
+        if self.type == "lake_date":
+            if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                raise RequestError(400, f"{problem} a date as YYYY-MM-DD")
+            try:
+                return dt.date.fromisoformat(value).strftime("%Y/%m/%d")
+            except ValueError:
+                raise RequestError(400, f"{problem} a date as YYYY-MM-DD") from None
+        text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+        if self.type == "year":
+            if not re.fullmatch(r"\d{4}", text):
+                raise RequestError(400, f"{problem} a year as YYYY")
+            return text
+        if self.type == "month":
+            if not re.fullmatch(r"\d{1,2}", text) or not 1 <= int(text) <= 12:
+                raise RequestError(400, f"{problem} a month from 1 to 12")
+            return f"{int(text):02d}"
+        raise RequestError(500, f"query declares parameter {self.name!r} of unknown type {self.type!r}")
+
+    def _default(self, today: dt.date) -> Any:
+        if self.default is None:
+            raise RequestError(400, f"parameter {self.name!r} is required ({self.type}"
+                                    f"{' ' + self.spec if self.spec else ''})")
+        if self.default == "current":
+            return today.strftime("%Y") if self.type == "year" else today.month
+        if self.default == "yesterday":
+            return (today - dt.timedelta(days=1)).isoformat()
+        if self.default.startswith("today-"):
+            return (today - dt.timedelta(days=int(self.default[len("today-"):]))).isoformat()
+        return int(self.default) if self.type == "integer" else self.default
+
+
+@dataclass(frozen=True)
+class NamedQuery:
+    name: str
+    description: str
+    parameters: tuple[Parameter, ...]
+    suppress: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "suppresses_groups_by": self.suppress,
+                "parameters": [p.describe() for p in self.parameters]}
+
+
+@cache
+def library() -> dict[str, NamedQuery]:
+    """Every named query, from its file's header."""
+    queries = {}
+    for path in sorted(QUERIES_DIR.glob("*.sql")):
+        description, parameters, suppress = [], [], None
+        for line in path.read_text().splitlines():
+            if not line.startswith("--"):
+                break
+            if match := _PARAM.match(line):
+                parameters.append(Parameter(match["name"], match["type"], match["spec"], match["default"]))
+            elif match := _SUPPRESS.match(line):
+                suppress = match["column"]
+            else:
+                description.append(line.lstrip("- ").strip())
+        queries[path.stem] = NamedQuery(path.stem, " ".join(description), tuple(parameters), suppress)
+    return queries
+
+
+FORMATS = ("json", "csv", "xlsx", "parquet")
+MEDIA_TYPES = {"json": "application/json", "csv": "text/csv",
+               "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+               "parquet": "application/vnd.apache.parquet"}
+
+
+@dataclass
+class Answer:
+    query: str
+    parameters: dict[str, object]
+    table: Any  # pyarrow.Table
+    suppression: dict[str, Any]
+    stats: dict[str, Any]
+
+
+def prepare(body: Any, today: dt.date | None = None) -> tuple[NamedQuery, dict[str, object], str]:
+    """Check a request body; returns the query, the values to bind and the format. Runs nothing."""
+    if not isinstance(body, dict):
+        raise RequestError(400, 'the body must be a JSON object: {"query": ..., "parameters": {...}, "format": ...}')
+    unknown_keys = sorted(set(body) - {"query", "parameters", "format"})
+    if unknown_keys:
+        raise RequestError(400, f"unknown fields {unknown_keys}: use query, parameters and format")
+    name, given, fmt = body.get("query"), body.get("parameters", {}), body.get("format", "json")
+    queries = library()
+    if not isinstance(name, str) or name not in queries:
+        raise RequestError(404, f"no query named {name!r}: use one of {', '.join(queries)} "
+                                "(GET /api/analytics/queries)")
+    if fmt not in FORMATS:
+        raise RequestError(400, f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if not isinstance(given, dict):
+        raise RequestError(400, "parameters must be a JSON object of names and values")
+    query = queries[name]
+    extra = sorted(set(given) - {p.name for p in query.parameters})
+    if extra:
+        raise RequestError(400, f"{name} takes no parameter {', '.join(map(repr, extra))}: it takes "
+                                f"{', '.join(p.name for p in query.parameters)}")
+    today = today or dt.datetime.now(dt.UTC).date()
+    values = {p.name: p.bind(given.get(p.name), today) for p in query.parameters}
+    return query, values, fmt
+
+
+def run(settings: Any, query: NamedQuery, values: dict[str, object], user: str,
+        tags: dict[str, str] | None = None) -> Answer:
+    """Run a prepared query on the configured engine, with the row limit and suppression.
+    ``tags`` add to the query's own (a DAG task's, for cost attribution)."""
+    from ioc_analytics.engine import get_engine
+    from ioc_analytics.publishing.exports import suppress_small_groups
+
+    rendered = sql.render_with(f"queries/{query.name}", values)
+    # One row past the limit tells "exactly at the limit" from "past it". The limit is an integer
+    # setting, written into the statement (Athena binds parameters in WHERE clauses only).
+    limited = sqlglot.parse_one(rendered.sql, read="athena").limit(settings.api_max_rows + 1).sql("athena")
+    try:
+        result = get_engine(settings).query(limited, rendered.parameters,
+                                            tags={"source": "ioc-api", "query": query.name, "user": user,
+                                                  **(tags or {})})
+    except NoDataError as err:
+        raise RequestError(404, f"no data for these parameters: {err}") from None
+    except BytesScannedCutoffError as err:
+        raise RequestError(413, str(err)) from None
+    except QueryTimeoutError as err:
+        raise RequestError(504, str(err)) from None
+    except IocError as err:
+        raise RequestError(422, str(err)) from None
+    if result.table.num_rows > settings.api_max_rows:
+        raise RequestError(413, f"the answer has more than IOC_API_MAX_ROWS={settings.api_max_rows} rows: narrow "
+                                "the parameters (a shorter date range, one industry)")
+    table, suppression = suppress_small_groups(result.table, query.suppress, settings.min_group_users)
+    return Answer(query.name, values, table, {"users_column": suppression.users_column,
+                                              "min_group_users": suppression.min_group_users,
+                                              "rows": suppression.rows, "cells": suppression.cells},
+                  {"bytes_scanned": result.stats.bytes_scanned, "cost_usd": result.stats.cost_usd,
+                   "elapsed_s": round(result.stats.elapsed_s, 3), "query_id": result.stats.query_id})
+
+
+def create_app() -> Any:
+    """The FastAPI app the plugin mounts at ``/api/analytics``."""
+    from airflow.api_fastapi.core_api.security import get_user, requires_access_asset
+
+    app = FastAPI(title="IOC analytics query API", description=__doc__.split("\n\n")[0],
+                  dependencies=[Depends(get_user), Depends(requires_access_asset("GET"))])
+
+    @app.exception_handler(RequestError)
+    async def _request_error(_: Request, err: RequestError) -> JSONResponse:
+        return JSONResponse(status_code=err.status, content={"detail": str(err)})
+
+    @app.get("/queries")
+    def queries() -> list[dict[str, Any]]:
+        """The named queries and their parameters."""
+        return [q.describe() for q in library().values()]
+
+    @app.post("/query")
+    async def query(request: Request, user=Depends(get_user)) -> Response:  # noqa: B008 (FastAPI's idiom)
+        try:
+            body = await request.json()
+        except ValueError:
+            raise RequestError(400, "the body is not JSON") from None
+        named, values, fmt = prepare(body)
+        from starlette.concurrency import run_in_threadpool
+
+        from ioc_analytics.settings import get_settings
+
+        answer = await run_in_threadpool(run, get_settings(), named, values, user.get_name())
+        if fmt == "json":
+            return JSONResponse({"query": answer.query, "parameters": answer.parameters,
+                                 "columns": answer.table.column_names, "row_count": answer.table.num_rows,
+                                 "rows": _json_rows(answer.table), "suppressed": answer.suppression,
+                                 "stats": answer.stats})
+        from ioc_analytics.publishing.exports import render_file
+
+        file = render_file(answer.table, answer.query, fmt)
+        return Response(file.data, media_type=MEDIA_TYPES[fmt],
+                        headers={"Content-Disposition": f'attachment; filename="{file.name}"'})
+
+    return app
+
+
+def _json_rows(table: Any) -> list[dict[str, Any]]:
+    from ioc_analytics.publishing.exports import json_rows
+
+    return json_rows(table)
