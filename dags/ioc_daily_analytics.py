@@ -147,11 +147,14 @@ def ioc_daily_analytics():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from ioc_analytics import runtime
+        from ioc_analytics.backends import NotOnThisBackend, get_backend
         from ioc_analytics.publishing import dashboard
 
         with runtime.step() as (settings, day, tags):
-            if settings.backend != "local":
-                raise AirflowSkipException("the static dashboard is the local backend's; aws has QuickSight")
+            try:
+                get_backend(settings).dashboard()
+            except NotOnThisBackend as skip:
+                raise AirflowSkipException(str(skip)) from None
             return dashboard.render(settings, day, tags)
 
     @task(trigger_rule="one_failed", on_failure_callback=None)  # the failed task has alerted already

@@ -63,11 +63,12 @@ def ioc_setup():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from ioc_analytics import runtime
+        from ioc_analytics.backends import get_backend
         from ioc_analytics.operations import setup
 
         with runtime.step() as (settings, day, tags):
-            if settings.backend != "aws" and step in setup.AWS_ONLY:
-                raise AirflowSkipException(f"{step} is aws only: {setup.AWS_ONLY[step]}")
+            if reason := get_backend(settings).not_here.get(step):
+                raise AirflowSkipException(f"{step}: nothing to do on this backend ({reason})")
             report = setup.ensure(settings, [step], tags=tags, today=day)
             print(report.render())
             return report.as_dict()

@@ -112,12 +112,12 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _query(args: argparse.Namespace) -> None:
-    from ioc_analytics.engine import get_engine
+    from ioc_analytics.backends import get_backend
 
     text = sys.stdin.read() if args.sql == "-" else args.sql
     if not text.strip():
         raise ConfigError("no SQL given: pass the query as an argument, or - and the query on stdin")
-    result = get_engine().query(text, tags={"source": "ioc-cli"})
+    result = get_backend().engine.query(text, tags={"source": "ioc-cli"})
     table = result.table
     if args.format == "csv":
         import pyarrow.csv as pacsv
@@ -143,11 +143,9 @@ def _query(args: argparse.Namespace) -> None:
 
 
 def _tables(_: argparse.Namespace) -> None:
-    from ioc_analytics.lake.catalog import load_catalog
-    from ioc_analytics.settings import get_settings
+    from ioc_analytics.backends import get_backend
 
-    settings = get_settings()
-    catalog = load_catalog(settings.lake_uri, settings.database)
+    catalog = get_backend().catalog
     for table in catalog.tables.values():
         projection = "projection" if table.projection_enabled else "registered partitions"
         print(f"{catalog.database}.{table.name}  ({table.location_template}, {projection})")
@@ -178,13 +176,9 @@ def _fault(args: argparse.Namespace) -> None:
 
 
 def _quicksight(_: argparse.Namespace) -> None:
-    from ioc_analytics.backends.aws import quicksight
-    from ioc_analytics.settings import get_settings
+    from ioc_analytics.backends import get_backend
 
-    settings = get_settings()
-    if settings.backend != "aws":
-        raise ConfigError("QuickSight is the aws backend's; set IOC_BACKEND=aws (local has the static dashboard)")
-    for resource, (state, arn) in quicksight.ensure(settings).items():
+    for resource, (state, arn) in get_backend().quicksight().items():
         print(f"{state:<10} {resource}  {arn}")
 
 

@@ -5,6 +5,10 @@ Task bodies are written as::
 
     with runtime.step() as (settings, day, tags):
         return pipeline.build_aggregate(settings, day, "daily_active_users", tags)
+
+Every step reaches the backend (engine, lake, registry, ...) through
+:func:`ioc_analytics.backends.get_backend`, which builds it once per process: ``step`` builds it
+before the task body runs, so a misconfigured backend fails the task at once, with its fix.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
+from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import IocError
 from ioc_analytics.settings import Settings, get_settings
 
@@ -57,7 +62,9 @@ def step() -> Iterator[tuple[Settings, dt.date, dict[str, str]]]:
     day = run_day(context)
     tags = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "ds": day.isoformat()}
     try:
-        yield get_settings(), day, tags
+        settings = get_settings()
+        get_backend(settings)  # built once per process and checked before the step; steps get this one
+        yield settings, day, tags
     except IocError as error:
         if error.retryable:
             raise

@@ -109,16 +109,6 @@ class Settings:
         if self.bytes_scanned_cutoff < 10_000_000:
             raise ConfigError(f"IOC_BYTES_SCANNED_CUTOFF={self.bytes_scanned_cutoff} is below Athena's minimum "
                               "of 10 MB (10000000 bytes)")
-        if self.backend == "aws" and not self.lake_root.startswith("s3://"):
-            raise ConfigError(
-                f"IOC_LAKE_ROOT={self.lake_root!r}: the aws backend needs an s3:// URI, "
-                "for example s3://ioc-analytics-data-lake"
-            )
-        if self.backend == "local" and self.lake_root.startswith("s3://"):
-            raise ConfigError(
-                f"IOC_LAKE_ROOT={self.lake_root!r}: the local backend needs a folder; "
-                "set IOC_BACKEND=aws to query S3"
-            )
 
     @property
     def lake_uri(self) -> str:

@@ -26,6 +26,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
+from ioc_analytics.backends import get_backend
 from ioc_analytics.backends.aws.engine import AthenaEngine, athena_error, athena_literal, result_table, unload_sql
 from ioc_analytics.backends.aws.lake import S3Lake
 from ioc_analytics.engine.base import MB, athena_cost, read_tags, with_tags
@@ -456,7 +457,7 @@ def test_s3_lake_lists_partitions_and_reports_strays(aws_settings, moto):
         "ocean_scores/2024/01/part-0.parquet",
     )
     catalog = load_catalog(aws_settings.lake_uri, DATABASE)
-    lake = S3Lake.from_settings(aws_settings)
+    lake = get_backend(aws_settings).lake
 
     listing = lake.list_table(catalog.table("assessment_events"))
 
@@ -487,7 +488,7 @@ def test_s3_lake_lists_partitions_and_reports_strays(aws_settings, moto):
 def test_s3_lake_delete_prefix_stays_inside_the_lake(aws_settings, moto):
     from ioc_analytics.errors import ConfigError
 
-    lake = S3Lake.from_settings(aws_settings)
+    lake = get_backend(aws_settings).lake
     for uri in (f"s3://{LAKE_BUCKET}/", f"s3://{LAKE_BUCKET}", f"s3://{RESULTS_BUCKET}/x/",
                 f"s3://{LAKE_BUCKET}/assessments"):
         with pytest.raises(ConfigError, match="refusing to delete"):
@@ -502,7 +503,7 @@ def test_s3_lake_check_names_a_missing_bucket_and_the_connection(aws_settings, m
     with pytest.raises(LakeNotFoundError):
         lake.list_table(load_catalog(lake.root, DATABASE).table("ocean_scores"))
 
-    S3Lake.from_settings(aws_settings).check()  # the fixture's lake bucket is there
+    get_backend(aws_settings).lake.check()  # the fixture's lake bucket is there
 
 
 def _parquet(table: pa.Table, **options) -> bytes:
@@ -517,7 +518,7 @@ def _parquet(table: pa.Table, **options) -> bytes:
 
 def test_s3_lake_counts_rows_from_the_footer(aws_settings, moto):
     from ioc_analytics.errors import BadDataFileError
-    from ioc_analytics.lake.store import DataFile, get_lake
+    from ioc_analytics.lake.store import DataFile
 
     wide = pa.table({f"c{i}": list(range(2000)) for i in range(20)})
     objects = {
@@ -529,7 +530,7 @@ def test_s3_lake_counts_rows_from_the_footer(aws_settings, moto):
     for name, (body, _) in objects.items():
         _put(moto, f"assessments/{name}", body=body)
     _put(moto, "assessments/not-parquet.parquet", body=b"date,device\n2024-01-01,desktop\n")
-    lake = get_lake(aws_settings)
+    lake = get_backend(aws_settings).lake
     assert isinstance(lake, S3Lake) and lake.bucket == LAKE_BUCKET
     assert len(objects["big-footer.parquet"][0]) > 64 * 1024
 

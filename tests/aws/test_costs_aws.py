@@ -23,6 +23,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from ioc_analytics.backends.aws import usage as aws_usage
 from ioc_analytics.cost import monitor, usage
 from tests.aws.conftest import LAKE_BUCKET, WORKGROUP
 
@@ -36,14 +37,15 @@ def seed_day(cloudwatch, day: dt.date, queries: int, failed: int, gigabytes: flo
     stamp = dt.datetime.combine(day, dt.time(12), dt.UTC)
     succeeded = queries - failed
     data = [{
-        "MetricName": "ProcessedBytes", "Dimensions": usage.athena_dimensions(WORKGROUP, "SUCCEEDED"),
+        "MetricName": "ProcessedBytes", "Dimensions": aws_usage.athena_dimensions(WORKGROUP, "SUCCEEDED"),
         "Timestamp": stamp, "Unit": "Bytes",
         "StatisticValues": {"SampleCount": succeeded, "Sum": gigabytes * GB, "Minimum": 1.0,
                             "Maximum": largest_gb * GB},
     }]
     for state, count in (("SUCCEEDED", succeeded), ("FAILED", failed)):
         if count:
-            data.append({"MetricName": "TotalExecutionTime", "Dimensions": usage.athena_dimensions(WORKGROUP, state),
+            data.append({"MetricName": "TotalExecutionTime",
+                         "Dimensions": aws_usage.athena_dimensions(WORKGROUP, state),
                          "Timestamp": stamp, "Unit": "Milliseconds",
                          "StatisticValues": {"SampleCount": count, "Sum": 900.0 * count, "Minimum": 100.0,
                                              "Maximum": 2000.0}})
@@ -116,7 +118,7 @@ def test_the_monitor_flags_explains_alerts_once_each_and_writes_the_cost_tables(
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
     assert len(messages) == 2
     assert any(m.startswith(found["failure_burst"]["summary"]) for m in messages)
-    assert any("SELECT * on the raw table" in m and "README.md#cost-governance" in m for m in messages)
+    assert any("SELECT * on the raw table" in m and "docs/operations.md#cost-governance" in m for m in messages)
 
     # The cost tables: a registered Glue partition per table, Parquet in the lake bucket.
     s3, glue = moto.client("s3"), moto.client("glue")
@@ -132,7 +134,7 @@ def test_the_monitor_flags_explains_alerts_once_each_and_writes_the_cost_tables(
 
     # The month to date, for the budget alarm.
     metric = moto.client("cloudwatch").get_metric_statistics(
-        Namespace=usage.METRIC_NAMESPACE, MetricName=usage.MTD_METRIC,
+        Namespace=aws_usage.METRIC_NAMESPACE, MetricName=aws_usage.MTD_METRIC,
         Dimensions=[{"Name": "WorkGroup", "Value": WORKGROUP}], Statistics=["Maximum"], Period=3600,
         StartTime=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
         EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))

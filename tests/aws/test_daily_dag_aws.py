@@ -22,11 +22,10 @@ from pathlib import Path
 import pytest
 
 from ioc_analytics import quality
-from ioc_analytics.analytics import sql
 from ioc_analytics.backends.aws.engine import athena_literal
 from ioc_analytics.backends.aws.glue import ensure_tables
 from ioc_analytics.engine.base import read_tags
-from ioc_analytics.lake import contract
+from ioc_analytics.lake import contract, sql
 from ioc_analytics.lake.catalog import load_catalog
 from ioc_analytics.lake.tables import AGGREGATES
 from ioc_analytics.publishing.exports import export_sql

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import ConfigError, DataQualityError
-from ioc_analytics.lake import partitions
 from ioc_analytics.lake.catalog import load_catalog
 from ioc_analytics.operations import maintenance, setup
 from tests.aws.conftest import LAKE_BUCKET, RESULTS_BUCKET
@@ -63,7 +63,7 @@ def test_drift_small_files_and_empty_partitions_on_s3(aws_settings, moto, one_da
     assert len(s3.list_objects_v2(Bucket=LAKE_BUCKET, Prefix=f"assessments/{FOLDER}/career/")["Contents"]) == 10
 
     table = load_catalog(aws_settings.lake_uri, aws_settings.database).table("daily_active_users")
-    registry = partitions.get_registry(aws_settings)
+    registry = get_backend(aws_settings).registry
     registry.register(table, {"date": FOLDER}, f"s3://{LAKE_BUCKET}/aggregates/daily_active_users/{FOLDER}/v1/")
     removed = maintenance.empty_partitions(aws_settings)["unregistered"]
     assert [(r["table"], r["partition"]) for r in removed] == [("daily_active_users", {"date": FOLDER})]

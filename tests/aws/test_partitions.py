@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ioc_analytics.analytics import pipeline
-from ioc_analytics.backends.aws.lake import S3Lake, split_s3_uri
+from ioc_analytics.backends import get_backend
+from ioc_analytics.backends.aws.lake import split_s3_uri
 from ioc_analytics.lake import partitions
 from ioc_analytics.lake.catalog import load_catalog
 from tests.aws.conftest import DATABASE
@@ -24,10 +25,10 @@ def test_repair_on_glue(aws_settings, moto, glue_tables):
         s3.put_object(Bucket=bucket, Key=key, Body=b"x")
 
     table = load_catalog(aws_settings.lake_uri, DATABASE).table("daily_active_users")
-    registry = partitions.get_registry(aws_settings)
+    registry = get_backend(aws_settings).registry
     expected = repair_scenario(table, put, registry)
 
-    report = partitions.repair(S3Lake.from_settings(aws_settings), registry, table, REPAIR_WINDOW)
+    report = partitions.repair(get_backend(aws_settings).lake, registry, table, REPAIR_WINDOW)
 
     check_repair(report, registry, table, expected)
     glue = moto.client("glue").get_partitions(DatabaseName=DATABASE, TableName="daily_active_users")["Partitions"]

@@ -26,10 +26,11 @@ from dataclasses import replace
 
 import pytest
 
+from ioc_analytics.backends.aws import setup as aws_setup
 from ioc_analytics.backends.aws.engine import AthenaEngine
 from ioc_analytics.engine.base import TB
 from ioc_analytics.lake.catalog import load_catalog
-from ioc_analytics.operations import setup
+from ioc_analytics.operations import setup, setup_report
 from tests.aws.conftest import DATABASE, RESULTS_BUCKET, WORKGROUP
 
 pytestmark = pytest.mark.integration
@@ -96,7 +97,7 @@ def test_setup_creates_everything_then_changes_nothing_then_repairs_exactly_the_
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [topic] and alarm["ActionsEnabled"] is True
         assert alarm["TreatMissingData"] == "notBreaching" and alarm["EvaluationPeriods"] == 1
-        assert 'README, "Cost governance"' in alarm["AlarmDescription"]
+        assert 'docs/operations.md, "Cost governance"' in alarm["AlarmDescription"]
     budget = alarms[BUDGET]
     assert (budget["Namespace"], budget["MetricName"], budget["Statistic"], budget["Period"]) == (
         "IOC/Analytics", "MonthToDateCostUSD", "Maximum", 86400)
@@ -184,11 +185,11 @@ def test_a_drifted_workgroup_names_what_differs(aws_settings):
         "BytesScannedCutoffPerQuery": 10_000_000_000, "EnforceWorkGroupConfiguration": True,
         "PublishCloudWatchMetricsEnabled": True, "RequesterPaysEnabled": False,
         "ResultConfiguration": {"OutputLocation": f"s3://{RESULTS_BUCKET}/"}}}
-    wanted = {"State": "ENABLED", "Configuration": setup.workgroup_configuration(aws_settings)}
-    assert setup._differences(setup._workgroup_view(current), setup._workgroup_view(wanted)) == [
+    wanted = {"State": "ENABLED", "Configuration": aws_setup.workgroup_configuration(aws_settings)}
+    assert setup_report.compare(aws_setup._workgroup_view(current), aws_setup._workgroup_view(wanted)) == [
         "State: DISABLED -> ENABLED", "BytesScannedCutoffPerQuery: 10000000000 -> 1073741824",
         "EncryptionOption: null -> SSE_S3"]
-    assert setup._differences(setup._workgroup_view(wanted), setup._workgroup_view(wanted)) == []
+    assert setup_report.compare(aws_setup._workgroup_view(wanted), aws_setup._workgroup_view(wanted)) == []
 
 
 def test_a_results_location_that_is_not_s3_is_refused_before_anything_is_made(aws_settings, moto):

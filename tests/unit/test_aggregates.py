@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from ioc_analytics.analytics import pipeline
-from ioc_analytics.engine import get_engine
+from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import QueryError
 from ioc_analytics.lake.tables import AGGREGATES
 from ioc_analytics.settings import get_settings
@@ -178,7 +178,7 @@ def test_a_failed_rebuild_leaves_the_published_partition(built):
     lake, state, settings = built
     before = read_aggregate(state, "daily_active_users", DAY)
     with pytest.raises(QueryError):
-        get_engine(settings).replace_partition(
+        get_backend(settings).engine.replace_partition(
             "daily_active_users", {"date": DAY.strftime("%Y/%m/%d")},
             "SELECT unique_users, total_sessions, completed_sessions, returning_users FROM nowhere")
     pd.testing.assert_frame_equal(read_aggregate(state, "daily_active_users", DAY), before)
@@ -187,7 +187,7 @@ def test_a_failed_rebuild_leaves_the_published_partition(built):
 def test_the_guides_essential_queries_read_the_aggregates_cheaply(built, expected):
     """The guide's queries, answered from the aggregates: same numbers, a fraction of the bytes."""
     _, _, settings = built
-    engine = get_engine(settings)
+    engine = get_backend(settings).engine
     lake_date = DAY.strftime("%Y/%m/%d")
     raw = engine.query("SELECT device, assessment_type, COUNT(*) AS total FROM assessment_events "
                        "WHERE date = ? GROUP BY device, assessment_type", [lake_date])
@@ -203,13 +203,12 @@ def test_a_failed_check_rolls_the_partition_back_and_repair_leaves_it_there(samp
     from ioc_analytics.errors import DataQualityError
     from ioc_analytics.lake import partitions
     from ioc_analytics.lake.catalog import load_catalog
-    from ioc_analytics.lake.store import LocalLake
 
     lake, state = tmp_path / "lake", tmp_path / "state"
     shutil.copytree(sample_lake, lake, ignore=shutil.ignore_patterns("aggregates"))
     settings = _settings(lake, state)
     table = load_catalog(settings.lake_uri).table("completion_rates")
-    registry, values = partitions.get_registry(settings), {"date": DAY.strftime("%Y/%m/%d")}
+    registry, values = get_backend(settings).registry, {"date": DAY.strftime("%Y/%m/%d")}
     pipeline.build_aggregate(settings, DAY, "completion_rates", TAGS)
     earlier = registry.location(table, values)
     pipeline.build_aggregate(settings, DAY, "completion_rates", TAGS)
@@ -221,7 +220,7 @@ def test_a_failed_check_rolls_the_partition_back_and_repair_leaves_it_there(samp
 
     assert registry.location(table, values) == earlier
     assert sorted(p.name for p in Path(rejected).iterdir()) == ["_ioc_rejected", "part-00000.parquet"]
-    repaired = partitions.repair(LocalLake(settings.lake_uri), registry, table, [values])
+    repaired = partitions.repair(get_backend(settings).lake, registry, table, [values])
     assert registry.location(table, values) == earlier and not repaired.repointed
 
     # With no earlier version, the day is unregistered: no data rather than wrong data.

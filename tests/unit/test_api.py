@@ -12,7 +12,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from ioc_analytics.analytics import sql
+from ioc_analytics.lake import sql
 from ioc_analytics.publishing import api
 from tests.helpers import read_scores
 

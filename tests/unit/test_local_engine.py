@@ -267,8 +267,8 @@ def test_replace_partition_refuses_columns_that_differ_from_the_ddl(local_engine
 
 
 def test_delete_prefix_stays_strictly_inside_the_lake(tmp_path):
+    from ioc_analytics.backends.local.lake import LocalLake
     from ioc_analytics.errors import ConfigError
-    from ioc_analytics.lake.store import LocalLake
 
     lake = LocalLake(str(tmp_path / "lake"))
     (tmp_path / "lake" / "aggregates" / "t" / "v1").mkdir(parents=True)

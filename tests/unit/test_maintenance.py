@@ -11,11 +11,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from ioc_analytics.backends import get_backend
 from ioc_analytics.backends.local.engine import LocalEngine
 from ioc_analytics.devtools.generate import generate_lake, inject_fault
 from ioc_analytics.errors import DataQualityError
 from ioc_analytics.jsonlines import JsonLines
-from ioc_analytics.lake import partitions
 from ioc_analytics.lake.catalog import load_catalog
 from ioc_analytics.operations import maintenance
 from ioc_analytics.settings import get_settings
@@ -111,7 +111,7 @@ def test_a_partition_of_many_small_files_is_compacted_and_reads_the_same(setting
 
 def test_registered_partitions_that_hold_nothing_are_unregistered(settings, tmp_path):
     table = load_catalog(settings.lake_uri).table("daily_active_users")
-    registry = partitions.get_registry(settings)
+    registry = get_backend(settings).registry
     registry.register(table, {"date": "2024/01/15"}, f"{settings.lake_uri}/aggregates/daily_active_users/nowhere/")
     kept = {"date": START.strftime("%Y/%m/%d")}
     LocalEngine(settings).replace_partition("daily_active_users", kept, "SELECT 1 AS unique_users, 2 AS total_sessions,"

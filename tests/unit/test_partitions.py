@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from ioc_analytics.analytics import pipeline
-from ioc_analytics.engine import get_engine
+from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import NoDataError
 from ioc_analytics.lake import partitions
 from ioc_analytics.lake.catalog import load_catalog
-from ioc_analytics.lake.store import LocalLake
 from ioc_analytics.settings import get_settings
 from tests.helpers import REPAIR_WINDOW, TODAY, check_repair, read_aggregate, repair_scenario
 
@@ -27,9 +26,9 @@ def _put(location: str, name: str) -> None:
 def test_repair_registers_missing_repoints_behind_and_reports_stale_and_unfinished(tmp_path):
     settings = get_settings(lake_root=str(tmp_path / "lake"), state_dir=str(tmp_path / "state"))
     table = load_catalog(settings.lake_uri).table("daily_active_users")
-    registry = partitions.get_registry(settings)
+    registry = get_backend(settings).registry
     expected = repair_scenario(table, _put, registry)
-    lake = LocalLake(settings.lake_uri)
+    lake = get_backend(settings).lake
 
     report = partitions.repair(lake, registry, table, REPAIR_WINDOW)
 
@@ -47,7 +46,7 @@ def test_the_pipeline_step_repairs_aggregates_and_skips_projected_tables(sample_
     before = read_aggregate(state, "daily_active_users", day)
     (state / "catalog.sqlite").unlink()  # the registry is lost: the aggregate disappears from queries
     with pytest.raises(NoDataError, match="daily_active_users has no data"):
-        get_engine(settings).query("SELECT * FROM daily_active_users")
+        get_backend(settings).engine.query("SELECT * FROM daily_active_users")
 
     outcome = pipeline.repair_partitions(settings, day)
 
@@ -65,12 +64,12 @@ def test_unregistered_data_is_invisible_as_on_athena(sample_lake, tmp_path):
     settings = get_settings(lake_root=str(lake), state_dir=str(state))
     for d in (day, day - dt.timedelta(days=1)):
         pipeline.build_aggregate(settings, d, "daily_active_users", {})
-    registry = partitions.get_registry(settings)
+    registry = get_backend(settings).registry
     table = load_catalog(settings.lake_uri).table("daily_active_users")
     with sqlite3.connect(state / "catalog.sqlite") as con:
         con.execute("DELETE FROM partitions WHERE key LIKE ?", (f'%{day.strftime("%Y/%m/%d")}%',))
     assert len(registry.partitions(table)) == 1
-    rows = get_engine(settings).query("SELECT date FROM daily_active_users").table.column("date").to_pylist()
+    rows = get_backend(settings).engine.query("SELECT date FROM daily_active_users").table.column("date").to_pylist()
     assert rows == [(day - dt.timedelta(days=1)).strftime("%Y/%m/%d")]
 
 
@@ -80,7 +79,7 @@ def test_concurrent_registrations_all_land(tmp_path):
 
     settings = get_settings(lake_root=str(tmp_path / "lake"), state_dir=str(tmp_path / "state"))
     table = load_catalog(settings.lake_uri).table("daily_active_users")
-    registry = partitions.get_registry(settings)
+    registry = get_backend(settings).registry
     days = [f"2024/01/{d:02d}" for d in range(1, 29)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda d: registry.register(table, {"date": d}, f"/x/{d}/"), days))
@@ -90,7 +89,7 @@ def test_concurrent_registrations_all_land(tmp_path):
 def test_publish_keeps_the_previous_version_and_a_write_still_in_progress(tmp_path):
     settings = get_settings(lake_root=str(tmp_path / "lake"), state_dir=str(tmp_path / "state"))
     table = load_catalog(settings.lake_uri).table("daily_active_users")
-    registry, lake = partitions.get_registry(settings), LocalLake(settings.lake_uri)
+    registry, lake = get_backend(settings).registry, get_backend(settings).lake
     values = {"date": "2024/01/15"}
 
     def version(name, committed):
@@ -124,7 +123,7 @@ def _two_runs(tmp_path):
     older, newer = (partitions.version_location(table, values, partitions.new_version()) for _ in range(2))
     for location in (older, newer):
         _put(location, "part-00000.parquet")
-    return table, values, partitions.get_registry(settings), LocalLake(settings.lake_uri), older, newer
+    return table, values, get_backend(settings).registry, get_backend(settings).lake, older, newer
 
 
 def test_a_publish_never_replaces_a_newer_version(tmp_path):

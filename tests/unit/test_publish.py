@@ -155,14 +155,14 @@ def test_rows_without_their_users_count_are_not_published():
 @pytest.mark.parametrize("name", sorted(BREAKDOWN_USERS))
 def test_quicksight_datasets_suppress_as_the_exports_do(checked, name):
     """The dataset's SQL (Athena dialect), run by the local engine, equals the export's suppression."""
+    from ioc_analytics.backends import get_backend
     from ioc_analytics.backends.aws.quicksight import dataset_sql
-    from ioc_analytics.engine import get_engine
     from ioc_analytics.lake.catalog import load_catalog
 
     table = load_catalog(checked.lake_uri).table(name)
     whole = read_aggregate(Path(checked.state_dir), name, DAY)
     k = int(whole[BREAKDOWN_USERS[name]].median()) + 1
-    engine = get_engine(checked)
+    engine = get_backend(checked).engine
     got = engine.query(dataset_sql(table, k) + " WHERE date = ?", [f"{DAY:%Y/%m/%d}"]).table
     export = exports.export_sql(table, DAY)
     want, _ = exports.suppress_small_groups(engine.query(export.sql, export.parameters).table, BREAKDOWN_USERS[name], k)

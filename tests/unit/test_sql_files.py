@@ -8,7 +8,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from ioc_analytics.analytics import sql
+from ioc_analytics.lake import sql
 from ioc_analytics.lake.tables import AGGREGATES
 from ioc_analytics.settings import SQL_DIR
 

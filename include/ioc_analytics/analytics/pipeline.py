@@ -11,45 +11,15 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import pyarrow.parquet as pq
-
-from ioc_analytics.analytics import sql
-from ioc_analytics.engine import get_engine
+from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import BadDataFileError, ConfigError, DataQualityError
-from ioc_analytics.lake import contract, partitions
-from ioc_analytics.lake.catalog import load_catalog
-from ioc_analytics.lake.store import get_lake
+from ioc_analytics.lake import contract, partitions, sources, sql
 from ioc_analytics.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: How many days back partition repair compares the lake with the catalog.
 REPAIR_WINDOW_DAYS = 31
-
-
-def source_partitions(settings: Settings, day: dt.date) -> dict[str, list[dict[str, str]]]:
-    """Every source partition that holds the date's data, by table."""
-    catalog = load_catalog(settings.lake_uri, settings.database)
-    values = sql.date_values(day)
-    events = catalog.table("assessment_events")
-    return {
-        "assessment_events": [
-            {"date": values["lake_date"], "assessment_type": t} for t in events.enum_values("assessment_type")
-        ],
-        "ocean_scores": [{"year": values["year"], "month": values["month"]}],
-    }
-
-
-def required_partitions(settings: Settings, day: dt.date, table_name: str) -> list[dict[str, str]]:
-    """The source partitions the day cannot be computed without: the assessment types in
-    ``IOC_REQUIRED_ASSESSMENT_TYPES``, and the month of ``ocean_scores``."""
-    wanted = source_partitions(settings, day)[table_name]
-    required_types = {t.strip() for t in settings.required_assessment_types.split(",") if t.strip()}
-    unknown = required_types - {v.get("assessment_type") for v in wanted}
-    if table_name == "assessment_events" and unknown:
-        raise ConfigError(f"IOC_REQUIRED_ASSESSMENT_TYPES names {', '.join(sorted(unknown))}, which are not "
-                          f"assessment types: use some of {', '.join(v['assessment_type'] for v in wanted)}")
-    return [v for v in wanted if "assessment_type" not in v or v["assessment_type"] in required_types]
 
 
 @dataclass
@@ -82,11 +52,11 @@ def freshness(settings: Settings, day: dt.date, table_name: str) -> Freshness:
     the lake itself (S3 on ``aws``): the raw tables use partition projection, so Glue has no
     partitions of theirs to ask about.
     """
-    table = load_catalog(settings.lake_uri, settings.database).table(table_name)
-    lake = get_lake(settings)
+    backend = get_backend(settings)
+    table, lake = backend.catalog.table(table_name), backend.lake
     lake.check()
-    wanted = source_partitions(settings, day)[table_name]
-    report = Freshness(table_name, day, required=required_partitions(settings, day, table_name))
+    wanted = sources.source_partitions(settings, day)[table_name]
+    report = Freshness(table_name, day, required=sources.required_partitions(settings, day, table_name))
     by_timestamp = "date" not in table.partition_names
     for values in wanted:
         rows = 0
@@ -99,39 +69,13 @@ def freshness(settings: Settings, day: dt.date, table_name: str) -> Freshness:
                 log.warning("%s: %s; the data-quality gate will report it", table_name, err)
                 rows += 1
                 continue
-            rows += rows_on(meta, day) if by_timestamp else meta.num_rows
+            rows += sources.rows_on(meta, day) if by_timestamp else meta.num_rows
         if rows > 0:
             report.present.append(values)
         else:
             report.missing.append(values)
             report.locations.append(table.partition_location(values))
     return report
-
-
-def rows_on(meta: pq.FileMetaData, day: dt.date) -> int:
-    """Rows in the row groups whose ``timestamp`` range overlaps ``day`` (all rows if the file
-    has no timestamp statistics: then the footer cannot tell, and the file counts)."""
-    start = dt.datetime.combine(day, dt.time())
-    return rows_between(meta, start, start + dt.timedelta(days=1))
-
-
-def rows_between(meta: pq.FileMetaData, start: dt.datetime, end: dt.datetime) -> int:
-    """Rows in the row groups whose ``timestamp`` range overlaps [start, end), as :func:`rows_on`."""
-    rows = 0
-    for g in range(meta.num_row_groups):
-        group = meta.row_group(g)
-        stats = next((group.column(c).statistics for c in range(group.num_columns)
-                      if group.column(c).path_in_schema == "timestamp"), None)
-        if stats is None or not stats.has_min_max or not isinstance(stats.min, dt.datetime):
-            rows += group.num_rows  # no statistics, or not of a timestamp (a retyped column): it counts
-        elif _naive_utc(stats.min) < end and _naive_utc(stats.max) >= start:
-            rows += group.num_rows
-    return rows
-
-
-def _naive_utc(moment: dt.datetime) -> dt.datetime:
-    """A timestamp statistic as naive UTC (files written with UTC-adjusted timestamps give aware ones)."""
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def late_message(report: Freshness) -> str:
@@ -150,8 +94,8 @@ def repair_partitions(settings: Settings, day: dt.date, window_days: int = REPAI
     Tables with partition projection need nothing: Athena computes their partitions from the
     location template, and the local engine lists the lake folders the same way.
     """
-    catalog = load_catalog(settings.lake_uri, settings.database)
-    lake, registry = get_lake(settings), partitions.get_registry(settings)
+    backend = get_backend(settings)
+    catalog, lake, registry = backend.catalog, backend.lake, backend.registry
     dates = [(day - dt.timedelta(days=n)).strftime("%Y/%m/%d") for n in range(window_days)]
     outcome: dict[str, object] = {}
     for table in catalog.tables.values():
@@ -185,7 +129,7 @@ def _window(table, dates: list[str]) -> list[dict[str, str]]:
 def build_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> dict[str, object]:
     """Replace the date's partition of aggregate ``name`` with ``include/ioc_analytics/sql/<name>.sql``."""
     select = sql.render(name, day)
-    stats = get_engine(settings).replace_partition(
+    stats = get_backend(settings).engine.replace_partition(
         name, {"date": sql.date_values(day)["lake_date"]}, select.sql, select.parameters, tags=tags
     )
     log.info("%s for %s: %s", name, day, stats.summary())
@@ -202,7 +146,7 @@ def build_hourly(settings: Settings, hour: dt.datetime, name: str, tags: Mapping
     values = sql.hour_values(hour)
     select = sql.render_with(f"hourly/{name}", values)
     partition = {"date": values["lake_date"], "hour": values["hour"]}
-    stats = get_engine(settings).replace_partition(name, partition, select.sql, select.parameters, tags=tags)
+    stats = get_backend(settings).engine.replace_partition(name, partition, select.sql, select.parameters, tags=tags)
     _hold_to_contract(settings, name, partition, f"{values['ds']} {values['hour']}:00")
     log.info("%s for %s %s:00: %s", name, values["ds"], values["hour"], stats.summary())
     return stats.as_dict()
@@ -211,16 +155,17 @@ def build_hourly(settings: Settings, hour: dt.datetime, name: str, tags: Mapping
 def _breaches(settings: Settings, table, partition: Mapping[str, str]) -> list[contract.Breach]:
     """The contract's breaches of the registered version of a derived table's partition, read from
     its files (none if no version is registered)."""
-    location = partitions.get_registry(settings).location(table, dict(partition))
+    backend = get_backend(settings)
+    location = backend.registry.location(table, dict(partition))
     if location is None:
         return []
-    return contract.check_rows(table.name, partitions.read_location(get_lake(settings), table, location), partition)
+    return contract.check_rows(table.name, partitions.read_location(backend.lake, table, location), partition)
 
 
 def _hold_to_contract(settings: Settings, name: str, partition: Mapping[str, str], when: str) -> None:
     """Fail naming each error-level breach of a built partition, after rolling it back; log the
     warnings."""
-    table = load_catalog(settings.lake_uri, settings.database).table(name)
+    table = get_backend(settings).catalog.table(name)
     found = _breaches(settings, table, partition)
     for breach in found:
         if breach.rule.severity != contract.ERROR:
@@ -235,7 +180,8 @@ def _hold_to_contract(settings: Settings, name: str, partition: Mapping[str, str
 
 def _roll_back(settings: Settings, table, partition: Mapping[str, str]) -> str:
     """Take back a partition that failed (:func:`partitions.roll_back`); where it now stands, in words."""
-    now = partitions.roll_back(get_lake(settings), partitions.get_registry(settings), table, partition)
+    backend = get_backend(settings)
+    now = partitions.roll_back(backend.lake, backend.registry, table, partition)
     return f"back to its earlier version {now}" if now else "to no data (there was no earlier version)"
 
 
@@ -254,9 +200,9 @@ def quality_gate(settings: Settings, day: dt.date, name: str, tags: Mapping[str,
     from ioc_analytics import quality
 
     checks_sql = sql.render(f"checks/{name}", day)
-    result = get_engine(settings).query(checks_sql.sql, checks_sql.parameters, tags=tags)
+    result = get_backend(settings).engine.query(checks_sql.sql, checks_sql.parameters, tags=tags)
     checks = result.table.to_pylist()[0]
-    table = load_catalog(settings.lake_uri, settings.database).table(name)
+    table = get_backend(settings).catalog.table(name)
     partition = {"date": sql.date_values(day)["lake_date"]}
     report = quality.keep_checks(settings, day, name, checks, _breaches(settings, table, partition),
                                  f"date={partition['date']}")

@@ -27,11 +27,10 @@ from ioc_analytics.lake.catalog import Catalog, load_catalog
 from ioc_analytics.settings import Settings
 
 if TYPE_CHECKING:
-    from ioc_analytics.cost.usage import DailyUsage, QueryRecord
-    from ioc_analytics.engine.base import Engine
-    from ioc_analytics.lake.partitions import PartitionRegistry
-    from ioc_analytics.lake.store import Lake, Partition
+    from ioc_analytics.engine.base import DailyUsage, Engine, QueryRecord
     from ioc_analytics.lake.catalog import Table
+    from ioc_analytics.lake.partitions import PartitionRegistry
+    from ioc_analytics.lake.store import DataFile, Lake
     from ioc_analytics.operations.alerts import Alert
     from ioc_analytics.operations.setup import Report
 
@@ -124,7 +123,7 @@ class Backend:
         """Whether :meth:`compact` may rewrite this partition in place now."""
         return False
 
-    def compact(self, table: Table, partition: Partition) -> int:
+    def compact(self, table: Table, values: Mapping[str, str], files: list[DataFile]) -> int:
         """Rewrite a partition's small files as one; returns its rows."""
         raise NotOnThisBackend(f"compaction in place is not on the {self.name} backend")
 

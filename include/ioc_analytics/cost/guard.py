@@ -198,7 +198,7 @@ def estimate_files(root: Path = SQL_DIR, events_per_day: int = PLANNED_EVENTS_PE
 
 def _render(path: Path, root: Path, lake: Path):
     """The statement and values of one file, for the generated lake's last day."""
-    from ioc_analytics.analytics import sql
+    from ioc_analytics.lake import sql
     from ioc_analytics.publishing import api
 
     name = path.relative_to(root).with_suffix("").as_posix()

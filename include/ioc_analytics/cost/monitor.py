@@ -51,13 +51,12 @@ from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 
+from ioc_analytics.backends import get_backend
 from ioc_analytics.cost import usage
 from ioc_analytics.cost.usage import DailyUsage, QueryRecord
 from ioc_analytics.engine.base import MB, MIN_BILLED_BYTES, without_tags
 from ioc_analytics.errors import DataQualityError
 from ioc_analytics.lake import contract, partitions
-from ioc_analytics.lake.catalog import load_catalog
-from ioc_analytics.lake.store import get_lake
 from ioc_analytics.operations import alerts
 from ioc_analytics.settings import Settings
 
@@ -319,7 +318,7 @@ def explain(anomaly: Anomaly, records: list[QueryRecord]) -> list[str]:
 # -- the DAG's steps ---------------------------------------------------------------------------
 
 def _table(settings: Settings, name: str):
-    return load_catalog(settings.lake_uri, settings.database).table(name)
+    return get_backend(settings).catalog.table(name)
 
 
 def _write(settings: Settings, name: str, day: dt.date, rows: list[dict[str, object]]) -> None:
@@ -330,14 +329,16 @@ def _write(settings: Settings, name: str, day: dt.date, rows: list[dict[str, obj
     if broken:  # the monitor's own output: a breach is a bug here, and nothing is written
         raise DataQualityError(f"{name} for {day} breaks its data contract: "
                                + "; ".join(b.describe() for b in broken))
-    partitions.write_partition(get_lake(settings), partitions.get_registry(settings), table,
+    backend = get_backend(settings)
+    partitions.write_partition(backend.lake, backend.registry, table,
                                {"date": day.strftime("%Y/%m/%d")}, data)
 
 
 def _stored(settings: Settings, name: str, days: list[dt.date]) -> dict[dt.date, list[dict[str, object]]]:
     """The rows the monitor kept for each of ``days`` that has a partition of cost table ``name``."""
-    table, lake = _table(settings, name), get_lake(settings)
-    registered = partitions.get_registry(settings).partitions(table)
+    backend = get_backend(settings)
+    table, lake = _table(settings, name), backend.lake
+    registered = backend.registry.partitions(table)
     found = {}
     for day in days:
         location = registered.get((day.strftime("%Y/%m/%d"),))
@@ -417,15 +418,15 @@ def flag_anomalies(settings: Settings, day: dt.date) -> dict[str, object]:
     found = detect(series, day, settings, previous=previous)
     today, usual = series[day], baseline(series, day)
     spent, projected = month_to_date(series, day), projected_month(series, day)
-    if settings.backend == "aws":  # first: an SNS failure below must not keep the budget alarm blind
-        _publish_month_to_date(settings, spent)
+    # First: an alert that fails to send below must not keep the budget alarm (aws) blind.
+    get_backend(settings).publish_month_to_date(spent)
     sent = []
     for anomaly in found:
         anomaly.explanation = explain(anomaly, records)
         if anomaly.alerted and anomaly.kind not in sent_before:
             sent.append(alerts.send(settings, alerts.Alert(
                 source="ioc_cost_monitor", kind=anomaly.kind, day=day.isoformat(), title=anomaly.summary,
-                details=anomaly.explanation, runbook="README.md#cost-governance")))
+                details=anomaly.explanation, runbook="docs/operations.md#cost-governance")))
             log.warning("ALERT %s: %s", anomaly.kind, anomaly.summary)
         elif anomaly.alerted:
             log.info("alerted by an earlier run of this day: %s", anomaly.summary)
@@ -449,14 +450,3 @@ def flag_anomalies(settings: Settings, day: dt.date) -> dict[str, object]:
              _usd(settings.monthly_budget_usd))
     return {"day": day.isoformat(), "cost_usd": today.cost_usd, "month_to_date_usd": spent,
             "projected_month_usd": projected, "anomalies": [a.as_dict() for a in found], "alerts": sent}
-
-
-def _publish_month_to_date(settings: Settings, spent: float) -> None:
-    """The month-to-date cost as a CloudWatch metric: ``ioc setup``'s budget alarm watches it."""
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
-    client = AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type="cloudwatch",
-                         region_name=settings.region).get_conn()
-    client.put_metric_data(Namespace=usage.METRIC_NAMESPACE, MetricData=[{
-        "MetricName": usage.MTD_METRIC, "Dimensions": [{"Name": "WorkGroup", "Value": settings.workgroup}],
-        "Value": round(spent, 6), "Unit": "None"}])

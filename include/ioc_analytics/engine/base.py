@@ -1,7 +1,9 @@
-"""What every query engine returns, what a query costs, and how a query says who ran it."""
+"""What every query engine returns, what a query costs, how a query says who ran it, and what the
+query history records of each query."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -115,3 +117,55 @@ class Engine(Protocol):
         ``select_sql`` returns the table's data columns (not its partition keys) in DDL order.
         """
         ...
+
+
+# -- what the engines record of each query, and a day's totals of them -----------------------------
+
+@dataclass
+class QueryRecord:
+    """One query of the history."""
+
+    query_id: str
+    workgroup: str
+    submitted_at: dt.datetime  # UTC
+    state: str  # SUCCEEDED | FAILED | CANCELLED (Athena spells it CANCELLED in the history)
+    bytes_scanned: int
+    engine_ms: int
+    cost_usd: float
+    query: str  # the text as run, tag comment included
+    error: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class DailyUsage:
+    """One workgroup's day."""
+
+    day: dt.date
+    workgroup: str
+    queries: int = 0
+    failed: int = 0
+    bytes_scanned: int = 0
+    cost_usd: float = 0.0
+    max_query_cost_usd: float = 0.0
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failed / self.queries if self.queries else 0.0
+
+
+def add_query(day: DailyUsage, record: QueryRecord) -> None:
+    day.queries += 1
+    day.failed += record.state == "FAILED"
+    day.bytes_scanned += record.bytes_scanned
+    day.cost_usd += record.cost_usd
+    day.max_query_cost_usd = max(day.max_query_cost_usd, record.cost_usd)
+
+
+def utc_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The instants from the start of ``start`` to the end of ``end`` (UTC)."""
+    first = dt.datetime.combine(start, dt.time(), dt.UTC)
+    return first, dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC)

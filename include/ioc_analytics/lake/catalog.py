@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import pyarrow as pa
@@ -222,7 +222,9 @@ class Catalog:
         )
 
 
+@cache  # the DDL is package data: it does not change while a process runs, so it is parsed once
 def load_catalog(lake_root: str, database: str = "ioc_analytics", ddl_dir: Path = DDL_DIR) -> Catalog:
+    """The tables of the DDL under ``ddl_dir``, located under ``lake_root``."""
     tables = {}
     for path in sorted(ddl_dir.glob("*.sql")):
         table = parse_ddl(path.read_text(), lake_root, source=str(path.name))

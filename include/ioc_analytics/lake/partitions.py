@@ -32,26 +32,22 @@ day (their writer failed) are deleted.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import re
-import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ioc_analytics.errors import ConfigError, UnknownTableError
+from ioc_analytics.errors import ConfigError
 from ioc_analytics.lake.catalog import Table
 
 if TYPE_CHECKING:
     from ioc_analytics.lake.store import DataFile, Lake, Listing
-    from ioc_analytics.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -127,131 +123,6 @@ class PartitionRegistry(Protocol):
     def register(self, table: Table, values: Mapping[str, str], location: str) -> None: ...
 
     def unregister(self, table: Table, values: Mapping[str, str]) -> None: ...
-
-
-class LocalRegistry:
-    """The local counterpart of Glue's partitions: one SQLite file in the state folder.
-
-    SQLite (stdlib) rather than a JSON file because parallel tasks and backfill runs register
-    partitions of the same table at the same time; its transactions serialise them.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=30)
-        con.execute("CREATE TABLE IF NOT EXISTS partitions (table_name TEXT NOT NULL, key TEXT NOT NULL, "
-                    "location TEXT NOT NULL, registered_at TEXT NOT NULL, PRIMARY KEY (table_name, key))")
-        return con
-
-    def partitions(self, table: Table) -> dict[Key, str]:
-        if not self.path.exists():
-            return {}
-        with self._connect() as con:
-            rows = con.execute("SELECT key, location FROM partitions WHERE table_name = ?", (table.name,))
-            return {tuple(json.loads(key)): location for key, location in rows}
-
-    def location(self, table: Table, values: Mapping[str, str]) -> str | None:
-        if not self.path.exists():
-            return None
-        with self._connect() as con:
-            row = con.execute("SELECT location FROM partitions WHERE table_name = ? AND key = ?",
-                              (table.name, json.dumps(list(key_of(table, values))))).fetchone()
-        return row[0] if row else None
-
-    def register(self, table: Table, values: Mapping[str, str], location: str) -> None:
-        key = json.dumps(list(key_of(table, values)))
-        with self._connect() as con:
-            con.execute("INSERT INTO partitions VALUES (?, ?, ?, ?) ON CONFLICT (table_name, key) "
-                        "DO UPDATE SET location = excluded.location, registered_at = excluded.registered_at",
-                        (table.name, key, location, datetime.now(UTC).isoformat()))
-
-    def unregister(self, table: Table, values: Mapping[str, str]) -> None:
-        with self._connect() as con:
-            con.execute("DELETE FROM partitions WHERE table_name = ? AND key = ?",
-                        (table.name, json.dumps(list(key_of(table, values)))))
-
-
-class GlueRegistry:
-    """Partitions in the Glue Data Catalog, through the provider's ``GlueCatalogHook``."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._client = None
-        self._descriptors: dict[str, dict[str, Any]] = {}
-
-    @property
-    def glue(self) -> Any:
-        if self._client is None:
-            from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
-
-            hook = GlueCatalogHook(aws_conn_id=self.settings.aws_conn_id, region_name=self.settings.region)
-            self._client = hook.get_conn()
-        return self._client
-
-    def storage_descriptor(self, table: Table) -> dict[str, Any]:
-        """The Glue table's storage descriptor (a partition's, but for its location); asked once
-        per table, since a repair registers many partitions of one table."""
-        from botocore.exceptions import ClientError
-
-        if table.name in self._descriptors:
-            return self._descriptors[table.name]
-        try:
-            found = self.glue.get_table(DatabaseName=self.settings.database, Name=table.name)["Table"]
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") == "EntityNotFoundException":
-                raise UnknownTableError(
-                    f"table {self.settings.database}.{table.name} is not in the Glue Data Catalog: create it "
-                    f"by running include/ioc_analytics/sql/ddl/{table.name}.sql in Athena (with the lake root as its "
-                    "location), or run `ioc setup`"
-                ) from None
-            raise
-        self._descriptors[table.name] = found["StorageDescriptor"]
-        return found["StorageDescriptor"]
-
-    def partitions(self, table: Table) -> dict[Key, str]:
-        pages = self.glue.get_paginator("get_partitions").paginate(
-            DatabaseName=self.settings.database, TableName=table.name)
-        return {tuple(p["Values"]): p["StorageDescriptor"]["Location"]
-                for page in pages for p in page.get("Partitions", [])}
-
-    def location(self, table: Table, values: Mapping[str, str]) -> str | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            found = self.glue.get_partition(DatabaseName=self.settings.database, TableName=table.name,
-                                            PartitionValues=list(key_of(table, values)))
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") == "EntityNotFoundException":
-                return None
-            raise
-        return found["Partition"]["StorageDescriptor"]["Location"]
-
-    def register(self, table: Table, values: Mapping[str, str], location: str) -> None:
-        """Create the partition, or point it at ``location`` (one ``UpdatePartition``: atomic)."""
-        from botocore.exceptions import ClientError
-
-        partition = {"Values": list(key_of(table, values)),
-                     "StorageDescriptor": {**self.storage_descriptor(table), "Location": location}}
-        common = {"DatabaseName": self.settings.database, "TableName": table.name}
-        try:
-            self.glue.create_partition(**common, PartitionInput=partition)
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") != "AlreadyExistsException":
-                raise
-            self.glue.update_partition(**common, PartitionValueList=partition["Values"], PartitionInput=partition)
-
-    def unregister(self, table: Table, values: Mapping[str, str]) -> None:
-        self.glue.delete_partition(DatabaseName=self.settings.database, TableName=table.name,
-                                   PartitionValues=list(key_of(table, values)))
-
-
-def get_registry(settings: Settings) -> PartitionRegistry:
-    if settings.backend == "aws":
-        return GlueRegistry(settings)
-    return LocalRegistry(Path(settings.state_dir).expanduser().resolve() / "catalog.sqlite")
 
 
 def check_versioned(table: Table) -> None:

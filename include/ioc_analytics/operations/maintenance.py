@@ -28,36 +28,28 @@ import calendar
 import datetime as dt
 import json
 import logging
-import os
 import re
-import shutil
-import uuid
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
+from ioc_analytics.backends import get_backend
 from ioc_analytics.cost import usage
 from ioc_analytics.engine.base import MB, without_tags
-from ioc_analytics.errors import ConfigError, DataQualityError
-from ioc_analytics.jsonlines import JsonLines
+from ioc_analytics.errors import DataQualityError
 from ioc_analytics.lake import partitions
-from ioc_analytics.lake.catalog import Table, load_catalog
-from ioc_analytics.lake.store import get_lake, is_hidden
+from ioc_analytics.lake.catalog import Table
+from ioc_analytics.lake.store import is_hidden
 from ioc_analytics.lake.tables import RAW_TABLES
 from ioc_analytics.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TOP = 10
-#: Athena keeps 45 days of query history; the local query log keeps as much.
-HISTORY_DAYS = 45
 #: A partition with more files than this, averaging less than SMALL_FILE_BYTES, is compacted.
 SMALL_FILES = 8
 SMALL_FILE_BYTES = 32 * MB
 #: Partitions younger than this are left alone: the daily DAG may still be reading them.
 SETTLED_DAYS = 2
-#: S3 applies lifecycle rules within about a day or two of the objects' due date.
-LIFECYCLE_SLACK_DAYS = 2
 
 _ADVICE = {
     # Both of the cost guard's partition findings end so: no filter at all, or none on the date.
@@ -70,7 +62,7 @@ _ADVICE = {
 # -- where reports go --------------------------------------------------------------------------
 
 def _keep(settings: Settings, folder: str, name: str, report: dict[str, Any], markdown: str) -> str:
-    lake = get_lake(settings)
+    lake = get_backend(settings).lake
     base = f"{settings.lake_uri}/maintenance/{folder}"
     lake.put_bytes(f"{base}/{name}.json", json.dumps(report, indent=2, default=str).encode())
     lake.put_bytes(f"{base}/{name}.md", markdown.encode())
@@ -138,43 +130,8 @@ def expensive_queries(settings: Settings, start: dt.date, end: dt.date) -> dict[
 
 
 def expired_results(settings: Settings, today: dt.date) -> dict[str, Any]:
-    if settings.backend == "local":
-        cutoff = dt.datetime.combine(today - dt.timedelta(days=HISTORY_DAYS), dt.time(), dt.UTC)
-        dropped = JsonLines(settings.query_log_path).keep(
-            lambda r: dt.datetime.fromisoformat(str(r["submitted_at"])) >= cutoff)
-        log.info("query log: %d entries older than %s removed (%d days kept, as Athena's history)",
-                 dropped, cutoff.date(), HISTORY_DAYS)
-        return {"removed": dropped, "kept_days": HISTORY_DAYS}
-    return _check_results_lifecycle(settings, today)
-
-
-def _check_results_lifecycle(settings: Settings, today: dt.date) -> dict[str, Any]:
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from botocore.exceptions import ClientError
-
-    from ioc_analytics.backends.aws.lake import split_s3_uri
-    from ioc_analytics.operations.setup import LIFECYCLE_RULE_ID, RESULTS_EXPIRE_DAYS
-
-    bucket, prefix = split_s3_uri(settings.athena_output)
-    client = S3Hook(aws_conn_id=settings.aws_conn_id, region_name=settings.region).get_conn()
-    try:
-        rules = client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-    except ClientError:
-        rules = []
-    rule = next((r for r in rules if r.get("ID") == LIFECYCLE_RULE_ID and r.get("Status") == "Enabled"), None)
-    if rule is None or rule.get("Expiration", {}).get("Days") != RESULTS_EXPIRE_DAYS:
-        raise ConfigError(f"the results bucket {bucket} has no enabled lifecycle rule {LIFECYCLE_RULE_ID!r} expiring "
-                          f"results after {RESULTS_EXPIRE_DAYS} days: run `ioc setup` to put it back")
-    due = dt.datetime.combine(today - dt.timedelta(days=RESULTS_EXPIRE_DAYS + LIFECYCLE_SLACK_DAYS), dt.time(),
-                              dt.UTC)
-    overdue = 0
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        overdue += sum(1 for o in page.get("Contents", []) if o["LastModified"] < due)
-    if overdue:
-        log.warning("%d result objects in s3://%s/%s are older than the rule's %d days (and S3's %d days of slack): "
-                    "check the rule's filter in the S3 console", overdue, bucket, prefix, RESULTS_EXPIRE_DAYS,
-                    LIFECYCLE_SLACK_DAYS)
-    return {"rule": LIFECYCLE_RULE_ID, "expire_days": RESULTS_EXPIRE_DAYS, "overdue_objects": overdue}
+    """Query results and history past their keep: dropped on local, the S3 lifecycle rule checked on aws."""
+    return get_backend(settings).expire_results(today)
 
 
 def _week_partitions(table: Table, start: dt.date, end: dt.date) -> list[dict[str, str]]:
@@ -190,7 +147,8 @@ def _week_partitions(table: Table, start: dt.date, end: dt.date) -> list[dict[st
 def schema_drift(settings: Settings, start: dt.date, end: dt.date) -> dict[str, Any]:
     from ioc_analytics.lake.contract import schema_drift as compare
 
-    catalog, lake = load_catalog(settings.lake_uri, settings.database), get_lake(settings)
+    backend = get_backend(settings)
+    catalog, lake = backend.catalog, backend.lake
     found, files = [], 0
     for name in RAW_TABLES:
         table = catalog.table(name)
@@ -227,10 +185,8 @@ def small_files(settings: Settings, start: dt.date, end: dt.date, today: dt.date
     both the old and the new files. There, the partitions are reported for a rewrite by the
     producer (or an Athena ``INSERT`` into a new prefix).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    catalog, lake = load_catalog(settings.lake_uri, settings.database), get_lake(settings)
+    backend = get_backend(settings)
+    catalog, lake = backend.catalog, backend.lake
     settled = min(end, today - dt.timedelta(days=SETTLED_DAYS))
     found = []
     for name in RAW_TABLES:
@@ -240,19 +196,10 @@ def small_files(settings: Settings, start: dt.date, end: dt.date, today: dt.date
             if len(files) <= SMALL_FILES or sum(f.size for f in files) / len(files) >= SMALL_FILE_BYTES:
                 continue
             entry = {"table": name, "partition": values, "files": len(files), "bytes": sum(f.size for f in files)}
-            if settings.backend == "local" and not ("year" in values and (values["year"], values["month"]) == (
-                    today.strftime("%Y"), today.strftime("%m"))):  # the current month's scores still grow
-                data = pa.concat_tables([pq.read_table(f.path) for f in files], promote_options="default")
-                folder = Path(table.partition_location(values).rstrip("/"))
-                fresh = folder.with_name(f".{folder.name}.compacting-{uuid.uuid4().hex[:6]}")
-                old = folder.with_name(f".{folder.name}.compacted-{uuid.uuid4().hex[:6]}")
-                fresh.mkdir()
-                pq.write_table(data, fresh / "part-compacted.parquet", compression="snappy")
-                os.rename(folder, old)
-                os.rename(fresh, folder)
-                shutil.rmtree(old)
+            if backend.can_compact(table, values, today):
+                rows = backend.compact(table, values, files)
                 entry["compacted_into"] = 1
-                log.info("%s %s: %d files compacted into one (%d rows)", name, values, len(files), data.num_rows)
+                log.info("%s %s: %d files compacted into one (%d rows)", name, values, len(files), rows)
             else:
                 log.warning("%s %s: %d files averaging %.1f MB: ask the producer to write fewer, larger files",
                             name, values, len(files), entry["bytes"] / len(files) / MB)
@@ -261,8 +208,8 @@ def small_files(settings: Settings, start: dt.date, end: dt.date, today: dt.date
 
 
 def empty_partitions(settings: Settings) -> dict[str, Any]:
-    catalog, lake = load_catalog(settings.lake_uri, settings.database), get_lake(settings)
-    registry = partitions.get_registry(settings)
+    backend = get_backend(settings)
+    catalog, lake, registry = backend.catalog, backend.lake, backend.registry
     removed = []
     for table in catalog.tables.values():
         if table.projection_enabled:

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from ioc_analytics import quality
+from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import ConfigError, IocError
 from ioc_analytics.lake import contract
-from ioc_analytics.lake.store import get_lake
 from ioc_analytics.lake.tables import RAW_TABLES
 from ioc_analytics.settings import PROJECT_ROOT, Settings
 
@@ -85,7 +85,7 @@ def _days(days: list[dt.date]) -> str:
 
 def _reports(settings: Settings) -> dict[tuple[str, dt.date], dict[str, Any]]:
     """Every kept report of the raw tables, by table and day."""
-    lake = get_lake(settings)
+    lake = get_backend(settings).lake
     lake.check()
     found = {}
     for table in RAW_TABLES:

@@ -35,8 +35,9 @@ import sqlglot
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from ioc_analytics.analytics import sql
+from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import BytesScannedCutoffError, IocError, NoDataError, QueryTimeoutError
+from ioc_analytics.lake import sql
 from ioc_analytics.settings import SQL_DIR
 
 QUERIES_DIR = SQL_DIR / "queries"
@@ -186,7 +187,6 @@ def run(settings: Any, query: NamedQuery, values: dict[str, object], user: str,
         tags: dict[str, str] | None = None) -> Answer:
     """Run a prepared query on the configured engine, with the row limit and suppression.
     ``tags`` add to the query's own (a DAG task's, for cost attribution)."""
-    from ioc_analytics.engine import get_engine
     from ioc_analytics.publishing.exports import suppress_small_groups
 
     rendered = sql.render_with(f"queries/{query.name}", values)
@@ -194,7 +194,7 @@ def run(settings: Any, query: NamedQuery, values: dict[str, object], user: str,
     # setting, written into the statement (Athena binds parameters in WHERE clauses only).
     limited = sqlglot.parse_one(rendered.sql, read="athena").limit(settings.api_max_rows + 1).sql("athena")
     try:
-        result = get_engine(settings).query(limited, rendered.parameters,
+        result = get_backend(settings).engine.query(limited, rendered.parameters,
                                             tags={"source": "ioc-api", "query": query.name, "user": user,
                                                   **(tags or {})})
     except NoDataError as err:

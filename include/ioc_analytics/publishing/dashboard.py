@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ioc_analytics import quality
+from ioc_analytics.backends import get_backend
 from ioc_analytics.publishing import api
-from ioc_analytics.publishing.exports import exports_store
 from ioc_analytics.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def render(settings: Settings, day: dt.date, tags: Mapping[str, str] | None = No
     # The data goes into a <script> element: "</" must not end it early.
     payload = json.dumps(data).replace("</", "<\\/")
     page = TEMPLATE.read_text().replace("/*IOC_DATA*/null", payload).encode()
-    store = exports_store(settings)
+    store = get_backend(settings).exports
     path = f"{store.root}/dashboard/{day.isoformat()}.html"
     store.put_bytes(path, page)
     store.put_bytes(f"{store.root}/dashboard/index.html", page)

@@ -52,12 +52,10 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from ioc_analytics import safety
-from ioc_analytics.analytics import sql
-from ioc_analytics.engine import get_engine
+from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import DataQualityError
-from ioc_analytics.lake import partitions
-from ioc_analytics.lake.catalog import Table, load_catalog
-from ioc_analytics.lake.store import LocalLake
+from ioc_analytics.lake import partitions, sql
+from ioc_analytics.lake.catalog import Table
 from ioc_analytics.lake.tables import BREAKDOWN_USERS
 from ioc_analytics.settings import Settings
 
@@ -223,13 +221,13 @@ def _excel_value(value: Any, illegal: re.Pattern[str]) -> Any:
 
 def export_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> dict[str, Any]:
     """Publish the date's export set of aggregate ``name``; returns its manifest."""
-    table = load_catalog(settings.lake_uri, settings.database).table(name)
+    table = get_backend(settings).catalog.table(name)
     validation = _validation(settings, name, day)
     query = export_sql(table, day)
-    result = get_engine(settings).query(query.sql, query.parameters, tags=tags)
+    result = get_backend(settings).engine.query(query.sql, query.parameters, tags=tags)
     data, suppression = suppress_small_groups(result.table, BREAKDOWN_USERS.get(name), settings.min_group_users)
 
-    store = exports_store(settings)
+    store = get_backend(settings).exports
     folder = f"{store.root}/{name}/{day.isoformat()}/"
     previous = _read_manifest(store, folder)
     version = partitions.new_version()
@@ -244,7 +242,7 @@ def export_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[
         "suppression": asdict(suppression),
         # Text that a spreadsheet would evaluate, prefixed with ' in the CSV and Excel files.
         "neutralised_cells": max(f.neutralised for f in files),
-        "source": {"partition": partitions.get_registry(settings).location(table, {"date": sql.date_values(day)[
+        "source": {"partition": get_backend(settings).registry.location(table, {"date": sql.date_values(day)[
             "lake_date"]}), "validation": validation},
         "files": [file.describe(location) for file in files],
     }
@@ -257,26 +255,16 @@ def export_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[
     return manifest
 
 
-def exports_store(settings: Settings) -> Any:
-    """The exports root as an object store: a local folder, or an S3 prefix."""
-    if settings.exports_root.startswith("s3://"):
-        from ioc_analytics.backends.aws.lake import S3Lake
-
-        return S3Lake(settings.exports_root, settings.aws_conn_id, settings.region)
-    return LocalLake(settings.exports_root)
-
-
 def _read_manifest(store: Any, folder: str) -> dict[str, Any]:
     raw = store.get_bytes(folder + MANIFEST)
     return json.loads(raw) if raw else {}
 
 
 def _validation(settings: Settings, name: str, day: dt.date) -> dict[str, Any]:
-    from ioc_analytics.lake.store import get_lake
     from ioc_analytics.quality import read_report
 
     path = f"{settings.lake_uri}/quality/{name}/{day.isoformat()}.json"
-    report = read_report(get_lake(settings), path)
+    report = read_report(get_backend(settings).lake, path)
     if not report or not report.get("passed"):
         state = "failed its checks" if report else "has not been checked"
         raise DataQualityError(f"{name} for {day.isoformat()} {state} (no passing report at {path}): only "

@@ -52,19 +52,18 @@ import datetime as dt
 import functools
 import json
 import logging
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ioc_analytics.analytics import pipeline, sql
+from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import BadDataFileError, ConfigError, DataQualityError
-from ioc_analytics.lake import contract
-from ioc_analytics.lake.catalog import Table, load_catalog
+from ioc_analytics.lake import contract, sources, sql
+from ioc_analytics.lake.catalog import Table
 from ioc_analytics.lake.contract import ERROR, WARNING, Check
-from ioc_analytics.lake.store import DataFile, Lake, Partition, get_lake, is_hidden
+from ioc_analytics.lake.store import DataFile, Lake, Partition, is_hidden
 from ioc_analytics.lake.tables import RAW_TABLES
 from ioc_analytics.settings import Settings
 
@@ -191,8 +190,8 @@ class _Slice:
 
 def validate_source(settings: Settings, day: dt.date, table_name: str) -> QualityReport:
     """Validate ``day`` of raw ``table_name``, quarantine or release slices, keep and return the report."""
-    table = load_catalog(settings.lake_uri, settings.database).table(table_name)
-    lake = get_lake(settings)
+    backend = get_backend(settings)
+    table, lake = backend.catalog.table(table_name), backend.lake
     lake.check()
     read = functools.cache(lake.footer)  # a month's files are read to pick the day's, then checked
     slices = _slices(settings, lake, read, table, day)
@@ -246,10 +245,10 @@ def gate(report: QualityReport) -> dict[str, Any]:
 
 def _slices(settings: Settings, lake: Lake, read: Callable[[DataFile], Any], table: Table,
             day: dt.date) -> list[_Slice]:
-    required = pipeline.required_partitions(settings, day, table.name)
+    required = sources.required_partitions(settings, day, table.name)
     pending = _pending_quarantine(lake, settings, table, day)
     slices = []
-    for values in pipeline.source_partitions(settings, day)[table.name]:
+    for values in sources.source_partitions(settings, day)[table.name]:
         files = lake.partition_files(table, values)
         key = table.partition_location(values)[len(table.location):].strip("/")
         if "date" not in table.partition_names:  # a monthly partition: the files with the day's rows
@@ -265,7 +264,7 @@ def _slices(settings: Settings, lake: Lake, read: Callable[[DataFile], Any], tab
 
 def _on_day(read: Callable[[DataFile], Any], file: DataFile, day: dt.date) -> bool:
     try:
-        return pipeline.rows_on(read(file), day) > 0
+        return sources.rows_on(read(file), day) > 0
     except BadDataFileError:
         return True  # an unreadable file in the month is reported by the footer checks
 
@@ -283,7 +282,7 @@ def _outside_month(read: Callable[[DataFile], Any], file: DataFile, day: dt.date
         meta = read(file)
     except BadDataFileError:
         return False  # _on_day takes it: the footer checks report it
-    return meta.num_rows > 0 and pipeline.rows_between(meta, start, end) == 0
+    return meta.num_rows > 0 and sources.rows_between(meta, start, end) == 0
 
 
 def _footer_checks(read: Callable[[DataFile], Any], table: Table, piece: _Slice, day: dt.date) -> list[Failure]:
@@ -300,7 +299,7 @@ def _footer_checks(read: Callable[[DataFile], Any], table: Table, piece: _Slice,
             failures.append(Failure("files are Parquet", None, ERROR, None, [name], detail=str(err),
                                     breach=contract.NOT_PARQUET))
             continue
-        piece.rows += pipeline.rows_on(meta, day) if by_day else meta.num_rows
+        piece.rows += sources.rows_on(meta, day) if by_day else meta.num_rows
         schema = meta.schema.to_arrow_schema()
         piece.columns |= {f.name.lower() for f in schema}
         missing, extra, retyped = contract.schema_drift(table.name, schema)
@@ -347,13 +346,13 @@ def _volume(lake: Lake, table: Table, settings: Settings, day: dt.date, rows: in
     for week in range(1, VOLUME_WEEKS + 1):
         past = day - dt.timedelta(weeks=week)
         count = 0
-        for values in pipeline.source_partitions(settings, past)[table.name]:
+        for values in sources.source_partitions(settings, past)[table.name]:
             for file in lake.partition_files(table, values):
                 try:
                     meta = lake.footer(file)
                 except BadDataFileError:
                     continue
-                count += meta.num_rows if "date" in table.partition_names else pipeline.rows_on(meta, past)
+                count += meta.num_rows if "date" in table.partition_names else sources.rows_on(meta, past)
         if count:
             history.append(count)
     if len(history) < 2 or rows == 0:
@@ -443,9 +442,10 @@ def _earlier_failures(settings: Settings, lake: Lake, table: Table, day: dt.date
 def _run_suite(settings: Settings, table: Table, day: dt.date, sound: list[_Slice], checks: list[Check],
                report: QualityReport) -> None:
     """Validate the sound slices together; if a check fails, run it again on each slice to say where."""
-    with tempfile.TemporaryDirectory(prefix="ioc-quality-") as scratch:
-        database = Path(scratch) / "batch.duckdb"
-        lake = get_lake(settings)  # on aws, the objects are copied to the scratch folder first
+    backend = get_backend(settings)
+    with backend.scratch() as scratch:
+        database = scratch / "batch.duckdb"
+        lake = backend.lake  # on aws, the objects are copied to the scratch folder first
         readable = [Partition(piece.values, [lake.fetch(f, Path(scratch) / f"{i}-{n}.parquet")
                                              for n, f in enumerate(piece.files)]) for i, piece in enumerate(sound)]
         columns = [piece.columns for piece in sound]
@@ -640,7 +640,7 @@ def _quarantine_or_release(settings: Settings, lake: Lake, table: Table, day: dt
 def keep(settings: Settings, report: QualityReport) -> str:
     """Store the report in the lake, per table and date, beside (not inside) the tables."""
     path = report.kept_at = f"{settings.lake_uri}/quality/{report.table}/{report.day}.json"
-    get_lake(settings).put_bytes(path, json.dumps(report.as_dict(), indent=2, default=str).encode())
+    get_backend(settings).lake.put_bytes(path, json.dumps(report.as_dict(), indent=2, default=str).encode())
     return path
 
 
@@ -666,7 +666,7 @@ def breach_failure(breach: contract.Breach, partition: str) -> Failure:
 
 def load_reports(settings: Settings, day: dt.date) -> list[dict[str, Any]]:
     """Every report kept for ``day``, raw tables first."""
-    lake = get_lake(settings)
+    lake = get_backend(settings).lake
     reports = []
     for file in lake.list_all(f"{settings.lake_uri}/quality/"):
         if file.path.endswith(f"/{day.isoformat()}.json") and (report := read_report(lake, file.path)):

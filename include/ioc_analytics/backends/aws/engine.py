@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.athena import AthenaHook
 
     from ioc_analytics.backends.aws.lake import S3Lake
+    from ioc_analytics.backends.aws.registry import GlueRegistry
     from ioc_analytics.lake.catalog import Catalog, Table
 
 log = logging.getLogger(__name__)
@@ -64,17 +65,21 @@ class AthenaEngine:
 
     backend = "aws"
 
-    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog | None = None, lake: S3Lake | None = None,
+                 registry: GlueRegistry | None = None) -> None:
+        """The backend hands the engine its catalog, lake and registry; built alone (a test), the
+        engine takes the backend's."""
         from airflow.providers.amazon.aws.hooks.athena import AthenaHook
 
-        from ioc_analytics.backends.aws.lake import S3Lake
-        from ioc_analytics.lake.catalog import load_catalog
-        from ioc_analytics.lake.partitions import GlueRegistry
+        if catalog is None or lake is None or registry is None:
+            from ioc_analytics.backends import get_backend
 
+            backend = get_backend(settings)
+            catalog, lake, registry = backend.catalog, backend.lake, backend.registry  # type: ignore[assignment]
         self.settings = settings
-        self.catalog: Catalog = catalog or load_catalog(settings.lake_uri, settings.database)
-        self.lake: S3Lake = S3Lake.from_settings(settings)
-        self.registry = GlueRegistry(settings)
+        self.catalog: Catalog = catalog
+        self.lake: S3Lake = lake
+        self.registry: GlueRegistry = registry
         self.hook: AthenaHook = AthenaHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region)
 
     # -- the Engine interface -------------------------------------------------------------

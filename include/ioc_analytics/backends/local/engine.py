@@ -38,6 +38,7 @@ from sqlglot import exp
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
+from ioc_analytics.backends.local.lake import LocalLake
 from ioc_analytics.engine.base import MB, QueryResult, QueryStats, athena_cost, with_tags
 from ioc_analytics.errors import (
     BytesScannedCutoffError,
@@ -51,8 +52,9 @@ from ioc_analytics.errors import (
 )
 from ioc_analytics.jsonlines import JsonLines
 from ioc_analytics.lake import partitions
-from ioc_analytics.lake.catalog import Catalog, Table, load_catalog
-from ioc_analytics.lake.store import LocalLake, Partition
+from ioc_analytics.lake.catalog import Catalog, Table
+from ioc_analytics.lake.partitions import PartitionRegistry
+from ioc_analytics.lake.store import Partition
 from ioc_analytics.lake.tables import RAW_TABLES
 from ioc_analytics.settings import Settings
 
@@ -97,11 +99,19 @@ class _Plan:
 class LocalEngine:
     backend = "local"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog | None = None, lake: LocalLake | None = None,
+                 registry: PartitionRegistry | None = None) -> None:
+        """The backend hands the engine its catalog, lake and registry; built alone (a test, a
+        benchmark), the engine takes the backend's."""
+        if catalog is None or lake is None or registry is None:
+            from ioc_analytics.backends import get_backend
+
+            backend = get_backend(settings)
+            catalog, lake, registry = backend.catalog, backend.lake, backend.registry
         self.settings = settings
-        self.catalog: Catalog = load_catalog(settings.lake_uri, settings.database)
-        self.lake = LocalLake(settings.lake_uri)
-        self.registry = partitions.get_registry(settings)
+        self.catalog: Catalog = catalog
+        self.lake = lake
+        self.registry = registry
         self.log = JsonLines(settings.query_log_path)
 
     # -- the Engine interface -------------------------------------------------------------
