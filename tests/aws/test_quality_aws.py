@@ -1,6 +1,6 @@
 """The data-quality gate on the aws backend: footers and objects in S3 (moto), reports kept in
 the S3 lake, quarantine moving objects aside and back. The suite itself runs on DuckDB over the
-day's objects copied to the worker (quality.py says why), exactly as on local."""
+day's objects copied to the worker (ioc_analytics.quality says why), exactly as on local."""
 
 from __future__ import annotations
 

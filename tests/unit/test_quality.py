@@ -19,6 +19,7 @@ from ioc_analytics.devtools.generate import inject_fault
 from ioc_analytics.errors import DataQualityError
 from ioc_analytics.lake import contract
 from ioc_analytics.lake.tables import RAW_TABLES
+from ioc_analytics.quality import runner
 from ioc_analytics.settings import get_settings
 from tests.helpers import ONE_DAY, fault_messages
 
@@ -170,7 +171,7 @@ def test_the_pinned_gx_still_needs_its_duckdb_connection_kept():
     from great_expectations.execution_engine import sqlalchemy_execution_engine as gx_sql
 
     assert isinstance(gx_sql._PERSISTED_CONNECTION_DIALECTS, tuple)
-    quality._persist_duckdb_connections(gx_sql)
+    runner._persist_duckdb_connections(gx_sql)
     assert "duckdb" in gx_sql._PERSISTED_CONNECTION_DIALECTS
 
 

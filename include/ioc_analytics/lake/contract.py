@@ -10,7 +10,7 @@ a timestamp inside its partition), which keys are unique, and the severity of a 
 
 Every other part reads it:
 
-- the raw tables' Great Expectations suites are generated from it (``quality.py``): one
+- the raw tables' Great Expectations suites are generated from it (``ioc_analytics.quality``): one
   expectation per column and unique key (:func:`checks`), no list of expectations kept beside it;
 - the derived tables (aggregates, hourly metrics, cost tables) are held to it after they are
   built, by the same rules run on DuckDB (:func:`check_rows`);
@@ -70,7 +70,7 @@ EARLIER_DAY = "earlier day failed"
 INVARIANT = "invariant"
 
 #: The classes about a day rather than its rows: a later day that reads the day reads no bad row
-#: from them, so they do not stop it (the look-back rule, quality.py).
+#: from them, so they do not stop it (the look-back rule, ioc_analytics.quality.reports).
 DAY_LEVEL = frozenset({"no rows", "volume", "unknown partition", "earlier day failed"})
 
 #: Each class and what it means.
