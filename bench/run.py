@@ -59,7 +59,8 @@ from pathlib import Path
 import psutil
 import pyarrow.parquet as pq
 
-from ioc_analytics.backends.local.engine import LocalEngine, ScanPlan
+from ioc_analytics.backends import get_backend
+from ioc_analytics.devtools.scanplan import ScanPlan, scan_plan
 from ioc_analytics.engine.base import MB, athena_cost  # MB: 2**20 bytes, as AWS bills
 from ioc_analytics.lake.catalog import load_catalog
 from ioc_analytics.lake.tables import AGGREGATES
@@ -274,7 +275,8 @@ def bench_scale(result: ScaleResult, work: Path, workers: int, peer_memory_gb: f
                 "ORDER BY start_date"):
             out.append(f"| {task_id} | {seconds:.2f} |")
 
-    engine, catalog = LocalEngine(get_settings(lake_root=str(lake), state_dir=str(state))), load_catalog(str(lake))
+    engine = get_backend(get_settings(lake_root=str(lake), state_dir=str(state))).engine
+    catalog = load_catalog(str(lake))
     sizes = {name: sum(p.stat().st_size for p in Path(table.location).rglob("*.parquet"))
              for name, table in catalog.tables.items()}
     out += ["", "MB: 2^20 bytes, as Athena bills them.", "",
@@ -283,7 +285,7 @@ def bench_scale(result: ScaleResult, work: Path, workers: int, peer_memory_gb: f
     build_seconds = 0.0
     for record in (json.loads(line) for line in (state / "query_log.jsonl").read_text().splitlines()):
         task, scanned = record["tags"].get("task_id", "?"), record["bytes_scanned"]
-        scans = engine.scan_plan(record["query"], record.get("parameters") or [])
+        scans = scan_plan(engine, record["query"], record.get("parameters") or [])
         needed = needed_bytes(scans)
         whole = sum(sizes[t] for t in {s.table for s in scans})
         if needed > MB:

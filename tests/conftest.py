@@ -82,9 +82,9 @@ def local_settings(sample_lake, tmp_path):
 
 @pytest.fixture()
 def local_engine(local_settings):
-    from ioc_analytics.backends.local.engine import LocalEngine
+    from ioc_analytics.backends import get_backend
 
-    return LocalEngine(local_settings)
+    return get_backend(local_settings).engine
 
 
 @pytest.fixture()

@@ -17,7 +17,7 @@ ONE_DAY = dt.date(2024, 1, 10)
 
 
 def fault_messages(day: dt.date) -> dict[str, tuple[str, list[str]]]:
-    """Each fault of the bad-input corpus (``generate.FAULTS``) injected on ``day``: the table it
+    """Each fault of the bad-input corpus (``devtools.faults.FAULTS``) injected on ``day``: the table it
     damages, and the words the on-call message must contain."""
     return {
         "null-id": ("assessment_events", ["anonymous_user_id: null", "1 row,"]),

@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     quality.add_argument("date", type=_date, help="the day, YYYY-MM-DD")
     quality.add_argument("--validate", action="store_true", help="validate the raw tables now, then show")
 
-    from ioc_analytics.devtools.generate import FAULTS
+    from ioc_analytics.devtools.faults import FAULTS
     from ioc_analytics.lake.contract import ASSESSMENT_TYPES
 
     fault = sub.add_parser("fault", help="damage one day of a generated lake (the bad-input corpus)")
@@ -170,7 +170,7 @@ def _quality(args: argparse.Namespace) -> int:
 
 
 def _fault(args: argparse.Namespace) -> None:
-    from ioc_analytics.devtools.generate import inject_fault
+    from ioc_analytics.devtools.faults import inject_fault
 
     print(f"damaged {inject_fault(args.lake, args.date, args.fault, args.assessment_type)} with {args.fault}")
 
@@ -184,15 +184,16 @@ def _quicksight(_: argparse.Namespace) -> None:
 
 def _costguard(args: argparse.Namespace) -> int:
     from ioc_analytics.cost import guard
+    from ioc_analytics.devtools import costguard
     from ioc_analytics.settings import get_settings
 
-    volume = args.events_per_day or guard.PLANNED_EVENTS_PER_DAY
+    volume = args.events_per_day or costguard.PLANNED_EVENTS_PER_DAY
     cutoff = get_settings().bytes_scanned_cutoff
-    estimates = guard.estimate_files(events_per_day=volume)
-    findings = guard.check_files() + guard.check_estimates(estimates, cutoff, volume)
+    estimates = costguard.estimate_files(events_per_day=volume)
+    findings = guard.check_files() + costguard.check_estimates(estimates, cutoff, volume)
     for finding in findings:
         print(finding)
-    print(f"estimated scans on a {guard.LAKE_DAYS}-day lake of {volume:,} events a day "
+    print(f"estimated scans on a {costguard.LAKE_DAYS}-day lake of {volume:,} events a day "
           f"(cutoff {cutoff / 2**20:,.0f} MiB):", file=sys.stderr)
     for estimate in sorted(estimates, key=lambda e: -e.bytes):
         print(f"  {estimate.bytes / 2**20:>9,.1f} MiB  {estimate.path}{'  ' + estimate.note if estimate.note else ''}",

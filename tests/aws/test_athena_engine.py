@@ -27,7 +27,7 @@ import pyarrow as pa
 import pytest
 
 from ioc_analytics.backends import get_backend
-from ioc_analytics.backends.aws.engine import AthenaEngine, athena_error, athena_literal, result_table, unload_sql
+from ioc_analytics.backends.aws.engine import athena_error, athena_literal, result_table, unload_sql
 from ioc_analytics.backends.aws.lake import S3Lake
 from ioc_analytics.engine.base import MB, athena_cost, read_tags, with_tags
 from ioc_analytics.errors import (
@@ -104,7 +104,7 @@ def test_query_returns_a_typed_table(aws_settings, moto):
         ],
         "column_info": TYPED_COLUMNS,
     })
-    engine = AthenaEngine(aws_settings)
+    engine = get_backend(aws_settings).engine
 
     result = engine.query("SELECT platform, sessions FROM daily_platform WHERE date = ?", ["2024/01/15"])
 
@@ -135,7 +135,7 @@ def test_query_returns_a_typed_table(aws_settings, moto):
 def test_an_empty_result_keeps_its_columns(aws_settings, moto):
     moto.seed_athena_results({"rows": [_row("platform", "sessions")], "column_info": TYPED_COLUMNS[:2]})
 
-    table = AthenaEngine(aws_settings).query("SELECT platform, sessions FROM t WHERE false").table
+    table = get_backend(aws_settings).engine.query("SELECT platform, sessions FROM t WHERE false").table
 
     assert table.num_rows == 0
     assert table.schema == pa.schema([("platform", pa.string()), ("sessions", pa.int32())])
@@ -144,7 +144,7 @@ def test_an_empty_result_keeps_its_columns(aws_settings, moto):
 def test_start_query_execution_carries_workgroup_database_output_tags_and_parameters(aws_settings, moto):
     sql = "SELECT count(*) AS n FROM assessment_events WHERE date = ? AND completion_time > ? AND region = ?"
 
-    AthenaEngine(aws_settings).query(sql, ["2024/01/15", 300, "Côte d'Ivoire"], tags=TAGS)
+    get_backend(aws_settings).engine.query(sql, ["2024/01/15", 300, "Côte d'Ivoire"], tags=TAGS)
 
     [execution] = _executions(moto)
     assert execution["WorkGroup"] == WORKGROUP
@@ -159,7 +159,7 @@ def test_start_query_execution_carries_workgroup_database_output_tags_and_parame
 
 
 def test_a_query_without_parameters_sends_no_execution_parameters(aws_settings, moto):
-    AthenaEngine(aws_settings).query("SELECT 1")
+    get_backend(aws_settings).engine.query("SELECT 1")
 
     [execution] = _executions(moto)
     assert "ExecutionParameters" not in execution  # Athena rejects an empty list
@@ -199,7 +199,7 @@ def test_a_query_past_the_timeout_is_stopped(aws_settings, moto):
     # Hold every query in QUEUED (moto's state manager), as a long Athena query would stay RUNNING.
     moto.set_transition("athena::execution", {"progression": "manual", "times": 10**9})
     try:
-        engine = AthenaEngine(replace(aws_settings, query_timeout_s=1))
+        engine = get_backend(replace(aws_settings, query_timeout_s=1)).engine
         started = time.monotonic()
         with pytest.raises(QueryTimeoutError, match="did not finish within 1 s") as caught:
             engine.query("SELECT * FROM assessment_events")
@@ -231,7 +231,7 @@ def test_a_cancelled_query_raises_with_its_id(aws_settings, moto):
     canceller.start()
     try:
         with pytest.raises(QueryError, match="was cancelled") as caught:
-            AthenaEngine(aws_settings).query("SELECT 1")
+            get_backend(aws_settings).engine.query("SELECT 1")
     finally:
         canceller.join()
         moto.unset_transition("athena::execution")
@@ -243,7 +243,7 @@ def test_a_cancelled_query_raises_with_its_id(aws_settings, moto):
 
 
 def test_an_unknown_workgroup_is_reported(aws_settings, moto):
-    engine = AthenaEngine(replace(aws_settings, workgroup="nope"))
+    engine = get_backend(replace(aws_settings, workgroup="nope")).engine
 
     with pytest.raises(QueryError, match="WorkGroup does not exist"):
         engine.query("SELECT 1")
@@ -347,7 +347,7 @@ def _glue_location(moto, table="daily_active_users", values=("2024/01/15",)) -> 
 
 
 def test_replace_partition_unloads_a_new_version_then_switches_the_glue_partition(aws_settings, moto, glue_tables):
-    engine = AthenaEngine(aws_settings)
+    engine = get_backend(aws_settings).engine
 
     stats = engine.replace_partition("daily_active_users", {"date": "2024/01/15"}, DAU_SELECT, ["2024/01/15"],
                                      tags=TAGS)
@@ -377,12 +377,12 @@ def test_replace_partition_unloads_a_new_version_then_switches_the_glue_partitio
 
 
 def test_a_failed_unload_leaves_the_partition_where_it_was(aws_settings, moto, glue_tables):
-    AthenaEngine(aws_settings).replace_partition("daily_active_users", {"date": "2024/01/15"}, DAU_SELECT,
+    get_backend(aws_settings).engine.replace_partition("daily_active_users", {"date": "2024/01/15"}, DAU_SELECT,
                                                  ["2024/01/15"])
     before, keys = _glue_location(moto), _keys(moto, DAU_PREFIX)
 
     with pytest.raises(QueryError, match="WorkGroup"):
-        AthenaEngine(replace(aws_settings, workgroup="nope")).replace_partition(
+        get_backend(replace(aws_settings, workgroup="nope")).engine.replace_partition(
             "daily_active_users", {"date": "2024/01/15"}, DAU_SELECT, ["2024/01/15"])
 
     assert _glue_location(moto) == before and _keys(moto, DAU_PREFIX) == keys
@@ -390,7 +390,7 @@ def test_a_failed_unload_leaves_the_partition_where_it_was(aws_settings, moto, g
 
 def test_replace_partition_refuses_a_select_list_unlike_the_ddl_before_anything_runs(aws_settings, moto, glue_tables):
     with pytest.raises(QueryError, match="returns columns .*unique_users, sessions"):
-        AthenaEngine(aws_settings).replace_partition(
+        get_backend(aws_settings).engine.replace_partition(
             "daily_active_users", {"date": "2024/01/15"},
             "SELECT count(DISTINCT u) AS unique_users, count(*) AS sessions FROM t",
         )
@@ -401,16 +401,16 @@ def test_replace_partition_refuses_bad_partition_values_and_raw_tables(aws_setti
     from ioc_analytics.errors import CatalogError, ConfigError
 
     with pytest.raises(CatalogError, match="not a valid value"):
-        AthenaEngine(aws_settings).replace_partition("daily_active_users", {"date": "2024/01"}, DAU_SELECT)
+        get_backend(aws_settings).engine.replace_partition("daily_active_users", {"date": "2024/01"}, DAU_SELECT)
     with pytest.raises(ConfigError, match="uses partition projection"):
-        AthenaEngine(aws_settings).replace_partition(
+        get_backend(aws_settings).engine.replace_partition(
             "assessment_events", {"date": "2024/01/15", "assessment_type": "personality"}, "SELECT 1")
     assert _executions(moto) == []
 
 
 def test_replace_partition_needs_the_glue_table(aws_settings, moto):
     with pytest.raises(UnknownTableError, match="not in the Glue Data Catalog"):
-        AthenaEngine(aws_settings).replace_partition("daily_active_users", {"date": "2024/01/15"}, DAU_SELECT)
+        get_backend(aws_settings).engine.replace_partition("daily_active_users", {"date": "2024/01/15"}, DAU_SELECT)
     assert _executions(moto) == []
 
 
@@ -549,7 +549,7 @@ def test_throttling_is_retried_and_a_bad_request_is_not(aws_settings, moto, code
     """moto never throttles: botocore's Stubber answers this one call as Athena would."""
     from botocore.stub import Stubber
 
-    engine = AthenaEngine(aws_settings)
+    engine = get_backend(aws_settings).engine
     client = engine.hook.get_conn()
     assert client is engine.hook.get_conn(), "the hook must hand out one client for the stub to apply"
     with Stubber(client) as stub:

@@ -23,6 +23,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from ioc_analytics.backends import get_backend
 from ioc_analytics.backends.aws import usage as aws_usage
 from ioc_analytics.cost import monitor, usage
 from tests.aws.conftest import LAKE_BUCKET, WORKGROUP
@@ -56,7 +57,6 @@ def seed_day(cloudwatch, day: dt.date, queries: int, failed: int, gigabytes: flo
 def seeded(moto, aws_settings, glue_tables):
     """Five weeks of usual usage (weekdays 200 GB, weekends 60 GB), then today: a spike to 900 GB
     with a burst of failures; and the day's queries in the Athena history."""
-    from ioc_analytics.backends.aws.engine import AthenaEngine
 
     today = dt.datetime.now(dt.UTC).date()
     cloudwatch = moto.client("cloudwatch")
@@ -70,7 +70,7 @@ def seeded(moto, aws_settings, glue_tables):
     header = {"rows": [{"Data": [{"VarCharValue": "n"}]}, {"Data": [{"VarCharValue": "1"}]}],
               "column_info": [{"Name": "n", "Type": "bigint", "Precision": 19, "Scale": 0, "Nullable": "UNKNOWN"}]}
     moto.seed_athena_results(header, header, header)
-    engine = AthenaEngine(aws_settings)
+    engine = get_backend(aws_settings).engine
     engine.query("SELECT count(*) AS n FROM assessment_events WHERE date = ?", ["2024/01/15"],
                  tags={"dag_id": "ioc_daily_analytics", "task_id": "daily_active_users.build"})
     engine.query("SELECT * FROM assessment_events")  # an analyst's full scan, untagged

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from ioc_analytics import quality
-from ioc_analytics.devtools.generate import generate_lake, inject_fault
+from ioc_analytics.devtools.faults import inject_fault
+from ioc_analytics.devtools.generate import generate_lake
 from ioc_analytics.errors import DataQualityError
 from ioc_analytics.lake.tables import RAW_TABLES
 from tests.aws.conftest import LAKE_BUCKET

@@ -26,8 +26,8 @@ from dataclasses import replace
 
 import pytest
 
+from ioc_analytics.backends import get_backend
 from ioc_analytics.backends.aws import setup as aws_setup
-from ioc_analytics.backends.aws.engine import AthenaEngine
 from ioc_analytics.engine.base import TB
 from ioc_analytics.lake.catalog import load_catalog
 from ioc_analytics.operations import setup, setup_report
@@ -133,7 +133,7 @@ def test_setup_creates_everything_then_changes_nothing_then_repairs_exactly_the_
 
     # -- three analytics queries, then the second run: nothing to do ---------------------------
     moto.seed_athena_results(*[_result("ok", "boolean", "true")] * 3)
-    engine = AthenaEngine(settings)
+    engine = get_backend(settings).engine
     for task in ("a", "b", "c"):
         engine.query("SELECT true AS ok", tags={"dag_id": "ioc_daily_analytics", "task_id": task})
     moto.seed_athena_results(_count(12_345))

@@ -27,7 +27,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from ioc_analytics.devtools.generate import inject_fault
+from ioc_analytics.devtools.faults import inject_fault
 from ioc_analytics.lake.tables import AGGREGATES
 from tests.conftest import ROOT
 from tests.helpers import (

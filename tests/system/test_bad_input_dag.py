@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ioc_analytics import safety
-from ioc_analytics.devtools.generate import FAULTS, inject_fault
+from ioc_analytics.devtools.faults import FAULTS, inject_fault
 from ioc_analytics.lake.tables import AGGREGATES
 from tests.conftest import DAGS_FOLDER
 from tests.helpers import TODAY, export_file, fault_messages

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ioc_analytics.cost import guard
+from ioc_analytics.devtools import costguard
 
 SQL = "include/ioc_analytics/sql"
 
@@ -75,13 +76,13 @@ def test_the_estimate_follows_partitions_columns_and_row_group_statistics(tmp_pa
     for name, text in queries.items():
         (root / f"{name}.sql").write_text(text)
     estimates = {e.path.removeprefix(f"{root}/").removesuffix(".sql"): e
-                 for e in guard.estimate_files(root, events_per_day=1_000_000)}
+                 for e in costguard.estimate_files(root, events_per_day=1_000_000)}
     size = {name: e.bytes for name, e in estimates.items()}
     # The statistics of the day's row groups leave out the rest of the month: 31 days of March.
     assert 25 < size["month_facets"] / size["day_facets"] < 37
     assert size["month_facets"] > 20 * size["month_traits"], "facets are the wide column"
     assert 2.5 < size["year_facets"] / size["month_facets"] < 3.5  # the 90 days span three months
-    findings = guard.check_estimates(list(estimates.values()), 2**30, 1_000_000)
+    findings = costguard.check_estimates(list(estimates.values()), 2**30, 1_000_000)
     # A month of facets at a million events a day is already past a gigabyte; a day is not.
     assert [f.path for f in findings] == [f"{root}/month_facets.sql", f"{root}/year_facets.sql"]
     assert "would scan about" in findings[0].problem and "past the per-query cutoff of 1.00 GiB" in findings[0].problem

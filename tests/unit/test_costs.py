@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from ioc_analytics.backends import get_backend
 from ioc_analytics.cost import monitor, usage
 from ioc_analytics.cost.usage import DailyUsage
 from ioc_analytics.settings import get_settings
@@ -127,11 +128,10 @@ def test_a_new_workgroup_has_no_history_so_no_spike(settings):
 # -- the whole monitor on the real engine's query log ---------------------------------------------
 
 def test_the_monitor_costs_attributes_explains_and_alerts_from_the_engine_query_log(local_settings, tmp_path):
-    from ioc_analytics.backends.local.engine import LocalEngine
     from ioc_analytics.errors import QueryError
     from ioc_analytics.jsonlines import JsonLines
 
-    engine = LocalEngine(local_settings)
+    engine = get_backend(local_settings).engine
     today = dt.datetime.now(dt.UTC).date()
     tags = {"dag_id": "ioc_daily_analytics", "task_id": "daily_active_users.build", "ds": "x"}
     for _ in range(3):
@@ -179,7 +179,7 @@ def test_the_monitor_costs_attributes_explains_and_alerts_from_the_engine_query_
     assert all(a["source"] == "ioc_cost_monitor" and a["runbook"] for a in sent)
 
     # The cost tables are tables: the engine reads them back.
-    reader = LocalEngine(watched)
+    reader = get_backend(watched).engine
     part = [today.strftime("%Y/%m/%d")]
     per_query = reader.query("SELECT dag_id, state, cost_usd, reasons FROM query_costs WHERE date = ?",
                              part).to_pandas()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ioc_analytics.analytics import pipeline
-from ioc_analytics.backends.local.engine import LocalEngine
+from ioc_analytics.backends import get_backend
 from ioc_analytics.lake.tables import HOURLY
 from tests.helpers import ONE_DAY, read_events, read_scores
 
@@ -24,7 +24,7 @@ def frames(sample_lake):
 def built(settings, name: str, hour: dt.datetime = HOUR) -> pd.DataFrame:
     pipeline.build_hourly(settings, hour, name, TAGS)
     part = [hour.strftime("%Y/%m/%d"), hour.strftime("%H")]
-    return LocalEngine(settings).query(f"SELECT * FROM {name} WHERE date = ? AND hour = ?", part).to_pandas()
+    return get_backend(settings).engine.query(f"SELECT * FROM {name} WHERE date = ? AND hour = ?", part).to_pandas()
 
 
 def in_hour(events: pd.DataFrame, hour: dt.datetime) -> pd.DataFrame:

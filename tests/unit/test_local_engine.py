@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ioc_analytics.backends.local.engine import LocalEngine
+from ioc_analytics.backends import get_backend
+from ioc_analytics.devtools.scanplan import scan_plan
 from ioc_analytics.engine.base import MB, TB, athena_cost
 from ioc_analytics.errors import (
     BadDataFileError,
@@ -81,7 +82,7 @@ def test_scan_plan_names_the_files_columns_and_bounds_a_query_reads(local_engine
     sql = ("SELECT industry, AVG(openness) AS o FROM ocean_scores s WHERE year = ? AND month = ? "
            "AND ? <= s.\"timestamp\" AND \"timestamp\" < TIMESTAMP '{}' AND consistency > 0.5 "
            "AND \"timestamp\" >= CAST('{}' AS date) GROUP BY industry")
-    plan = local_engine.scan_plan(sql.format(day + dt.timedelta(days=1), day), [f"{day:%Y}", f"{day:%m}", str(day)])
+    plan = scan_plan(local_engine, sql.format(day + dt.timedelta(days=1), day), [f"{day:%Y}", f"{day:%m}", str(day)])
     assert [p.table for p in plan] == ["ocean_scores"]
     assert {f.split("/")[-1] for f in plan[0].files} == {
         p.name for p in (sample_lake / "ocean_scores" / f"{day:%Y/%m}").glob("*.parquet")}
@@ -170,7 +171,7 @@ def test_bad_queries_get_one_clear_error_and_are_logged(local_engine, sql, error
 
 
 def test_missing_lake_folder(tmp_path):
-    engine = LocalEngine(get_settings(lake_root=str(tmp_path / "nowhere"), state_dir=str(tmp_path / "s")))
+    engine = get_backend(get_settings(lake_root=str(tmp_path / "nowhere"), state_dir=str(tmp_path / "s"))).engine
     with pytest.raises(LakeNotFoundError, match="does not exist.*IOC_LAKE_ROOT"):
         engine.query("SELECT COUNT(*) FROM assessment_events")
 
@@ -184,7 +185,7 @@ def test_empty_partition_is_an_error_not_an_empty_answer(sample_lake, tmp_path):
     for f in partition.glob("*.parquet"):
         f.unlink()
     pq.write_table(pa.Table.from_pylist([], schema=schema), partition / "part-00000.parquet")
-    engine = LocalEngine(get_settings(lake_root=str(lake), state_dir=str(tmp_path / "s")))
+    engine = get_backend(get_settings(lake_root=str(lake), state_dir=str(tmp_path / "s"))).engine
 
     with pytest.raises(NoDataError, match="hold no rows"):
         engine.query("SELECT device, COUNT(*) FROM assessment_events "
@@ -204,7 +205,7 @@ def test_a_file_that_is_not_parquet_is_named(sample_lake, tmp_path):
     shutil.copytree(sample_lake / "assessments" / ONE_DAY, lake / "assessments" / ONE_DAY)
     bad = lake / "assessments" / ONE_DAY / "career" / "part-00001.parquet"
     bad.write_text("date,device\n2024-01-01,desktop\n")
-    engine = LocalEngine(get_settings(lake_root=str(lake), state_dir=str(tmp_path / "s")))
+    engine = get_backend(get_settings(lake_root=str(lake), state_dir=str(tmp_path / "s"))).engine
     with pytest.raises(BadDataFileError, match=f"{bad} is not a readable Parquet file"):
         engine.query("SELECT COUNT(*) FROM assessment_events WHERE date = ?", [ONE_DAY])
     assert [r["state"] for r in engine.log] == ["FAILED"]
@@ -220,7 +221,7 @@ def test_a_column_missing_from_a_partitions_files_reads_as_null(sample_lake, tmp
     partition = lake / "assessments" / ONE_DAY / "career"
     path = next(partition.glob("*.parquet"))
     pq.write_table(pq.read_table(path).drop_columns(["region"]), path)
-    engine = LocalEngine(get_settings(lake_root=str(lake), state_dir=str(tmp_path / "s")))
+    engine = get_backend(get_settings(lake_root=str(lake), state_dir=str(tmp_path / "s"))).engine
     result = engine.query("SELECT assessment_type, COUNT(*) AS n, COUNT(region) AS with_region FROM assessment_events "
                           "WHERE date = ? GROUP BY assessment_type", [ONE_DAY]).table.to_pylist()
     by_type = {r["assessment_type"]: r for r in result}
@@ -237,7 +238,7 @@ def test_an_empty_lookback_does_not_fail_a_query_that_has_data(local_engine):
 
 
 def test_replace_partition_replaces_exactly_that_partition(local_settings, sample_lake, tmp_path):
-    engine = LocalEngine(local_settings)
+    engine = get_backend(local_settings).engine
     select = ("SELECT CAST(COUNT(DISTINCT anonymous_user_id) AS bigint) AS unique_users, "
               "CAST(COUNT(*) AS bigint) AS total_sessions, CAST(COUNT_IF(completion_time > 0) AS bigint) "
               "AS completed_sessions, CAST(? AS bigint) AS returning_users FROM assessment_events WHERE date = ?")
@@ -291,7 +292,8 @@ def day_of_150k_events(tmp_path_factory):
 
 
 def test_a_query_past_the_timeout_is_stopped(day_of_150k_events, tmp_path):
-    engine = LocalEngine(get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path), query_timeout_s=1))
+    settings = get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path), query_timeout_s=1)
+    engine = get_backend(settings).engine
     started = time.monotonic()
     with pytest.raises(QueryTimeoutError, match="longer than IOC_QUERY_TIMEOUT_S=1 s"):
         engine.query("SELECT SUM(a.completion_time * b.completion_time) FROM assessment_events a "
@@ -302,11 +304,11 @@ def test_a_query_past_the_timeout_is_stopped(day_of_150k_events, tmp_path):
 
 def test_a_query_past_the_bytes_scanned_cutoff_is_refused(day_of_150k_events, tmp_path):
     sql = "SELECT SUM(cardinality(facets)) AS n FROM ocean_scores WHERE year = '2024' AND month = '01'"
-    unlimited = LocalEngine(get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path)))
+    unlimited = get_backend(get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path))).engine
     scanned = unlimited.query(sql).stats.bytes_scanned
     assert scanned > 10 * MB
-    limited = LocalEngine(get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path),
-                                       bytes_scanned_cutoff=10 * MB))
+    limited = get_backend(get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path),
+                                       bytes_scanned_cutoff=10 * MB)).engine
     with pytest.raises(BytesScannedCutoffError, match="past the per-query cutoff of 10.0 MB"):
         limited.query(sql)
     # As on Athena, a query stopped at the cutoff is cancelled and pays for what it scanned.
@@ -352,10 +354,10 @@ def test_approx_percentile_on_groups_larger_than_the_sample(day_of_150k_events, 
     """Above RESERVOIR_SIZE values a group is sampled: the rank stays within 2 % of p."""
     import numpy as np
 
-    from ioc_analytics.backends.local.engine import RESERVOIR_SIZE
+    from ioc_analytics.backends.local.dialect import RESERVOIR_SIZE
     from tests.helpers import read_scores
 
-    engine = LocalEngine(get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path)))
+    engine = get_backend(get_settings(lake_root=str(day_of_150k_events), state_dir=str(tmp_path))).engine
     got = engine.query("SELECT industry, COUNT(*) AS n, approx_percentile(openness, ARRAY[0.1, 0.5, 0.9]) AS q "
                        "FROM ocean_scores WHERE year = '2024' AND month = '01' GROUP BY industry").table.to_pylist()
     scores = read_scores(day_of_150k_events)
@@ -390,7 +392,6 @@ def test_a_nan_outside_the_files_statistics_is_read(sample_lake, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ioc_analytics.backends.local.engine import LocalEngine
     from ioc_analytics.settings import get_settings
 
     lake = tmp_path / "lake"
@@ -401,7 +402,7 @@ def test_a_nan_outside_the_files_statistics_is_read(sample_lake, tmp_path):
     values[0] = math.nan
     pq.write_table(data.set_column(data.schema.get_field_index("openness"), "openness", pa.array(values)), path)
     assert pq.read_metadata(path).row_group(0).column(3).statistics.max <= 100
-    engine = LocalEngine(get_settings(backend="local", lake_root=str(lake), state_dir=str(tmp_path / "state")))
+    engine = get_backend(get_settings(backend="local", lake_root=str(lake), state_dir=str(tmp_path / "state"))).engine
     found = engine.query("SELECT COUNT_IF(is_nan(openness)) AS nans FROM ocean_scores WHERE year = '2024' "
                          "AND month = '01' AND is_nan(openness)").table.to_pylist()
     assert found == [{"nans": 1}]

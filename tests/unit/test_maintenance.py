@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ioc_analytics.backends import get_backend
-from ioc_analytics.backends.local.engine import LocalEngine
-from ioc_analytics.devtools.generate import generate_lake, inject_fault
+from ioc_analytics.devtools.faults import inject_fault
+from ioc_analytics.devtools.generate import generate_lake
 from ioc_analytics.errors import DataQualityError
 from ioc_analytics.jsonlines import JsonLines
 from ioc_analytics.lake.catalog import load_catalog
@@ -36,7 +36,7 @@ def report(settings, path: str) -> dict:
 
 
 def test_the_weeks_most_expensive_queries_count_each_sql_once_and_say_what_to_change(settings):
-    engine = LocalEngine(settings)
+    engine = get_backend(settings).engine
     tags = {"dag_id": "ioc_daily_analytics", "task_id": "completion_rates.build"}
     for day in (START, START + dt.timedelta(days=1), START + dt.timedelta(days=2)):
         engine.query("SELECT device, COUNT(*) AS n FROM assessment_events WHERE date = ? GROUP BY device",
@@ -98,12 +98,12 @@ def test_a_partition_of_many_small_files_is_compacted_and_reads_the_same(setting
         pq.write_table(data.slice(n * len(data) // 12, len(data) // 12 + (len(data) if n == 11 else 0)),
                        folder / f"part-{n:02d}.parquet")
     query = "SELECT COUNT(*) AS n, COUNT(DISTINCT session_id) AS s FROM assessment_events WHERE date = ?"
-    before = LocalEngine(settings).query(query, [day.strftime("%Y/%m/%d")]).table.to_pylist()
+    before = get_backend(settings).engine.query(query, [day.strftime("%Y/%m/%d")]).table.to_pylist()
     found = maintenance.small_files(settings, START, END, today=TODAY)
     assert [(f["partition"]["assessment_type"], f["files"], f.get("compacted_into")) for f in found["partitions"]] == [
         ("personality", 12, 1)]
     assert [p.name for p in folder.iterdir()] == ["part-compacted.parquet"]
-    assert LocalEngine(settings).query(query, [day.strftime("%Y/%m/%d")]).table.to_pylist() == before
+    assert get_backend(settings).engine.query(query, [day.strftime("%Y/%m/%d")]).table.to_pylist() == before
     assert not list(folder.parent.glob(".*")), "no hidden folders left behind"
     # Recent partitions are left alone: the daily DAG may still read them.
     assert maintenance.small_files(settings, START, END, today=START + dt.timedelta(days=2))["partitions"] == []
@@ -114,8 +114,9 @@ def test_registered_partitions_that_hold_nothing_are_unregistered(settings, tmp_
     registry = get_backend(settings).registry
     registry.register(table, {"date": "2024/01/15"}, f"{settings.lake_uri}/aggregates/daily_active_users/nowhere/")
     kept = {"date": START.strftime("%Y/%m/%d")}
-    LocalEngine(settings).replace_partition("daily_active_users", kept, "SELECT 1 AS unique_users, 2 AS total_sessions,"
-                                            " 1 AS completed_sessions, 0 AS returning_users")
+    get_backend(settings).engine.replace_partition(
+        "daily_active_users", kept, "SELECT 1 AS unique_users, 2 AS total_sessions, 1 AS completed_sessions, "
+        "0 AS returning_users")
     found = maintenance.empty_partitions(settings)
     assert [(r["table"], r["partition"]) for r in found["unregistered"]] == [("daily_active_users",
                                                                                {"date": "2024/01/15"})]

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ioc_analytics import quality
-from ioc_analytics.devtools.generate import inject_fault
+from ioc_analytics.devtools.faults import inject_fault
 from ioc_analytics.errors import DataQualityError
 from ioc_analytics.lake import contract
 from ioc_analytics.lake.tables import RAW_TABLES

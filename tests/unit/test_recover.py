@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ioc_analytics import quality
-from ioc_analytics.devtools.generate import inject_fault
+from ioc_analytics.devtools.faults import inject_fault
 from ioc_analytics.errors import ConfigError, DataQualityError
 from ioc_analytics.operations import recover
 from ioc_analytics.settings import get_settings

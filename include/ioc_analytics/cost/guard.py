@@ -1,66 +1,32 @@
-"""The static cost guard: every SQL file under ``include/ioc_analytics/sql/`` is read as Athena would read it,
-and three things that make a query expensive fail the build, with the file and line:
+"""The static cost guard: every SQL file under ``include/ioc_analytics/sql/`` is read as Athena would
+read it, and two things that make a query expensive fail the build, with the file and line:
 
 - a partitioned table read without a filter on its partition keys (Athena then scans every
   partition of the table: the guide's costliest mistake);
-- ``SELECT *`` on a raw table (it reads every column, maps included, of a wide table);
-- an estimated scan, on a 90-day lake at the planned volume, past the per-query cutoff
-  (``IOC_BYTES_SCANNED_CUTOFF``, 1 GiB): the query would be cancelled by the workgroup once the
-  lake grows to that size.
+- ``SELECT *`` on a raw table (it reads every column, maps included, of a wide table).
 
 The partition filter is recognised as the local engine's pruning recognises it
-(``engine.local._partition_conjuncts``): conjuncts of the table's own WHERE that read only its
-partition keys, not on the null-supplying side of an outer join.
+(:func:`ioc_analytics.lake.filters.partition_conjuncts`): conjuncts of the table's own WHERE that
+read only its partition keys, not on the null-supplying side of an outer join. The cost monitor
+uses :func:`check_sql` to say why a query it flags was expensive.
 
-**The estimate** (:func:`estimate_files`). A scan costs the rows it reads times the bytes of the
-columns it reads. Both are measured rather than guessed:
-
-1. the bytes per row of each column come from the Parquet footers of one generated day at
-   ``SIZING_EVENTS`` events (compressed sizes, as Athena bills them);
-2. the rows come from running each query, with its values for the lake's last day, on a
-   generated 90-day lake at ``SAMPLE_EVENTS`` events a day: DuckDB's profile says, for each table
-   scan, the columns it read and the rows of the row groups it read, after partition pruning and
-   after the row groups that the Parquet statistics rule out (Athena skips those too);
-3. rows scale linearly to ``events_per_day`` (default ``PLANNED_EVENTS_PER_DAY``, 1,000,000, the
-   benchmarks' medium scale: 3,000 times the guide's activation level of 10,000 a month);
-4. the sum is multiplied by ``MARGIN``: column widths grow a little with the volume (a day of a
-   million events has more distinct users than the sizing day), and against the scans that
-   ``bench/run.py`` measured at a million events a day (its medium scale) on a month's last day, the
-   unmargined estimate ran up to 29 % low (``dark_side_summary``: 11.9 MiB estimated, 16.6
-   measured; ``daily_active_users``: 174 and 216). Where the row-group statistics do not
-   narrow a month partition to the day (the month-to-date queries), it runs high instead.
-
-The aggregate tables are not sized: each is a few hundred rows a day. A parameter without a
-default (the API's ``industry``) takes the most common value of the column of the same name.
+The estimate of each query's scan on a 90-day lake is :mod:`ioc_analytics.devtools.costguard`'s.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import re
-import tempfile
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlglot
 from sqlglot import exp
 
-from ioc_analytics.backends.local.engine import _partition_conjuncts
-from ioc_analytics.errors import NoDataError
 from ioc_analytics.lake.catalog import Catalog, load_catalog
+from ioc_analytics.lake.filters import partition_conjuncts
 from ioc_analytics.lake.tables import RAW_TABLES
-from ioc_analytics.settings import PROJECT_ROOT, SQL_DIR, Settings
-
-LAKE_DAYS = 90
-PLANNED_EVENTS_PER_DAY = 1_000_000
-SAMPLE_EVENTS = 200
-SIZING_EVENTS = 50_000
-MARGIN = 1.4
-#: The last day of the generated lake: the last day of a 31-day month, the heaviest day for the
-#: month-to-date queries.
-LAKE_LAST_DAY = dt.date(2024, 3, 31)
+from ioc_analytics.settings import PROJECT_ROOT, SQL_DIR
 
 
 @dataclass(frozen=True)
@@ -92,7 +58,7 @@ def check_sql(text: str, path: str) -> list[Finding]:
             continue
         table = catalog.table(name)
         line = ref.this.meta.get("line", 0) if isinstance(ref.this, exp.Identifier) else 0
-        conjuncts = _partition_conjuncts(ref, table)
+        conjuncts = partition_conjuncts(ref, table)
         filtered = {c.name.lower() for conjunct in conjuncts for c in conjunct.find_all(exp.Column)}
         over_time = [k for k in TIME_KEYS if k in table.partition_names]
         if table.partition_names and not filtered:
@@ -137,104 +103,4 @@ def check_files(root: Path = SQL_DIR) -> list[Finding]:
             where = err.errors[0] if err.errors else {}
             findings.append(Finding(_shown(path), where.get("line", 1),
                                     f"does not parse as Athena SQL: {where.get('description', err)}"))
-    return findings
-
-
-@dataclass(frozen=True)
-class Estimate:
-    path: str
-    bytes: int
-    #: Bytes per table, for the report.
-    tables: tuple[tuple[str, int], ...]
-    #: Why there is no estimate (a file that reads aggregate tables only: they are not sized).
-    note: str | None = None
-
-
-def estimate_files(root: Path = SQL_DIR, events_per_day: int = PLANNED_EVENTS_PER_DAY) -> list[Estimate]:
-    """Each query file's estimated scan on a 90-day lake of ``events_per_day`` (see the module)."""
-    import pyarrow.parquet as pq
-
-    from ioc_analytics.backends.local.engine import LocalEngine
-    from ioc_analytics.devtools.generate import generate_lake
-    from ioc_analytics.settings import get_settings
-
-    with tempfile.TemporaryDirectory(prefix="ioc-costguard-") as work:
-        sizing, lake = Path(work) / "sizing", Path(work) / "lake"
-        generate_lake(sizing, LAKE_LAST_DAY, 1, SIZING_EVENTS, seed=7)
-        generate_lake(lake, LAKE_LAST_DAY - dt.timedelta(days=LAKE_DAYS - 1), LAKE_DAYS, SAMPLE_EVENTS, seed=7)
-        catalog = load_catalog(str(sizing))
-        per_row: dict[str, dict[str, float]] = {}
-        for name in RAW_TABLES:
-            sizes: Counter[str] = Counter()
-            rows = 0
-            for file in Path(catalog.table(name).location).rglob("*.parquet"):
-                meta = pq.read_metadata(file)
-                rows += meta.num_rows
-                for group in range(meta.num_row_groups):
-                    for column in range(meta.num_columns):
-                        chunk = meta.row_group(group).column(column)
-                        sizes[chunk.path_in_schema.split(".")[0].lower()] += chunk.total_compressed_size
-            per_row[name] = {column: size / rows for column, size in sizes.items()}
-        settings: Settings = get_settings(backend="local", lake_root=str(lake), state_dir=str(Path(work) / "state"))
-        engine = LocalEngine(settings)
-        estimates = []
-        for path in _query_files(root):
-            rendered = _render(path, root, lake)
-            per_table: Counter[str] = Counter()
-            try:
-                scans = engine.scanned(rendered.sql, rendered.parameters)
-            except NoDataError as err:
-                read = {t.name.lower() for t in sqlglot.parse_one(rendered.sql, read="athena").find_all(exp.Table)}
-                note = ("reads aggregate tables only (not sized)" if not read & set(RAW_TABLES)
-                        else f"not estimated: on the generated lake, {err}")
-                estimates.append(Estimate(_shown(path), 0, (), note))
-                continue
-            for scan in scans:
-                width = sum(per_row.get(scan.table, {}).get(c.lower(), 0.0) for c in scan.columns)
-                per_table[scan.table] += round(scan.rows * events_per_day / SAMPLE_EVENTS * width * MARGIN)
-            estimates.append(Estimate(_shown(path), sum(per_table.values()), tuple(sorted(per_table.items()))))
-        return estimates
-
-
-def _render(path: Path, root: Path, lake: Path):
-    """The statement and values of one file, for the generated lake's last day."""
-    from ioc_analytics.lake import sql
-    from ioc_analytics.publishing import api
-
-    name = path.relative_to(root).with_suffix("").as_posix()
-    query = api.library().get(name.removeprefix("queries/")) if name.startswith("queries/") else None
-    if query is None:
-        return sql.render_text(path.read_text(), sql.values_for(name, LAKE_LAST_DAY))
-    given = {p.name: _common_value(lake, p.name) for p in query.parameters if p.default is None}
-    _, values, _ = api.prepare({"query": query.name, "parameters": given}, today=LAKE_LAST_DAY)
-    return sql.render_text(path.read_text(), values)
-
-
-def _common_value(lake: Path, column: str) -> object:
-    """The most common value of a raw table's column of that name in the generated lake."""
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-
-    for name in RAW_TABLES:
-        table = load_catalog(str(lake)).table(name)
-        if column in table.arrow_schema.names:
-            values = ds.dataset(table.location, format="parquet").to_table(columns=[column]).column(column)
-            counts = pc.value_counts(values).to_pylist()
-            return max(counts, key=lambda c: c["counts"])["values"]
-    raise ValueError(f"parameter {column!r} has no default and no column of that name to take a value from")
-
-
-def check_estimates(estimates: list[Estimate], cutoff: int, events_per_day: int) -> list[Finding]:
-    """The files whose estimate passes ``cutoff``, at the line of their first lake table."""
-    findings = []
-    for estimate in estimates:
-        if estimate.note and estimate.note.startswith("not estimated"):
-            findings.append(Finding(estimate.path, 1, estimate.note))
-        if estimate.bytes > cutoff:
-            parts = ", ".join(f"{table} {size / 2**30:,.2f} GiB" for table, size in estimate.tables)
-            findings.append(Finding(estimate.path, 1, (
-                f"would scan about {estimate.bytes / 2**30:,.2f} GiB on a {LAKE_DAYS}-day lake of "
-                f"{events_per_day:,} events a day ({parts}), past the per-query cutoff of "
-                f"{cutoff / 2**30:,.2f} GiB: the workgroup would cancel it; read fewer partitions or columns, "
-                "or read an aggregate table instead")))
     return findings

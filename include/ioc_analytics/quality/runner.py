@@ -74,7 +74,7 @@ def _create_views(database: Path, table: Table, day: dt.date,
                   views: dict[str, tuple[list[Partition], list[set[str]]]]) -> None:
     import duckdb
 
-    from ioc_analytics.backends.local.engine import view_body
+    from ioc_analytics.engine.views import view_body
 
     start = dt.datetime.combine(day, dt.time())
     # A literal, not a parameter: DuckDB views cannot hold parameters, and the value is a date

@@ -65,17 +65,11 @@ class AthenaEngine:
 
     backend = "aws"
 
-    def __init__(self, settings: Settings, catalog: Catalog | None = None, lake: S3Lake | None = None,
-                 registry: GlueRegistry | None = None) -> None:
-        """The backend hands the engine its catalog, lake and registry; built alone (a test), the
-        engine takes the backend's."""
+    def __init__(self, settings: Settings, catalog: Catalog, lake: S3Lake,
+                 registry: GlueRegistry) -> None:
+        """Built by the backend (:func:`ioc_analytics.backends.get_backend`), which hands it its parts."""
         from airflow.providers.amazon.aws.hooks.athena import AthenaHook
 
-        if catalog is None or lake is None or registry is None:
-            from ioc_analytics.backends import get_backend
-
-            backend = get_backend(settings)
-            catalog, lake, registry = backend.catalog, backend.lake, backend.registry  # type: ignore[assignment]
         self.settings = settings
         self.catalog: Catalog = catalog
         self.lake: S3Lake = lake

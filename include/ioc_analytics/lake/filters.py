@@ -1,0 +1,51 @@
+"""What a query's WHERE says about a table reference: its conjuncts, and those on the table's
+partition keys (the local engine prunes partitions with them; the cost guard and the cost
+monitor's explanations flag a read of a partitioned table without them)."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from ioc_analytics.lake.catalog import Table
+
+
+def conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    if isinstance(node, exp.And):
+        return conjuncts(node.left) + conjuncts(node.right)
+    if isinstance(node, exp.Paren):
+        return conjuncts(node.this)
+    return [node]
+
+
+def where_conjuncts(ref: exp.Table) -> list[exp.Expression]:
+    """The conjuncts of the WHERE around ``ref``.
+
+    None for a table on the null-supplying side of an outer join: there the WHERE clause sees
+    NULLs for rows the table does not have (``LEFT JOIN d ... WHERE d.date IS NULL``), so its
+    conditions do not say which of the table's partitions or rows are needed.
+    """
+    select = ref.find_ancestor(exp.Select)
+    where = select.args.get("where") if select else None
+    if where is None or null_supplying(ref, select):
+        return []
+    return conjuncts(where.this)
+
+
+def partition_conjuncts(ref: exp.Table, table: Table) -> list[exp.Expression]:
+    """The WHERE conjuncts around ``ref`` that read only its partition keys."""
+    names = {ref.alias_or_name.lower(), table.name}
+    keep = []
+    for conjunct in where_conjuncts(ref):
+        columns = list(conjunct.find_all(exp.Column))
+        if not columns or conjunct.find(exp.Query) or conjunct.find(exp.AggFunc):
+            continue
+        if all(c.name in table.partition_names and (not c.table or c.table.lower() in names) for c in columns):
+            keep.append(conjunct)
+    return keep
+
+
+def null_supplying(ref: exp.Table, select: exp.Select) -> bool:
+    joins = select.args.get("joins") or []
+    if isinstance(ref.parent, exp.Join):
+        return ref.parent.side in ("LEFT", "FULL")
+    return any(join.side in ("RIGHT", "FULL") for join in joins)
