@@ -31,7 +31,7 @@ queries of that day, the daily analytics run among them, have finished.
   to date (`IOC/Analytics MonthToDateCostUSD`) for the budget alarm of `ioc setup`. The task
   succeeds when it finds anomalies: they are findings, sent as alerts.
 
-**When an alert comes** (README, "Cost governance"): open the run's `flag_anomalies` log or
+**When an alert comes** (docs/operations.md, "Cost governance"): open the run's `flag_anomalies` log or
 `ioc query "SELECT run_by, cost_usd, reasons, query FROM query_costs WHERE date = '<day>' ORDER BY
 cost_usd DESC"`; fix the
 query or DAG named (add the partition filter, name the columns), or, for a failure burst, open

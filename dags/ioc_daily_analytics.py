@@ -23,7 +23,7 @@ asset (`ioc.<name>`) that its `check` task updates once the day's partition has 
   `ocean_scores` must reach into the day. *Fails when* the day is more than 6 h overdue: the
   message names the partitions, where it looked and how late they are. Clear it once the
   upstream export has landed.
-- `validate_<table>`: the table's data contract on the day (`include/ioc_analytics/contract.py`,
+- `validate_<table>`: the table's data contract on the day (`include/ioc_analytics/lake/contract.py`,
   as Great Expectations on DuckDB; `docs/data-contract.md` lists every column): files are Parquet
   with the contract's columns and types, ids present and well formed, labels known and safe (no
   spreadsheet formula, no control characters), numbers in range and never NaN, timestamps inside
@@ -37,7 +37,7 @@ asset (`ioc.<name>`) that its `check` task updates once the day's partition has 
   `IOC_QUARANTINE=true`, a failing partition of an optional assessment type is moved to
   `quarantine/` and the day goes on without it (a passing re-run releases it).
   **The way back**: fix or re-deliver the day the message names, then run
-  `ioc recover <that day>` (with `IOC_AIRFLOW_URL` and a login, README "Data quality"): it
+  `ioc recover <that day>` (with `IOC_AIRFLOW_URL` and a login, docs/data-quality.md): it
   validates the day again, re-runs it, then every later day it blocked or that read it, with
   backfills through the REST API. When the failure names an *earlier* day ("earlier day
   failed"), this day's data is fine: recover that earlier day, and this one is re-run with it.
@@ -70,8 +70,8 @@ network) are retried twice with backoff; the others (missing data, a failed chec
 settings) fail at once, so the alert comes without delay. Re-running or backfilling a date
 replaces exactly that date's partitions and exports, in any order.
 
-The backend (`local` or `aws`) and all locations come from `IOC_*` settings (README,
-"Configuration"), never from this file.
+The backend (`local` or `aws`) and all locations come from `IOC_*` settings
+(docs/configuration.md), never from this file.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ manages, and leaves everything else alone. Its log shows a table of every resour
 another account owns, a file where a folder belongs) fails at once with the fix in the message;
 AWS refusing a call (permissions, throttling) is retried, then fails with AWS's reason: check the
 `IOC_AWS_CONN_ID` connection's permissions. Clear the task once fixed; nothing is half-made that
-a second run does not finish. README, "Cost governance".
+a second run does not finish. docs/operations.md, "Cost governance".
 """
 
 from __future__ import annotations

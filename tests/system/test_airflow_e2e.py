@@ -7,7 +7,7 @@ Chromium, and every process stopped.
 
 The simple auth manager runs with every user an admin (``SIMPLE_AUTH_MANAGER_ALL_ADMINS``) so
 that the browser needs no login; the query API's test covers Airflow's authentication.
-Set ``IOC_SAVE_SCREENSHOTS=<folder>`` to keep the screenshot (the README's is made that way).
+Set ``IOC_SAVE_SCREENSHOTS=<folder>`` to keep the screenshot (docs/airflow-grid.png is made that way).
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def test_a_bad_day_blocks_the_next_days_and_ioc_recover_turns_them_all_green(air
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     said = recovered.stdout
     assert f"it blocked 2 later days: {DAYS[1]}, {DAYS[2]}" in said and f"validated again: {BAD} passes" in said
-    # What the README shows (the backfill ids aside).
+    # What docs/data-quality.md shows (the backfill ids aside).
     assert re.search(rf"^backfill \d+ of {DAG}, {BAD} to {BAD} \(a fixed day\): its runs re-run, missing ones "
                      rf"created\n  {BAD}  success$", said, re.M), said
     assert re.search(rf"^backfill \d+ of {DAG}, {DAYS[1]} to {DAYS[2]} \(later days that read it\): its runs "

@@ -1,4 +1,5 @@
-"""A deterministic synthetic lake: assessment events and OCEAN scores, laid out as the README's "The lake".
+"""A deterministic synthetic lake: assessment events and OCEAN scores, laid out as the lake is
+(docs/architecture.md, "The lake and its contract").
 
 Every later check and aggregate runs on this data, so it is shaped like the real thing:
 

@@ -804,7 +804,7 @@ def markdown() -> str:
     lines = [
         "# The data contract",
         "",
-        "Generated from `include/ioc_analytics/contract.py` by `ioc contract > docs/data-contract.md`; "
+        "Generated from `include/ioc_analytics/lake/contract.py` by `ioc contract > docs/data-contract.md`; "
         "`tests/unit/test_contract.py` fails when this page and the contract differ. What a valid row of each "
         "table is, and what a breach does:",
         "",
@@ -816,7 +816,7 @@ def markdown() -> str:
         "come from the object paths, which the layout checks (a folder that is no partition of it is an "
         "`unknown partition`). Text that a "
         "spreadsheet would evaluate is neutralised in every CSV and Excel file and API answer whatever the "
-        "contract says (README, \"Exports\").",
+        "contract says (docs/publishing.md, \"Exports\").",
         "",
         "## Classes of breach",
         "",
