@@ -7,7 +7,7 @@
     ioc fault --lake DIR --date YYYY-MM-DD --fault NAME [--assessment-type T]
     ioc quicksight                                  (aws) create or update the QuickSight datasets
     ioc costguard [--events-per-day N]              the SQL files' cost mistakes and estimated scans
-    ioc setup                                       create or check what the pipelines need; readiness
+    ioc setup [--today YYYY-MM-DD]                  create or check what the pipelines need; readiness
     ioc recover YYYY-MM-DD [...] [--dry-run]         re-run a fixed bad day, then the days it blocked
     ioc contract [TABLE]                            the data contract
 
@@ -82,7 +82,10 @@ def _parser() -> argparse.ArgumentParser:
                                              "raw tables and scans past the cutoff on a 90-day lake (exit 1 if any)")
     guard.add_argument("--events-per-day", type=_positive, default=None,
                        help="the daily volume the 90-day lake is sized for (default 1,000,000)")
-    sub.add_parser("setup", help="create or repair the catalog, workgroup, bucket, alarms (idempotent); readiness")
+    setup = sub.add_parser("setup", help="create or repair the catalog, workgroup, bucket, alarms (idempotent); "
+                                         "readiness")
+    setup.add_argument("--today", type=_date, default=None,
+                       help="the readiness window is the 30 days before this day, YYYY-MM-DD (default: today, UTC)")
 
     recover = sub.add_parser(
         "recover", help="after fixing a bad day: re-run it, then the days its failure blocked (Airflow's REST API)",
@@ -204,11 +207,11 @@ def _costguard(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
-def _setup(_: argparse.Namespace) -> None:
+def _setup(args: argparse.Namespace) -> None:
     from ioc_analytics.operations import setup
     from ioc_analytics.settings import get_settings
 
-    print(setup.ensure(get_settings()).render())
+    print(setup.ensure(get_settings(), today=args.today).render())
 
 
 def _recover(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from ioc_analytics.backends import get_backend
 from ioc_analytics.cost import monitor, usage
 from ioc_analytics.cost.usage import DailyUsage
 from ioc_analytics.settings import get_settings
+from tests.helpers import TODAY
 
 WG = "ioc-analytics"
 DAY = dt.date(2024, 3, 20)  # a Wednesday
@@ -132,11 +133,10 @@ def test_the_monitor_costs_attributes_explains_and_alerts_from_the_engine_query_
     from ioc_analytics.jsonlines import JsonLines
 
     engine = get_backend(local_settings).engine
-    today = dt.datetime.now(dt.UTC).date()
     tags = {"dag_id": "ioc_daily_analytics", "task_id": "daily_active_users.build", "ds": "x"}
-    for _ in range(3):
+    for _ in range(3):  # a day of the sample lake; the log stamps each query with the wall clock
         engine.query("SELECT count(*) AS n FROM assessment_events WHERE date = ?",
-                     [today.strftime("%Y/%m/%d")], tags=tags)
+                     [TODAY.strftime("%Y/%m/%d")], tags=tags)
     # An analyst's full scan: no partition filter, every column.
     engine.query("SELECT * FROM assessment_events", tags={"dag_id": "adhoc", "task_id": "notebook"})
     for _ in range(3):
@@ -146,6 +146,7 @@ def test_the_monitor_costs_attributes_explains_and_alerts_from_the_engine_query_
     log = JsonLines(local_settings.query_log_path)
     run = list(log)
     assert len(run) == 7
+    today = dt.datetime.fromisoformat(run[0]["submitted_at"]).date()  # the day the log says they ran
     # Five weeks of ordinary history before today, in the engine's own record format.
     template = next(r for r in run if r["state"] == "SUCCEEDED")
     base = sum(r["cost_usd"] for r in run) / 100  # a fifth of today's cost a day

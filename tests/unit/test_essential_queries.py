@@ -7,6 +7,11 @@ must match exactly; the approximate ones within a stated tolerance:
   error; DuckDB's HyperLogLog is of the same order).
 - ``approx_percentile(x, p)``: the returned value's rank among the exact values lies within
   p +/- 0.03.
+
+Two of them read ``current_date``, the wall clock's, which no fixed clock reaches: they run on a
+lake of their own whose days end on the engine's ``current_date``, and each answer is compared
+with the days of the ``current_date`` the engine reports around it (the query is run again if the
+date changed meanwhile).
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from tests.helpers import TODAY, read_events, read_scores
+from ioc_analytics.backends import get_backend
+from ioc_analytics.devtools.generate import generate_lake
+from ioc_analytics.settings import get_settings
+from tests.helpers import read_events, read_scores
 
 DAILY_ACTIVE_USERS = """SELECT 
   date,
@@ -46,15 +54,40 @@ WHERE date >= date_format(current_date - interval '7' day, '%Y/%m/%d')
 GROUP BY device, assessment_type"""
 
 
-def _since(days: int) -> str:
-    return (TODAY - dt.timedelta(days=days)).strftime("%Y/%m/%d")
+@pytest.fixture(scope="module")
+def recent(tmp_path_factory):
+    """A lake whose 32 days end on the engine's ``current_date``, and its engine."""
+    lake = tmp_path_factory.mktemp("recent") / "lake"
+    state = lake.parent / "state"
+    engine = get_backend(get_settings(backend="local", lake_root=str(lake), state_dir=str(state))).engine
+    today = _current_date(engine)
+    generate_lake(lake, today - dt.timedelta(days=31), 32, 600, seed=5, workers=1)
+    return engine, lake
 
 
-def test_daily_active_users(local_engine, sample_lake):
-    result = local_engine.query(DAILY_ACTIVE_USERS)
+def _current_date(engine) -> dt.date:
+    return engine.query("SELECT current_date AS today").table.column(0)[0].as_py()
+
+
+def _on_one_date(engine, sql: str):
+    """The query's answer and the ``current_date`` it was computed on."""
+    while True:
+        before = _current_date(engine)
+        result = engine.query(sql)
+        if _current_date(engine) == before:
+            return result, before
+
+
+def _since(today: dt.date, days: int) -> str:
+    return (today - dt.timedelta(days=days)).strftime("%Y/%m/%d")
+
+
+def test_daily_active_users(recent):
+    engine, lake = recent
+    result, today = _on_one_date(engine, DAILY_ACTIVE_USERS)
     got = result.to_pandas()
-    events = read_events(sample_lake)
-    window = events[events["date"] >= _since(30)]
+    events = read_events(lake)
+    window = events[events["date"] >= _since(today, 30)]
     expected = window.groupby("date").agg(users=("anonymous_user_id", "nunique"), sessions=("date", "size"))
 
     assert list(got["date"]) == sorted(expected.index, reverse=True)
@@ -82,10 +115,13 @@ def test_ocean_score_percentiles(local_engine, sample_lake):
             industry, "openness_p75"]
 
 
-def test_completion_rate(local_engine, sample_lake):
-    got = local_engine.query(COMPLETION_RATE).to_pandas().set_index(["device", "assessment_type"]).sort_index()
-    events = read_events(sample_lake)
-    window = events[events["date"] >= _since(7)].assign(completed=lambda f: (f["completion_time"] > 0).astype(float))
+def test_completion_rate(recent):
+    engine, lake = recent
+    result, today = _on_one_date(engine, COMPLETION_RATE)
+    got = result.to_pandas().set_index(["device", "assessment_type"]).sort_index()
+    events = read_events(lake)
+    window = events[events["date"] >= _since(today, 7)]
+    window = window.assign(completed=lambda f: (f["completion_time"] > 0).astype(float))
     expected = window.groupby(["device", "assessment_type"]).agg(
         total=("completed", "size"), completion_rate=("completed", "mean")
     ).sort_index()
@@ -98,9 +134,10 @@ def test_completion_rate(local_engine, sample_lake):
 
 
 @pytest.mark.parametrize("query", [DAILY_ACTIVE_USERS, OCEAN_PERCENTILES, COMPLETION_RATE])
-def test_guide_queries_are_logged_with_cost(local_engine, query):
-    result = local_engine.query(query, tags={"dag_id": "test"})
-    logged = [r for r in local_engine.log if r["query_id"] == result.stats.query_id]
+def test_guide_queries_are_logged_with_cost(recent, local_engine, query):
+    engine = local_engine if query == OCEAN_PERCENTILES else recent[0]  # January 2024 / the recent days
+    result = engine.query(query, tags={"dag_id": "test"})
+    logged = [r for r in engine.log if r["query_id"] == result.stats.query_id]
     assert len(logged) == 1
     record = logged[0]
     assert record["state"] == "SUCCEEDED" and record["bytes_scanned"] == result.stats.bytes_scanned > 0

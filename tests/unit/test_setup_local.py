@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ioc_analytics.errors import ConfigError
+from ioc_analytics.jsonlines import JsonLines
 from ioc_analytics.lake.catalog import load_catalog
 from ioc_analytics.operations import setup
 from tests.helpers import TODAY, read_events
@@ -77,7 +78,14 @@ def test_readiness_counts_the_lake_and_the_query_log(local_settings, local_engin
     for _ in range(3):
         local_engine.query("SELECT COUNT(*) FROM ocean_scores WHERE year = '2024' AND month = '01'",
                            tags={"dag_id": "ioc_daily_analytics", "task_id": "t"})
-    tomorrow = TODAY + dt.timedelta(days=1)  # so that the queries just run fall inside the window
+    # The log stamps the queries with the wall clock; the engine's own records, moved to the lake's
+    # fixed last day, fall inside the window with its data.
+    log = JsonLines(local_settings.query_log_path)
+    ran = list(log)
+    log.keep(lambda record: False)
+    for record in ran:
+        log.append({**record, "submitted_at": dt.datetime.combine(TODAY, dt.time(6), dt.UTC).isoformat()})
+    tomorrow = TODAY + dt.timedelta(days=1)
 
     report = setup.ensure(local_settings, steps=["readiness"], today=tomorrow)
 
@@ -122,7 +130,7 @@ def test_a_file_where_a_folder_belongs_and_a_damaged_record_are_clear_errors(loc
 
 
 def test_ioc_setup_prints_the_report_and_exits_0_then_2_on_bad_settings(sample_lake, tmp_path):
-    out = run_ioc("setup", lake=sample_lake, state=tmp_path / "state")
+    out = run_ioc("setup", "--today", TODAY.isoformat(), lake=sample_lake, state=tmp_path / "state")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "ioc setup (local backend)"
