@@ -129,3 +129,84 @@ def glue_tables(aws_settings: Settings) -> None:
     from ioc_analytics.lake.catalog import load_catalog
 
     ensure_tables(aws_settings, load_catalog(aws_settings.lake_uri, DATABASE))
+
+
+@pytest.fixture
+def athena_runs_on_duckdb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sample_lake: Path) -> Path:
+    """moto's Athena, answering every query with what the local engine answers to the same SQL and
+    bound values over a copy of the sample lake; an UNLOAD writes its rows into S3 as Parquet.
+
+    moto records queries but runs none: by itself it can only hand out results queued in advance,
+    which then answer every query alike. Here each query gets its own answer from the same SQL
+    files run by DuckDB (the local backend's engine), so the checks' results, the contract checks
+    of the UNLOADed partitions and the exports are all computed from the data. The rest of the
+    AWS side (S3, Glue, the Athena API and its records) is moto's, over HTTP, as before. Returns
+    the local lake that answers.
+    """
+    import datetime as dt
+    import re
+    import shutil
+
+    import pyarrow as pa
+    from moto.athena.models import AthenaBackend, QueryResults
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    from ioc_analytics.backends import get_backend
+    from ioc_analytics.engine.base import without_tags
+    from ioc_analytics.settings import get_settings
+
+    lake = tmp_path / "duckdb-lake"
+    shutil.copytree(sample_lake, lake)
+    local = get_backend(get_settings(backend="local", lake_root=str(lake), state_dir=str(tmp_path / "duckdb-state"),
+                                     database=DATABASE))
+    athena_types = {pa.types.is_boolean: "boolean", pa.types.is_int64: "bigint", pa.types.is_integer: "integer",
+                    pa.types.is_floating: "double", pa.types.is_date: "date", pa.types.is_timestamp: "timestamp"}
+
+    def value(literal: str) -> object:  # the ExecutionParameters the engine sent, back to Python
+        if literal.startswith("'"):
+            return literal[1:-1].replace("''", "'")
+        if literal.startswith("DATE '"):
+            return dt.date.fromisoformat(literal[6:-1])
+        if literal.startswith("TIMESTAMP '"):
+            return dt.datetime.fromisoformat(literal[11:-1])
+        return {"true": True, "false": False, "NULL": None}.get(literal) or (
+            float(literal) if "." in literal else int(literal))
+
+    def cell(item: object) -> dict[str, str]:
+        if item is None:
+            return {}
+        if isinstance(item, bool):
+            return {"VarCharValue": str(item).lower()}
+        if isinstance(item, dt.datetime):
+            return {"VarCharValue": item.isoformat(sep=" ", timespec="milliseconds")}
+        return {"VarCharValue": str(item)}
+
+    def answer(self: AthenaBackend, exec_id: str) -> None:
+        if exec_id in self.query_results:
+            return
+        execution = self.executions[exec_id]
+        text = without_tags(execution.query).strip()
+        parameters = [value(p) for p in execution.execution_parameters or []]
+        unload = re.fullmatch(r"UNLOAD \((.*)\)\s*TO '(s3://[^/]+/aggregates/(\w+)/(\d{4}/\d\d/\d\d)/[^']+/)'.*",
+                              text, re.S)
+        if unload:
+            select, target, name, date = unload.groups()
+            local.engine.replace_partition(name, {"date": date}, select, parameters)
+            folder = local.registry.location(local.catalog.table(name), {"date": date})
+            bucket, _, prefix = target[len("s3://"):].partition("/")
+            for n, file in enumerate(sorted(Path(folder).glob("*.parquet"))):
+                s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(bucket, f"{prefix}part-{n:05d}.parquet",
+                                                                  file.read_bytes())
+            self.query_results[exec_id] = QueryResults(rows=[], column_info=[])
+            return
+        table = local.engine.query(text, parameters).table
+        types = [next((t for test, t in athena_types.items() if test(f.type)), "varchar") for f in table.schema]
+        info = [{"Name": f.name, "Label": f.name, "Type": t, "Precision": 0, "Scale": 0, "Nullable": "NULLABLE",
+                 "CaseSensitive": False} for f, t in zip(table.schema, types, strict=True)]
+        rows = [{"Data": [{"VarCharValue": f.name} for f in table.schema]}]
+        rows += [{"Data": [cell(v) for v in row.values()]} for row in table.to_pylist()]
+        self.query_results[exec_id] = QueryResults(rows=rows, column_info=info)
+
+    monkeypatch.setattr(AthenaBackend, "_store_predefined_query_results", answer)
+    return lake
