@@ -30,7 +30,7 @@ HOURLY = {
 
 #: For the aggregates that break people down by an attribute: the column counting the distinct
 #: users behind each row. Rows with fewer than ``IOC_MIN_GROUP_USERS`` are suppressed in every
-#: export and API answer (publish.py). The others (the day's totals, a facet over everyone) are
+#: export and API answer (publishing/exports.py). The others (the day's totals, a facet over everyone) are
 #: not breakdowns of people.
 BREAKDOWN_USERS = {
     "completion_rates": "users",
