@@ -14,14 +14,17 @@ README_SECTION = 'docs/operations.md, "Cost governance"'
 def budget_threshold_usd(settings: Settings) -> float:
     return settings.monthly_budget_usd * settings.budget_alert_pct / 100
 
+
 def query_cost_threshold_bytes(settings: Settings) -> float:
     """The bytes one query scans to cost ``query_cost_alert_usd`` at Athena's price."""
     return settings.query_cost_alert_usd / PRICE_PER_TB_USD * TB
+
 
 def alarm_names(settings: Settings) -> dict[str, str]:
     """The three alarms (on ``aws``) and thresholds (on ``local``), by what they watch."""
     return {kind: f"{settings.workgroup}-{kind}"
             for kind in ("month-to-date-budget", "single-query-cost", "query-failure-rate")}
+
 
 def threshold_texts(settings: Settings) -> dict[str, str]:
     """What each alarm or threshold fires on, in words, by alarm name."""

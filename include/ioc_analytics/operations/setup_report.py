@@ -28,6 +28,7 @@ class Resource:
     #: For ``changed``, what differed (``field: was -> now``); otherwise what the resource is.
     detail: str = ""
 
+
 @dataclass
 class Criterion:
     """One of the guide's activation criteria."""
@@ -37,6 +38,7 @@ class Criterion:
     measured: int | None
     status: str  # met | not met | not measured
     detail: str = ""
+
 
 @dataclass
 class Report:
@@ -116,6 +118,7 @@ def compare(current: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str =
         elif was != value:
             out.append(f"{name}: {short(was)} -> {short(value)}")
     return out
+
 
 def short(value: Any, limit: int = 80) -> str:
     text = json.dumps(value, default=str, sort_keys=True) if not isinstance(value, str) else value

@@ -30,6 +30,7 @@ VOLUME_WARN = (0.5, 2.0)
 
 VOLUME_ERROR = (0.2, 5.0)
 
+
 def footer_checks(read: Callable[[DataFile], Any], table: Table, piece: Slice, day: dt.date) -> list[Failure]:
     """Files are Parquet, their columns the contract's and of types that read as declared, and
     the slice has rows. One failure per column and class, naming the files."""
@@ -64,6 +65,7 @@ def footer_checks(read: Callable[[DataFile], Any], table: Table, piece: Slice, d
         failure.partition = piece.label
     return failures
 
+
 def unknown_partitions(lake: Lake, table: Table, slices: list[Slice]) -> list[Failure]:
     """Files of the day in a folder that is no partition of the layout (an assessment type the
     DDL's projection does not list) are read by no engine: say so rather than drop them."""
@@ -81,6 +83,7 @@ def unknown_partitions(lake: Lake, table: Table, slices: list[Slice]) -> list[Fa
                     partition=day_folder, breach=contract.UNKNOWN_PARTITION, detail=(
                         f"{plural(len(strays), 'folder')} that no engine reads; the known values are {kinds}: add "
                         "the new value to the DDL's projection and the contract, or move the files"))]
+
 
 def volume_check(lake: Lake, table: Table, settings: Settings, day: dt.date, rows: int) -> list[Failure]:
     """The day's rows against the median of the same weekday over the last VOLUME_WEEKS weeks

@@ -34,6 +34,7 @@ log = logging.getLogger("ioc_analytics.quality")
 #: volume, earlier days, files outside the partitions.
 TABLE_CHECKS = 6
 
+
 def validate_source(settings: Settings, day: dt.date, table_name: str) -> QualityReport:
     """Validate ``day`` of raw ``table_name``, quarantine or release slices, keep and return the report."""
     backend = get_backend(settings)
@@ -61,6 +62,7 @@ def validate_source(settings: Settings, day: dt.date, table_name: str) -> Qualit
     keep(settings, report)
     return report
 
+
 def gate(report: QualityReport) -> dict[str, Any]:
     """Raise :class:`DataQualityError` on any error-level failure; log the warnings and quarantines."""
     for warning in report.warnings:
@@ -83,6 +85,7 @@ def gate(report: QualityReport) -> dict[str, Any]:
     log.info("%s for %s passed %d checks (%d rows, %d warnings)", report.table, report.day, report.evaluated,
              report.rows, len(report.warnings))
     return {"rows": report.rows, "warnings": len(report.warnings), "quarantined": report.quarantined}
+
 
 def _earlier_failures(settings: Settings, lake: Lake, table: Table, day: dt.date) -> list[Failure]:
     """A day whose own validation found bad rows is still in the lake, and later days read it

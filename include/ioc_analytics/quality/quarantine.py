@@ -25,8 +25,10 @@ log = logging.getLogger("ioc_analytics.quality")
 
 _MANIFEST, _RELEASED = "_quarantine.json", "_released.json"
 
+
 def quarantine_root(settings: Settings, table: Table) -> str:
     return f"{settings.lake_uri}/quarantine/{table.name}"
+
 
 def pending_quarantine(lake: Lake, settings: Settings, table: Table, day: dt.date) -> dict[str, str]:
     """Quarantine entries of the day not yet released, by slice key: the newest entry's location."""
@@ -43,6 +45,7 @@ def pending_quarantine(lake: Lake, settings: Settings, table: Table, day: dt.dat
             if manifest.get("day") == day.isoformat():
                 pending[manifest["key"]] = folder + "/"
     return pending
+
 
 def quarantine_or_release(settings: Settings, lake: Lake, table: Table, day: dt.date, slices: list[Slice],
                            report: QualityReport) -> None:

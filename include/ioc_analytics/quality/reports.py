@@ -25,9 +25,11 @@ SAMPLES = contract.SAMPLES
 
 QUARANTINED = "quarantined"
 
+
 def next_month(day: dt.date) -> dt.date:
     """The first day of the month after ``day``'s."""
     return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
 
 @dataclass
 class Failure:
@@ -69,8 +71,10 @@ class Failure:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in kept.items() if k in names})
 
+
 def plural(count: int, unit: str) -> str:
     return f"{count} {unit}" + ("" if count == 1 else "s")
+
 
 @dataclass
 class QualityReport:
@@ -99,6 +103,7 @@ class QualityReport:
         return {**asdict(self), "errors": len(self.errors), "warnings": len(self.warnings),
                 "passed": not self.errors}
 
+
 def earlier_days(table: Table, day: dt.date) -> list[dt.date]:
     """The days before ``day`` that its aggregates also read: the look-back of returning users
     (``sql.LOOKBACK_DAYS``) for events, the month to date for scores."""
@@ -106,22 +111,26 @@ def earlier_days(table: Table, day: dt.date) -> list[dt.date]:
         return [day - dt.timedelta(days=n) for n in range(1, sql.LOOKBACK_DAYS + 1)]
     return [day.replace(day=d) for d in range(1, day.day)]
 
+
 def later_days(table_name: str, day: dt.date) -> list[dt.date]:
     """The days after ``day`` whose aggregates read it: the inverse of :func:`earlier_days`."""
     if "date" in (k.name for k in contract.contract(table_name).partition_keys):
         return [day + dt.timedelta(days=n) for n in range(1, sql.LOOKBACK_DAYS + 1)]
     return [day + dt.timedelta(days=n) for n in range(1, (next_month(day) - day).days)]
 
+
 def own_failures(report: dict[str, Any]) -> list[Failure]:
     """A kept report's error-level failures of its own day (not those of an earlier day it read)."""
     found = [Failure.from_dict(f) for f in report.get("failures", [])]
     return [f for f in found if f.severity == ERROR and f.breach != contract.EARLIER_DAY]
+
 
 def blocking_failures(report: dict[str, Any]) -> list[Failure]:
     """A kept report's failures that stop the later days reading its day: bad rows they would read.
     Not a day's volume, a partition without rows, files no engine reads, nor its own look-back
     (``contract.DAY_LEVEL``): a later day reads no bad row from those."""
     return [f for f in own_failures(report) if f.breach not in contract.DAY_LEVEL]
+
 
 def read_report(lake: Lake, path: str) -> dict[str, Any] | None:
     """A kept report, or None if there is none; a damaged one is named."""
@@ -138,11 +147,13 @@ def read_report(lake: Lake, path: str) -> dict[str, Any] | None:
                           "(`ioc quality <date> --validate`)")
     return report
 
+
 def keep(settings: Settings, report: QualityReport) -> str:
     """Store the report in the lake, per table and date, beside (not inside) the tables."""
     path = report.kept_at = f"{settings.lake_uri}/quality/{report.table}/{report.day}.json"
     get_backend(settings).lake.put_bytes(path, json.dumps(report.as_dict(), indent=2, default=str).encode())
     return path
+
 
 def keep_checks(settings: Settings, day: dt.date, name: str, checks: dict[str, bool],
                 breaches: list[contract.Breach], partition: str) -> QualityReport:
@@ -156,11 +167,13 @@ def keep_checks(settings: Settings, day: dt.date, name: str, checks: dict[str, b
     keep(settings, report)
     return report
 
+
 def breach_failure(breach: contract.Breach, partition: str) -> Failure:
     """A contract breach found by :func:`contract.check_rows`, as a report's failure."""
     rule = breach.rule
     return Failure(rule.name, rule.column, rule.severity, breach.count, breach.samples, rule.expects, partition,
                    rule.breach, rule.table)
+
 
 def load_reports(settings: Settings, day: dt.date) -> list[dict[str, Any]]:
     """Every report kept for ``day``, raw tables first."""
@@ -170,6 +183,7 @@ def load_reports(settings: Settings, day: dt.date) -> list[dict[str, Any]]:
         if file.path.endswith(f"/{day.isoformat()}.json") and (report := read_report(lake, file.path)):
             reports.append(report)
     return sorted(reports, key=lambda r: (r["table"] not in RAW_TABLES, r["table"]))
+
 
 def render(reports: list[dict[str, Any]]) -> str:
     """A plain-text report of a day, for a person on call."""

@@ -27,10 +27,12 @@ DUCKDB_MEMORY = "256MB"
 #: GX's name for each contract severity.
 _GX_SEVERITY = {ERROR: "critical", WARNING: "warning"}
 
+
 def suite(table_name: str) -> list[Check]:
     """A raw table's contract as its GX suite: one expectation per column (and unique key), each
     reporting every rule of it that rows break."""
     return contract.checks(table_name)
+
 
 def run_suite(settings: Settings, table: Table, day: dt.date, sound: list[Slice], checks: list[Check],
                report: QualityReport) -> None:
@@ -70,6 +72,7 @@ def run_suite(settings: Settings, table: Table, day: dt.date, sound: list[Slice]
                 failure.partition = f"{table.name} {day}"
                 report.failures.append(failure)
 
+
 def _create_views(database: Path, table: Table, day: dt.date,
                   views: dict[str, tuple[list[Partition], list[set[str]]]]) -> None:
     import duckdb
@@ -99,6 +102,7 @@ def _create_views(database: Path, table: Table, day: dt.date,
             con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM (SELECT *{naive} FROM ({body})){on_day}")
     finally:
         con.close()
+
 
 class _Validator:
     """One GX ephemeral context over the DuckDB file; ``run(view, rules)`` validates one view."""
@@ -147,8 +151,10 @@ class _Validator:
                                         detail=rule.expects, breach=rule.breach))
         return failures
 
+
 def _plain(value: Any) -> Any:
     return value if isinstance(value, (int, float, str, type(None))) else str(value)
+
 
 def _persist_duckdb_connections(gx_sql: Any) -> None:
     class _DuckDB(str):  # GX compares dialect names as strings and reads ``.value`` elsewhere

@@ -20,6 +20,7 @@ from ioc_analytics.settings import Settings
 
 log = logging.getLogger("ioc_analytics.quality")
 
+
 @dataclass
 class Slice:
     """The files of one partition (for ``ocean_scores``, of the day within its month) under validation."""
@@ -39,6 +40,7 @@ class Slice:
         return ", ".join(f"{k}={v}" for k, v in self.values.items()) + (
             "" if "date" in self.values else f" (rows of {self.key.rsplit('/', 1)[-1]})")
 
+
 def slices_of(settings: Settings, lake: Lake, read: Callable[[DataFile], Any], table: Table,
             day: dt.date) -> list[Slice]:
     required = sources.required_partitions(settings, day, table.name)
@@ -57,11 +59,13 @@ def slices_of(settings: Settings, lake: Lake, read: Callable[[DataFile], Any], t
         slices.append(piece)
     return slices
 
+
 def _on_day(read: Callable[[DataFile], Any], file: DataFile, day: dt.date) -> bool:
     try:
         return sources.rows_on(read(file), day) > 0
     except BadDataFileError:
         return True  # an unreadable file in the month is reported by the footer checks
+
 
 def _outside_month(read: Callable[[DataFile], Any], file: DataFile, day: dt.date) -> bool:
     """A file of the month's partition whose rows all lie outside the month (misfiled)."""

@@ -41,6 +41,7 @@ RESULTS_TRANSITIONS: tuple[dict[str, Any], ...] = ()
 
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
+
 def results_location(settings: Settings) -> tuple[str, str]:
     """The bucket and key prefix of ``settings.athena_output``."""
     match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?", settings.athena_output)
@@ -48,6 +49,7 @@ def results_location(settings: Settings) -> tuple[str, str]:
         raise ConfigError(f"IOC_ATHENA_OUTPUT={settings.athena_output!r} is not an S3 location: use "
                           "s3://<bucket>/ or s3://<bucket>/<prefix>/, for example s3://ioc-athena-query-results/")
     return match.group(1), (match.group(2) or "/").lstrip("/")
+
 
 def _aws_client(settings: Settings, kind: str) -> Any:
     """A boto3 client through the Amazon provider's hook for the service."""
@@ -63,8 +65,10 @@ def _aws_client(settings: Settings, kind: str) -> Any:
 
     return AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type=kind, region_name=settings.region).get_conn()
 
+
 def _error_code(err: Exception) -> str:
     return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+
 
 def _aws_catalog(settings: Settings, report: Report) -> None:
     from botocore.exceptions import ClientError
@@ -93,6 +97,7 @@ def _aws_catalog(settings: Settings, report: Report) -> None:
         else:
             report.add("catalog", "glue table", name, CREATED if what == "created" else UNCHANGED, describe(table))
 
+
 def _glue_differences(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     """What of a Glue table differs from its DDL, in the fields ``glue.ensure_tables`` compares."""
     def columns(items: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
@@ -113,6 +118,7 @@ def _glue_differences(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> 
             if k not in wanted["Parameters"]]
     return out
 
+
 def workgroup_configuration(settings: Settings) -> dict[str, Any]:
     """The workgroup's configuration, as the guide's "Workgroup Configuration" has it."""
     return {
@@ -122,6 +128,7 @@ def workgroup_configuration(settings: Settings) -> dict[str, Any]:
         "ResultConfiguration": {"OutputLocation": settings.athena_output,
                                 "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}},
     }
+
 
 def _workgroup_view(workgroup: Mapping[str, Any]) -> dict[str, Any]:
     """The fields setup manages, flat, as ``GetWorkGroup`` reports them."""
@@ -136,6 +143,7 @@ def _workgroup_view(workgroup: Mapping[str, Any]) -> dict[str, Any]:
         "EncryptionOption": (results.get("EncryptionConfiguration") or {}).get("EncryptionOption"),
     }
 
+
 def _workgroup_exists(client: Any, name: str) -> bool:
     """Whether the workgroup exists (listed: a missing one's GetWorkGroup error differs by endpoint)."""
     request: dict[str, Any] = {}
@@ -146,6 +154,7 @@ def _workgroup_exists(client: Any, name: str) -> bool:
         if not page.get("NextToken"):
             return False
         request["NextToken"] = page["NextToken"]
+
 
 def _aws_workgroup(settings: Settings, report: Report) -> None:
     client = _aws_client(settings, "athena")
@@ -175,6 +184,7 @@ def _aws_workgroup(settings: Settings, report: Report) -> None:
     )
     report.add("workgroup", "athena workgroup", settings.workgroup, CHANGED, "; ".join(differences))
 
+
 def lifecycle_rule(prefix: str) -> dict[str, Any]:
     """The results bucket's rule: results older than 30 days are deleted (see RESULTS_TRANSITIONS)."""
     rule: dict[str, Any] = {"ID": LIFECYCLE_RULE_ID, "Status": "Enabled", "Filter": {"Prefix": prefix},
@@ -182,6 +192,7 @@ def lifecycle_rule(prefix: str) -> dict[str, Any]:
     if RESULTS_TRANSITIONS:
         rule["Transitions"] = [dict(t) for t in RESULTS_TRANSITIONS]
     return rule
+
 
 def _rule_view(rule: Mapping[str, Any]) -> dict[str, Any]:
     """A lifecycle rule's fields, the filter's prefix wherever S3 keeps it (v1 rule, v2 filter, And)."""
@@ -199,6 +210,7 @@ def _rule_view(rule: Mapping[str, Any]) -> dict[str, Any]:
                               key=str),
         "other actions": sorted(k for k in rule if k not in managed),
     }
+
 
 def _aws_results_bucket(settings: Settings, report: Report) -> None:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -243,6 +255,7 @@ def _aws_results_bucket(settings: Settings, report: Report) -> None:
     client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [*others, wanted]})
     report.add("results_bucket", "lifecycle rule", LIFECYCLE_RULE_ID, CHANGED if ours else CREATED,
                "; ".join(differences) if ours else what)
+
 
 def alarm_specs(settings: Settings, topic_arn: str) -> dict[str, dict[str, Any]]:
     """The three CloudWatch alarms, as ``PutMetricAlarm`` arguments, by alarm name."""
@@ -304,6 +317,7 @@ def alarm_specs(settings: Settings, topic_arn: str) -> dict[str, dict[str, Any]]
         },
     }
 
+
 def _alarm_view(alarm: Mapping[str, Any]) -> dict[str, Any]:
     """The fields setup manages, as ``DescribeAlarms`` reports them (absent and empty alike)."""
     def dimensions(items: Iterable[Mapping[str, str]] | None) -> list[str]:
@@ -334,6 +348,7 @@ def _alarm_view(alarm: Mapping[str, Any]) -> dict[str, Any]:
         "AlarmActions": sorted(alarm.get("AlarmActions") or []),
         "AlarmDescription": alarm.get("AlarmDescription"),
     }
+
 
 def _aws_alerts(settings: Settings, report: Report) -> None:
     sns = _aws_client(settings, "sns")
@@ -372,6 +387,7 @@ def _aws_alerts(settings: Settings, report: Report) -> None:
             report.add("alerts", "cloudwatch alarm", name, CREATED, what)
     if note := unreachable_alarm_note(settings):
         report.notes.append(note)
+
 
 def _aws_quicksight(settings: Settings, report: Report) -> None:
     from ioc_analytics.backends.aws import quicksight

@@ -30,6 +30,7 @@ from ioc_analytics.settings import Settings
 def state_path(settings: Settings) -> Path:
     return Path(settings.state_dir).expanduser().resolve() / "setup.json"
 
+
 def _local_catalog(settings: Settings, report: Report) -> None:
     folders = (("lake", "IOC_LAKE_ROOT", settings.lake_root), ("state", "IOC_STATE_DIR", settings.state_dir),
                ("exports", "IOC_EXPORTS_ROOT", settings.exports_root))
@@ -51,11 +52,13 @@ def _local_catalog(settings: Settings, report: Report) -> None:
     _record(settings, report, "catalog", "table", records,
             {name: f"ready: {describe(table)}" for name, table in catalog.tables.items()})
 
+
 def _local_workgroup(settings: Settings, report: Report) -> None:
     cutoff = settings.bytes_scanned_cutoff
     _record(settings, report, "workgroup", "guard rail", {"bytes-scanned-cutoff": {"bytes_scanned_cutoff": cutoff}},
             {"bytes-scanned-cutoff": f"the local engine refuses a query that scans more than {cutoff / MB:,.0f} MB, "
                                      "as the Athena workgroup cancels it"})
+
 
 def _local_alerts(settings: Settings, report: Report) -> None:
     names = alarm_names(settings)
@@ -74,6 +77,7 @@ def _local_alerts(settings: Settings, report: Report) -> None:
         "the CloudWatch alarms are aws only: on local the cost monitor DAG (ioc_cost_monitor) evaluates the "
         f"same thresholds each day and appends its alerts to {settings.alert_log_path}")
 
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock beside ``path`` (``ioc setup`` and the DAG may run at once)."""
@@ -84,6 +88,7 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
 
 def _record(settings: Settings, report: Report, step: str, kind: str, records: dict[str, dict[str, Any]],
             described: Mapping[str, str]) -> None:
