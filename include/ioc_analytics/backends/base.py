@@ -129,7 +129,7 @@ class Backend:
 
     # -- setup and the capabilities only one backend has --------------------------------------
 
-    def setup_steps(self) -> dict[str, Callable[[Report], None]]:
+    def setup_steps(self) -> dict[str, Callable[[Settings, Report], None]]:
         """``ioc setup``'s steps on this backend, by name."""
         raise NotImplementedError
 
