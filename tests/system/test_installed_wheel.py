@@ -63,6 +63,15 @@ def test_the_installed_package_is_the_wheel_with_its_sql(installed):
     where, ddl = found.stdout.split()
     assert Path(where).is_relative_to(installed["site"]), where
     assert int(ddl) == len(list((ROOT / "include" / "ioc_analytics" / "sql" / "ddl").glob("*.sql")))
+    # The wheel declares its runtime dependencies, and the locked environment satisfies them.
+    requires = subprocess.run([str(installed["bin"] / "python"), "-c",
+                               "import importlib.metadata as m; print('\\n'.join(m.requires('ioc-analytics')))"],
+                              cwd=installed["cwd"], capture_output=True, text=True, env=installed["env"], check=True)
+    declared = {line.split("==")[0].split("[")[0].strip() for line in requires.stdout.splitlines()}
+    assert {"apache-airflow", "duckdb", "pyarrow", "sqlglot", "great-expectations"} <= declared, declared
+    checked = subprocess.run([sys.executable, "-m", "pip", "--python", str(installed["bin"] / "python"), "check"],
+                             capture_output=True, text=True, env=installed["env"])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_generate_and_query_run_from_another_directory(installed):
