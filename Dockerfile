@@ -4,7 +4,7 @@
 
 # 1. The wheel, built from the repository's pyproject.toml and package.
 FROM apache/airflow:3.3.2-python3.11 AS wheel
-COPY --chown=airflow:root pyproject.toml /opt/airflow/build/pyproject.toml
+COPY --chown=airflow:root pyproject.toml requirements.txt /opt/airflow/build/
 COPY --chown=airflow:root include /opt/airflow/build/include
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /opt/airflow/dist /opt/airflow/build
 

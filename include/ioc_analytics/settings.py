@@ -45,7 +45,7 @@ class Settings:
     backend: str = "local"
     #: The lake: a folder for ``local``, an ``s3://bucket/prefix`` URI for ``aws``.
     lake_root: str = str(PROJECT_ROOT / "data" / "lake")
-    #: Local state: the query log.
+    #: Local state: the query log, the partition registry, the alert log and setup's record.
     state_dir: str = str(PROJECT_ROOT / "data" / "state")
     #: Where exports are published: a folder for ``local``, an ``s3://`` URI for ``aws``.
     exports_root: str = str(PROJECT_ROOT / "data" / "exports")

@@ -7,6 +7,7 @@ import io
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from ioc_analytics.analytics import pipeline
 from ioc_analytics.backends import get_backend
@@ -15,6 +16,8 @@ from ioc_analytics.lake import partitions
 from ioc_analytics.lake.catalog import load_catalog
 from tests.aws.conftest import DATABASE
 from tests.helpers import REPAIR_WINDOW, check_repair, repair_scenario
+
+pytestmark = pytest.mark.integration
 
 
 def test_repair_on_glue(aws_settings, moto, glue_tables):

@@ -186,7 +186,7 @@ def _roll_back(settings: Settings, table, partition: Mapping[str, str]) -> str:
 
 
 def validate_source(settings: Settings, day: dt.date, table_name: str) -> dict[str, object]:
-    """Run the raw table's data-quality suite on the day and gate on it (see quality.py)."""
+    """Run the raw table's data-quality suite on the day and gate on it (see :mod:`ioc_analytics.quality`)."""
     from ioc_analytics import quality  # imports Great Expectations (seconds): only in these tasks
 
     return quality.gate(quality.validate_source(settings, day, table_name))

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ioc_analytics.lake.partitions import PartitionRegistry
     from ioc_analytics.lake.store import DataFile, Lake
     from ioc_analytics.operations.alerts import Alert
-    from ioc_analytics.operations.setup import Report
+    from ioc_analytics.operations.setup_report import Report
 
 
 class NotOnThisBackend(ConfigError):

@@ -26,7 +26,7 @@ For one UTC day (the ``ioc_cost_monitor`` DAG's logical date):
    An increase under 1 % of a day's budget (1.7 cents of $50 / 30) is never flagged. Days
    before the first query on record are not history (a new workgroup is not a spike).
 3. **Explanations**: which DAGs and tasks drove the day's cost, the most expensive queries, and
-   why each was expensive, from its SQL text (``costguard.check_sql``: no partition filter, so a
+   why each was expensive, from its SQL text (``cost.guard.check_sql``: no partition filter, so a
    full-table scan; ``SELECT *`` on a raw table) and its bytes; for failures, the errors by task.
 4. **Alerts**: one per anomaly, not one per query (``alerts.send``). An anomaly of the same
    kind flagged the day before is going on, not new: it is recorded with ``alerted`` false, and

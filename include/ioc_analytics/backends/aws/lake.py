@@ -1,4 +1,4 @@
-"""The lake in S3 (``aws`` backend): the same layout and rules as :class:`ioc_analytics.lake.store.LocalLake`.
+"""The lake in S3 (``aws`` backend): the same layout and rules as :class:`ioc_analytics.backends.local.lake.LocalLake`.
 
 Objects are listed through the Amazon provider's ``S3Hook`` (the ``list_objects_v2`` paginator),
 so credentials and the endpoint come from the Airflow connection ``aws_conn_id``. As in the local

@@ -1,7 +1,7 @@
 -- Aggregate: the start-to-completion funnel by assessment type, one partition per day
--- (include/sql/assessment_funnel.sql): started >= completed >= scored >= reliable.
+-- (include/ioc_analytics/sql/assessment_funnel.sql): started >= completed >= scored >= reliable.
 -- Partition projection is off: each date's partition is registered, and replaced by pointing it at
--- a new version folder (ioc_analytics.partitions). The projection.* properties only describe the
+-- a new version folder (ioc_analytics.lake.partitions). The projection.* properties only describe the
 -- layout of the partition values; Athena ignores them while projection is disabled.
 CREATE EXTERNAL TABLE IF NOT EXISTS assessment_funnel (
   assessment_type string,

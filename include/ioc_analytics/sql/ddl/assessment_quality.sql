@@ -1,9 +1,9 @@
 -- Hourly metric (the guide's scheduled Lambda queries), one partition per UTC hour, built by the
--- ioc_hourly_metrics DAG from include/sql/hourly/assessment_quality.sql. By assessment type: the hour's completed sessions, the score sets among
+-- ioc_hourly_metrics DAG from include/ioc_analytics/sql/hourly/assessment_quality.sql. By assessment type: the hour's completed sessions, the score sets among
 -- them, their mean consistency and completeness, and how many are reliable (consistency >= 0.7,
 -- completeness >= 0.9, as assessment_funnel counts them).
 -- Partition projection is off: each hour is registered and replaced by pointing it at a new
--- version folder (ioc_analytics.partitions), like the daily aggregates.
+-- version folder (ioc_analytics.lake.partitions), like the daily aggregates.
 -- An empty partition is an answer here (an hour without completed sessions), not missing data: 'ioc.empty_partitions'.
 CREATE EXTERNAL TABLE IF NOT EXISTS assessment_quality (
   assessment_type string,

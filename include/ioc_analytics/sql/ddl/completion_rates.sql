@@ -1,7 +1,7 @@
 -- Aggregate: sessions and completion by device and assessment type, one partition per day
--- (include/sql/completion_rates.sql). A session is completed when completion_time > 0.
+-- (include/ioc_analytics/sql/completion_rates.sql). A session is completed when completion_time > 0.
 -- Partition projection is off: each date's partition is registered, and replaced by pointing it at
--- a new version folder (ioc_analytics.partitions). The projection.* properties only describe the
+-- a new version folder (ioc_analytics.lake.partitions). The projection.* properties only describe the
 -- layout of the partition values; Athena ignores them while projection is disabled.
 CREATE EXTERNAL TABLE IF NOT EXISTS completion_rates (
   device string,

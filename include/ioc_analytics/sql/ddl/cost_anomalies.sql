@@ -1,8 +1,8 @@
 -- Cost table: each anomaly flagged on the day, with what drove it; `alerted` is false for an
 -- anomaly still going on from the day before (its alert went out then).
--- Written by the cost monitor DAG (ioc_cost_monitor, ioc_analytics.costs), one partition per day,
+-- Written by the cost monitor DAG (ioc_cost_monitor, ioc_analytics.cost.monitor), one partition per day,
 -- replaced whole on a re-run. Partition projection is off: each day is registered and replaced by
--- pointing it at a new version folder (ioc_analytics.partitions), like the aggregates.
+-- pointing it at a new version folder (ioc_analytics.lake.partitions), like the aggregates.
 -- An empty partition is an answer here (a day without anomalies), not missing data: 'ioc.empty_partitions'.
 CREATE EXTERNAL TABLE IF NOT EXISTS cost_anomalies (
   workgroup string,

@@ -1,7 +1,7 @@
--- Aggregate: daily active users and sessions, one partition per day (include/sql/daily_active_users.sql).
+-- Aggregate: daily active users and sessions, one partition per day (include/ioc_analytics/sql/daily_active_users.sql).
 -- Exact counts: the aggregate is the source of truth that the guide's approximate query reads cheaply.
 -- Partition projection is off: each date's partition is registered, and replaced by pointing it at
--- a new version folder (ioc_analytics.partitions). The projection.* properties only describe the
+-- a new version folder (ioc_analytics.lake.partitions). The projection.* properties only describe the
 -- layout of the partition values; Athena ignores them while projection is disabled.
 CREATE EXTERNAL TABLE IF NOT EXISTS daily_active_users (
   unique_users bigint,

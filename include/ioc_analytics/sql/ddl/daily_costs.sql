@@ -1,8 +1,8 @@
 -- Cost table: the workgroup's day: queries, failures, bytes, cost, its baseline, the month to date
 -- and the month-end projection against the budget.
--- Written by the cost monitor DAG (ioc_cost_monitor, ioc_analytics.costs), one partition per day,
+-- Written by the cost monitor DAG (ioc_cost_monitor, ioc_analytics.cost.monitor), one partition per day,
 -- replaced whole on a re-run. Partition projection is off: each day is registered and replaced by
--- pointing it at a new version folder (ioc_analytics.partitions), like the aggregates.
+-- pointing it at a new version folder (ioc_analytics.lake.partitions), like the aggregates.
 CREATE EXTERNAL TABLE IF NOT EXISTS daily_costs (
   workgroup string,
   queries bigint,

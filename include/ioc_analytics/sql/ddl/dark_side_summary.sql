@@ -1,7 +1,7 @@
 -- Aggregate: the dark-side (derailer) indicators of the day's scored assessments, one partition
--- per day (include/sql/dark_side_summary.sql). High risk is a score of 70 or more.
+-- per day (include/ioc_analytics/sql/dark_side_summary.sql). High risk is a score of 70 or more.
 -- Partition projection is off: each date's partition is registered, and replaced by pointing it at
--- a new version folder (ioc_analytics.partitions). The projection.* properties only describe the
+-- a new version folder (ioc_analytics.lake.partitions). The projection.* properties only describe the
 -- layout of the partition values; Athena ignores them while projection is disabled.
 CREATE EXTERNAL TABLE IF NOT EXISTS dark_side_summary (
   indicator string,

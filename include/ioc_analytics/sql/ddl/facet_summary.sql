@@ -1,7 +1,7 @@
 -- Aggregate: the 30 personality facets of the day's scored assessments, one partition per day
--- (include/sql/facet_summary.sql).
+-- (include/ioc_analytics/sql/facet_summary.sql).
 -- Partition projection is off: each date's partition is registered, and replaced by pointing it at
--- a new version folder (ioc_analytics.partitions). The projection.* properties only describe the
+-- a new version folder (ioc_analytics.lake.partitions). The projection.* properties only describe the
 -- layout of the partition values; Athena ignores them while projection is disabled.
 CREATE EXTERNAL TABLE IF NOT EXISTS facet_summary (
   facet string,

@@ -1,6 +1,6 @@
 -- OCEAN (Big Five) scores: one row per completed assessment. Traits on 0-100; facets hold the six
 -- facets of each trait keyed '<trait>.<facet>'; dark_side_indicators hold the eleven derailer
--- risks on 0-100 (see include/ioc_analytics/generate.py for the vocabulary).
+-- risks on 0-100 (see include/ioc_analytics/lake/contract.py for the vocabulary).
 -- Objects: {lake_root}/ocean_scores/YYYY/MM/*.parquet
 CREATE EXTERNAL TABLE IF NOT EXISTS ocean_scores (
   anonymous_user_id string,

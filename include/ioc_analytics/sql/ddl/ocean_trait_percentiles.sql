@@ -1,8 +1,8 @@
 -- Aggregate: OCEAN trait percentiles by industry for the month to date, one partition per day
--- (include/sql/ocean_trait_percentiles.sql): the partition of a month's last day holds the whole month.
+-- (include/ioc_analytics/sql/ocean_trait_percentiles.sql): the partition of a month's last day holds the whole month.
 -- Percentiles are Athena's approx_percentile.
 -- Partition projection is off: each date's partition is registered, and replaced by pointing it at
--- a new version folder (ioc_analytics.partitions). The projection.* properties only describe the
+-- a new version folder (ioc_analytics.lake.partitions). The projection.* properties only describe the
 -- layout of the partition values; Athena ignores them while projection is disabled.
 CREATE EXTERNAL TABLE IF NOT EXISTS ocean_trait_percentiles (
   month string,

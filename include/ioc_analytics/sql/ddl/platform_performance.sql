@@ -1,7 +1,7 @@
 -- Hourly metric (the guide's scheduled Lambda queries), one partition per UTC hour, built by the
--- ioc_hourly_metrics DAG from include/sql/hourly/platform_performance.sql. Sessions, completion and completion time by platform and device in the hour.
+-- ioc_hourly_metrics DAG from include/ioc_analytics/sql/hourly/platform_performance.sql. Sessions, completion and completion time by platform and device in the hour.
 -- Partition projection is off: each hour is registered and replaced by pointing it at a new
--- version folder (ioc_analytics.partitions), like the daily aggregates.
+-- version folder (ioc_analytics.lake.partitions), like the daily aggregates.
 -- An empty partition is an answer here (an hour without sessions), not missing data: 'ioc.empty_partitions'.
 CREATE EXTERNAL TABLE IF NOT EXISTS platform_performance (
   platform string,

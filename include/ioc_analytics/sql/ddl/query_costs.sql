@@ -1,8 +1,8 @@
 -- Cost table: every query of the day in the workgroup, with its cost at Athena's price, who ran it
--- (the ioc-tags comment) and why it was expensive (the SQL analysed by ioc_analytics.costguard).
--- Written by the cost monitor DAG (ioc_cost_monitor, ioc_analytics.costs), one partition per day,
+-- (the ioc-tags comment) and why it was expensive (the SQL analysed by ioc_analytics.cost.guard).
+-- Written by the cost monitor DAG (ioc_cost_monitor, ioc_analytics.cost.monitor), one partition per day,
 -- replaced whole on a re-run. Partition projection is off: each day is registered and replaced by
--- pointing it at a new version folder (ioc_analytics.partitions), like the aggregates.
+-- pointing it at a new version folder (ioc_analytics.lake.partitions), like the aggregates.
 -- An empty partition is an answer here (a day without queries), not missing data: 'ioc.empty_partitions'.
 CREATE EXTERNAL TABLE IF NOT EXISTS query_costs (
   query_id string,

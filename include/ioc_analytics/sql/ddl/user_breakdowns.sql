@@ -1,7 +1,7 @@
 -- Aggregate: users, sessions and completion by region, by role and by experience, one partition per
--- day (include/sql/user_breakdowns.sql). Each dimension's rows add up to the day's sessions.
+-- day (include/ioc_analytics/sql/user_breakdowns.sql). Each dimension's rows add up to the day's sessions.
 -- Partition projection is off: each date's partition is registered, and replaced by pointing it at
--- a new version folder (ioc_analytics.partitions). The projection.* properties only describe the
+-- a new version folder (ioc_analytics.lake.partitions). The projection.* properties only describe the
 -- layout of the partition values; Athena ignores them while projection is disabled.
 CREATE EXTERNAL TABLE IF NOT EXISTS user_breakdowns (
   dimension string,

@@ -1,8 +1,8 @@
 -- Hourly metric (the guide's scheduled Lambda queries), one partition per UTC hour, built by the
--- ioc_hourly_metrics DAG from include/sql/hourly/user_growth_hourly.sql. Users active in the hour, the day's users so far, and users new in the hour
+-- ioc_hourly_metrics DAG from include/ioc_analytics/sql/hourly/user_growth_hourly.sql. Users active in the hour, the day's users so far, and users new in the hour
 -- (no session in the 7 days before the hour's day, nor earlier that day).
 -- Partition projection is off: each hour is registered and replaced by pointing it at a new
--- version folder (ioc_analytics.partitions), like the daily aggregates.
+-- version folder (ioc_analytics.lake.partitions), like the daily aggregates.
 CREATE EXTERNAL TABLE IF NOT EXISTS user_growth_hourly (
   active_users bigint,
   sessions bigint,
