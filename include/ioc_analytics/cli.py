@@ -1,15 +1,18 @@
 """``ioc``: the project's command line.
 
-    ioc generate --lake DIR --start YYYY-MM-DD --days N --events-per-day N --seed S [--workers N]
+    ioc generate --start YYYY-MM-DD [--days N] [--events-per-day N] [--seed S] [--workers N] [--lake DIR]
     ioc query [--format table|csv|json] "SQL"      (or - to read the SQL from stdin)
     ioc tables
     ioc quality YYYY-MM-DD [--validate]             the day's data-quality reports
-    ioc fault --lake DIR --date YYYY-MM-DD --fault NAME [--assessment-type T]
+    ioc fault --date YYYY-MM-DD --fault NAME [--assessment-type T] [--lake DIR]
     ioc quicksight                                  (aws) create or update the QuickSight datasets
     ioc costguard [--events-per-day N]              the SQL files' cost mistakes and estimated scans
     ioc setup [--today YYYY-MM-DD]                  create or check what the pipelines need; readiness
     ioc recover YYYY-MM-DD [...] [--dry-run]         re-run a fixed bad day, then the days it blocked
     ioc contract [TABLE]                            the data contract
+
+A date is typed as YYYY-MM-DD or as the lake writes it, YYYY/MM/DD. ``--lake`` defaults to
+``IOC_LAKE_ROOT``. Every subcommand's ``--help`` has its options, their defaults and an example.
 
 Results go to stdout; statistics (bytes scanned, cost) and errors to stderr, so that
 ``ioc query --format csv ... > out.csv`` gives a clean file. A problem the user can fix prints
@@ -28,10 +31,29 @@ from ioc_analytics.errors import ConfigError, IocError
 
 
 def _date(text: str) -> dt.date:
+    """A day typed either way: ``2024-01-15`` (the CLI's and the API's) or ``2024/01/15`` (the lake's)."""
     try:
-        return dt.date.fromisoformat(text)
+        return dt.date.fromisoformat(text.strip().replace("/", "-"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: type it as YYYY-MM-DD (or YYYY/MM/DD)") from None
+
+
+def _command(sub, name: str, help: str, example: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` shows what it does, every option's default and an example."""
+    return sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".",
+                          epilog=f"example:\n  {example}", formatter_class=_HelpFormatter)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the options' help (those that have one), and the example kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+_LAKE_HELP = "the lake folder (default: IOC_LAKE_ROOT, else ./data/lake)"
 
 
 def _positive(text: str) -> int:
@@ -48,68 +70,91 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ioc", description="IOC analytics: sample lake, queries, tables.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", help="write a deterministic synthetic lake")
-    gen.add_argument("--lake", required=True, help="the lake folder to write (created if missing)")
-    gen.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
-    gen.add_argument("--days", type=_positive, default=1)
-    gen.add_argument("--events-per-day", type=_positive, default=10_000)
-    gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--workers", type=_positive, default=1,
+    gen = _command(sub, "generate", "write a deterministic synthetic lake: assessment events and OCEAN scores",
+                   "ioc generate --start 2024-01-01 --days 31 --events-per-day 1000")
+    gen.add_argument("--lake", default=None, metavar="DIR", help=_LAKE_HELP + "; created if missing")
+    gen.add_argument("--start", required=True, type=_date, metavar="DAY", help="the first day, YYYY-MM-DD")
+    gen.add_argument("--days", type=_positive, metavar="N", default=1, help="how many days from --start")
+    gen.add_argument("--events-per-day", type=_positive, metavar="N", default=10_000, help="assessment events a day")
+    gen.add_argument("--seed", type=int, metavar="N", default=42, help="the same seed writes the same lake")
+    gen.add_argument("--workers", type=_positive, metavar="N", default=1,
                      help="processes writing days at once (the same lake; each holds a day in memory)")
 
-    query = sub.add_parser("query", help="run Athena SQL on the configured backend")
+    query = _command(sub, "query", "run Athena SQL on the configured backend (IOC_BACKEND)",
+                     "ioc query \"SELECT device, count(*) AS n FROM assessment_events WHERE date = '2024/01/15' "
+                     "GROUP BY device\"")
     query.add_argument("sql", help="the SQL text, or - to read it from stdin")
-    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    query.add_argument("--max-rows", type=_positive, default=200, help="rows shown by --format table")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                       help="csv and json print every row; table the first --max-rows")
+    query.add_argument("--max-rows", type=_positive, metavar="N", default=200, help="rows shown by --format table")
 
-    sub.add_parser("tables", help="list the catalog's tables, columns and partition keys")
+    _command(sub, "tables", "list the catalog's tables, columns and partition keys", "ioc tables")
 
-    quality = sub.add_parser("quality", help="show a day's data-quality reports (exit 1 if one failed)")
+    quality = _command(sub, "quality", "show a day's data-quality reports (exit 1 if one failed)",
+                       "ioc quality 2024-01-15 --validate")
     quality.add_argument("date", type=_date, help="the day, YYYY-MM-DD")
     quality.add_argument("--validate", action="store_true", help="validate the raw tables now, then show")
 
     from ioc_analytics.devtools.faults import FAULTS
     from ioc_analytics.lake.contract import ASSESSMENT_TYPES
 
-    fault = sub.add_parser("fault", help="damage one day of a generated lake (the bad-input corpus)")
-    fault.add_argument("--lake", required=True)
-    fault.add_argument("--date", required=True, type=_date)
-    fault.add_argument("--fault", required=True, choices=sorted(FAULTS))
-    fault.add_argument("--assessment-type", choices=ASSESSMENT_TYPES, default="personality",
-                       help="the events partition to damage (events faults only)")
-    sub.add_parser("quicksight", help="aws: create or update the QuickSight data source and datasets (idempotent)")
-    guard = sub.add_parser("costguard", help="check the package's SQL for unfiltered partitioned reads, SELECT * on "
-                                             "raw tables and scans past the cutoff on a 90-day lake (exit 1 if any)")
-    guard.add_argument("--events-per-day", type=_positive, default=None,
-                       help="the daily volume the 90-day lake is sized for (default 1,000,000)")
-    setup = sub.add_parser("setup", help="create or repair the catalog, workgroup, bucket, alarms (idempotent); "
-                                         "readiness")
-    setup.add_argument("--today", type=_date, default=None,
+    fault = _command(sub, "fault", "damage one day of a generated lake (the bad-input corpus)",
+                     "ioc fault --date 2024-01-15 --fault unknown-device")
+    fault.add_argument("--lake", default=None, metavar="DIR", help=_LAKE_HELP)
+    fault.add_argument("--date", required=True, type=_date, metavar="DAY", help="the day to damage, YYYY-MM-DD")
+    fault.add_argument("--fault", required=True, choices=sorted(FAULTS), metavar="NAME",
+                       help="what to do to it: " + ", ".join(sorted(FAULTS)))
+    fault.add_argument("--assessment-type", choices=ASSESSMENT_TYPES, metavar="TYPE", default="personality",
+                       help="the events partition to damage (events faults only): " + ", ".join(ASSESSMENT_TYPES))
+    _command(sub, "quicksight", "aws: create or update the QuickSight data source and datasets (idempotent)",
+             "IOC_BACKEND=aws IOC_LAKE_ROOT=s3://ioc-analytics-data-lake ioc quicksight")
+    guard = _command(sub, "costguard", "check the package's SQL for unfiltered partitioned reads, SELECT * on raw "
+                                       "tables and scans past the cutoff on a 90-day lake (exit 1 if any)",
+                     "ioc costguard --events-per-day 3000000")
+    guard.add_argument("--events-per-day", type=_positive, metavar="N", default=None,
+                       help="the daily volume the 90-day lake is sized for (default: 1,000,000)")
+    setup = _command(sub, "setup", "create or repair the catalog, workgroup, bucket, alarms (idempotent); "
+                                   "readiness", "ioc setup --today 2024-02-01")
+    setup.add_argument("--today", type=_date, metavar="DAY", default=None,
                        help="the readiness window is the 30 days before this day, YYYY-MM-DD (default: today, UTC)")
 
-    recover = sub.add_parser(
-        "recover", help="after fixing a bad day: re-run it, then the days its failure blocked (Airflow's REST API)",
+    recover = _command(
+        sub, "recover", "after fixing a bad day: re-run it, then the days its failure blocked (Airflow's REST API)",
+        "ioc recover 2024-01-15",
         description="Validate each named day again, then re-run it and every later day that its failure stopped "
                     "(the 30-day look-back, the month to date) with Airflow backfills that re-run failed runs. "
                     "Airflow's API is IOC_AIRFLOW_URL; log in with IOC_AIRFLOW_TOKEN, or IOC_AIRFLOW_USERNAME and "
-                    "IOC_AIRFLOW_PASSWORD (make airflow's generated password is found by itself).",
-        epilog="example: ioc recover 2024-01-15")
+                    "IOC_AIRFLOW_PASSWORD (make airflow's generated password is found by itself).")
     recover.add_argument("days", nargs="*", type=_date, metavar="DAY",
                          help="a day whose own checks failed, YYYY-MM-DD (none: list such days)")
     recover.add_argument("--dry-run", action="store_true", help="show what would be re-run; change nothing")
 
-    contract = sub.add_parser("contract", help="print the data contract (markdown, as docs/data-contract.md)")
+    contract = _command(sub, "contract", "print the data contract (markdown, as docs/data-contract.md)",
+                        "ioc contract assessment_events")
     contract.add_argument("table", nargs="?", help="one table only")
     return parser
 
 
+def _lake(args: argparse.Namespace) -> str:
+    """``--lake``, else the configured lake (``IOC_LAKE_ROOT``); a generated lake is a local folder."""
+    from ioc_analytics.settings import get_settings
+
+    lake = args.lake or get_settings().lake_root
+    if lake.startswith("s3://"):
+        raise ConfigError(f"{lake} is in S3: `ioc {args.command}` writes a local lake; pass --lake DIR")
+    return lake
+
+
 def _generate(args: argparse.Namespace) -> None:
     from ioc_analytics.devtools.generate import generate_lake
+    from ioc_analytics.text import plural
 
+    args.lake = _lake(args)
     report = generate_lake(args.lake, args.start, args.days, args.events_per_day, args.seed, args.workers)
     print(
-        f"wrote {report.events:,} assessment events and {report.scores:,} OCEAN score sets "
-        f"for {report.days} days to {args.lake} ({report.files} files, {report.bytes / 2**20:,.1f} MB, "
+        f"wrote {plural(report.events, 'assessment event')} and {plural(report.scores, 'OCEAN score set')} "
+        f"for {plural(report.days, 'day')} to {args.lake} ({plural(report.files, 'file')}, "
+        f"{report.bytes / 2**20:,.1f} MB, "
         f"{report.elapsed_s:.1f} s)"
     )
 
@@ -160,10 +205,12 @@ def _tables(_: argparse.Namespace) -> None:
 
 def _quality(args: argparse.Namespace) -> int:
     from ioc_analytics import quality
+    from ioc_analytics.backends import get_backend
     from ioc_analytics.lake.tables import RAW_TABLES
     from ioc_analytics.settings import get_settings
 
     settings = get_settings()
+    get_backend(settings).lake.check()  # a lake that is not there says so, with the fix
     if args.validate:
         for table in RAW_TABLES:
             quality.validate_source(settings, args.date, table)
@@ -175,6 +222,7 @@ def _quality(args: argparse.Namespace) -> int:
 def _fault(args: argparse.Namespace) -> None:
     from ioc_analytics.devtools.faults import inject_fault
 
+    args.lake = _lake(args)
     print(f"damaged {inject_fault(args.lake, args.date, args.fault, args.assessment_type)} with {args.fault}")
 
 

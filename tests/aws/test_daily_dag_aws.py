@@ -73,7 +73,7 @@ def test_daily_dag_on_aws(airflow_db, aws_settings, moto, sample_lake, athena_ru
 
     # The sensors read the day's objects in S3 (partition projection: Glue has nothing to say).
     assert f"assessment_events for {DAY}: 5 partitions hold rows, 0 are empty or missing" in output
-    assert f"ocean_scores for {DAY}: 1 partitions hold rows" in output
+    assert f"ocean_scores for {DAY}: 1 partition holds rows" in output
     assert "assessment_events uses partition projection" in output  # repair: a logged no-op
 
     athena = moto.client("athena")

@@ -78,7 +78,42 @@ def test_a_bad_quarantine_setting_is_explained(sample_lake, tmp_path):
 
 def test_generate_rejects_a_bad_date(tmp_path):
     out = run_ioc("generate", "--lake", str(tmp_path), "--start", "2024-13-01", lake=tmp_path, state=tmp_path)
-    assert out.returncode == 2 and "not a date as YYYY-MM-DD" in out.stderr
+    assert out.returncode == 2 and "'2024-13-01' is not a date: type it as YYYY-MM-DD (or YYYY/MM/DD)" in out.stderr
+
+
+def test_generate_and_fault_write_the_configured_lake_and_take_either_date_spelling(tmp_path):
+    lake = tmp_path / "configured"
+    made = run_ioc("generate", "--start", "2024/02/28", "--days", "2", "--events-per-day", "50",
+                   lake=lake, state=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "for 2 days to" in made.stdout and str(lake) in made.stdout
+    assert sorted(p.name for p in (lake / "assessments" / "2024" / "02").iterdir()) == ["28", "29"]
+    damaged = run_ioc("fault", "--date", "2024-02-29", "--fault", "null-id", lake=lake, state=tmp_path)
+    assert damaged.returncode == 0, damaged.stderr
+    assert str(lake / "assessments" / "2024" / "02" / "29" / "personality") in damaged.stdout
+    one = run_ioc("generate", "--start", "2024-03-01", "--events-per-day", "50", lake=lake, state=tmp_path)
+    assert "for 1 day to" in one.stdout, one.stdout
+
+
+@pytest.mark.parametrize("command", ["generate", "query", "tables", "quality", "fault", "quicksight", "costguard",
+                                     "setup", "recover", "contract"])
+def test_every_subcommand_explains_itself_with_its_defaults_and_an_example(command, tmp_path):
+    out = run_ioc(command, "--help", lake=tmp_path, state=tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert f"example:\n  ioc {command}" in text or "example:\n  IOC_BACKEND=aws" in text, text
+    description = text.split("\n\n")[1]
+    assert len(description.split()) >= 3, text  # a sentence saying what it does, not just the usage
+    options = [line for line in text.splitlines() if line.startswith("  --") and not line.startswith("  -h")]
+    for line in options:  # every option says what it is (on its line or the next)
+        assert len(line.split()) > 2 or text.splitlines()[text.splitlines().index(line) + 1].startswith(" " * 10), line
+
+
+def test_generate_help_names_its_defaults():
+    from ioc_analytics.cli import _parser
+
+    text = _parser()._subparsers._group_actions[0].choices["generate"].format_help()
+    assert "(default: 10000)" in text and "(default: 42)" in text and "IOC_LAKE_ROOT" in text
 
 
 def test_generate_into_a_place_that_cannot_be_a_folder(tmp_path):
@@ -118,6 +153,8 @@ def test_quality_validates_shows_and_fails_on_a_fault(one_day_lake, tmp_path):
 
     none = run_ioc("quality", ONE_DAY.isoformat(), lake=one_day_lake, state=tmp_path)
     assert none.returncode == 1 and "no data-quality reports for this date" in none.stdout
+    nowhere = run_ioc("quality", ONE_DAY.strftime("%Y/%m/%d"), lake=tmp_path / "no-lake", state=tmp_path)
+    assert nowhere.returncode == 2 and "the lake folder" in nowhere.stderr and "does not exist" in nowhere.stderr
 
     good = run_ioc("quality", ONE_DAY.isoformat(), "--validate", lake=one_day_lake, state=tmp_path)
     assert good.returncode == 0, good.stderr

@@ -21,6 +21,8 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
+from ioc_analytics.text import plural
+
 #: How long after a day ends its data may still arrive before the run fails.
 DEFAULT_GRACE = dt.timedelta(hours=6)
 
@@ -49,8 +51,9 @@ class LakeFreshnessSensor(BaseSensorOperator):
             self.log.info("%s: no rows yet for %s", self.table, values)
         verdict = late_verdict(report, dt.datetime.now(dt.UTC), self.grace)
         if report.fresh:
-            self.log.info("%s for %s: %d partitions hold rows, %d are empty or missing",
-                          self.table, day, len(report.present), len(report.missing))
+            self.log.info("%s for %s: %s rows, %s empty or missing", self.table, day,
+                          plural(len(report.present), "partition holds", "partitions hold"),
+                          plural(len(report.missing), "is", "are"))
             return PokeReturnValue(is_done=True, xcom_value=report.as_dict())
         if verdict:
             raise AirflowSensorTimeout(verdict)

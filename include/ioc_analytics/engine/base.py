@@ -13,6 +13,8 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from ioc_analytics.text import plural
+
 # Athena's price: $5 per TB scanned, billed per whole MB, 10 MB minimum per query; DDL and failed
 # queries are free. AWS bills storage and scans in binary units (1 MB = 2**20 bytes).
 PRICE_PER_TB_USD = 5.0
@@ -71,9 +73,9 @@ class QueryStats:
 
     def summary(self) -> str:
         scanned = f"{self.bytes_scanned / MB:,.2f} MB scanned"
-        parts = f", {self.partitions_scanned} partitions" if self.partitions_scanned is not None else ""
+        parts = f", {plural(self.partitions_scanned, 'partition')}" if self.partitions_scanned is not None else ""
         return (
-            f"{self.rows:,} rows, {scanned}{parts}, {self.elapsed_s:.2f} s, "
+            f"{plural(self.rows, 'row')}, {scanned}{parts}, {self.elapsed_s:.2f} s, "
             f"${self.cost_usd:.6f} at Athena's price (query {self.query_id})"
         )
 

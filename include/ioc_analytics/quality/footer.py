@@ -16,9 +16,10 @@ from ioc_analytics.lake import contract, sources
 from ioc_analytics.lake.catalog import Table
 from ioc_analytics.lake.contract import ERROR, WARNING
 from ioc_analytics.lake.store import DataFile, Lake, is_hidden
-from ioc_analytics.quality.reports import SAMPLES, Failure, plural
+from ioc_analytics.quality.reports import SAMPLES, Failure
 from ioc_analytics.quality.slices import Slice
 from ioc_analytics.settings import Settings
+from ioc_analytics.text import plural
 
 log = logging.getLogger("ioc_analytics.quality")
 

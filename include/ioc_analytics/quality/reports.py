@@ -17,6 +17,7 @@ from ioc_analytics.lake.contract import ERROR
 from ioc_analytics.lake.store import Lake
 from ioc_analytics.lake.tables import RAW_TABLES
 from ioc_analytics.settings import Settings
+from ioc_analytics.text import plural
 
 log = logging.getLogger("ioc_analytics.quality")
 
@@ -70,10 +71,6 @@ class Failure:
             kept["severity"] = ERROR
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in kept.items() if k in names})
-
-
-def plural(count: int, unit: str) -> str:
-    return f"{count} {unit}" + ("" if count == 1 else "s")
 
 
 @dataclass
@@ -192,9 +189,10 @@ def render(reports: list[dict[str, Any]]) -> str:
     lines = []
     for r in reports:
         state = "PASSED" if r["passed"] else "FAILED"
-        rows = "" if r["rows"] is None else f", {r['rows']} rows"
-        lines.append(f"{r['table']:<26} {state}  {r['evaluated']} checks{rows}, "
-                     f"{r['errors']} errors, {r['warnings']} warnings  (validated {r['validated_at']})")
+        rows = "" if r["rows"] is None else f", {plural(r['rows'], 'row')}"
+        lines.append(f"{r['table']:<26} {state}  {plural(r['evaluated'], 'check')}{rows}, "
+                     f"{plural(r['errors'], 'error')}, {plural(r['warnings'], 'warning')}  "
+                     f"(validated {r['validated_at']})")
         for f in sorted((Failure.from_dict(f) for f in r["failures"]), key=lambda f: f.severity != ERROR):
             lines.append(f"    {f.severity:<11} {f.describe()}")
         lines += [f"    quarantined  {q}" for q in r.get("quarantined", [])]
