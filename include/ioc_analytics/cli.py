@@ -152,7 +152,7 @@ def _generate(args: argparse.Namespace) -> None:
     args.lake = _lake(args)
     report = generate_lake(args.lake, args.start, args.days, args.events_per_day, args.seed, args.workers)
     print(
-        f"wrote {plural(report.events, 'assessment event')} and {plural(report.scores, 'OCEAN score set')} "
+        f"wrote {report.events:,} assessment events and {report.scores:,} OCEAN score sets "
         f"for {plural(report.days, 'day')} to {args.lake} ({plural(report.files, 'file')}, "
         f"{report.bytes / 2**20:,.1f} MB, "
         f"{report.elapsed_s:.1f} s)"

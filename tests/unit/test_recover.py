@@ -93,7 +93,7 @@ def test_the_command_dry_run_and_its_errors(blocked, tmp_path):
     assert none.returncode == 2 and none.stderr == f"error: name the days to recover (YYYY-MM-DD); days whose own " \
                                                    f"checks failed: {BAD}\n"
     usage = run_ioc("recover", "--help", lake=lake, state=state)
-    assert "example: ioc recover 2024-01-15" in usage.stdout and "IOC_AIRFLOW_URL" in usage.stdout
+    assert "example:\n  ioc recover 2024-01-15" in usage.stdout and "IOC_AIRFLOW_URL" in usage.stdout
 
 
 def test_later_days_are_backfilled_in_stretches_of_consecutive_days():

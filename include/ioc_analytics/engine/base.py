@@ -75,7 +75,7 @@ class QueryStats:
         scanned = f"{self.bytes_scanned / MB:,.2f} MB scanned"
         parts = f", {plural(self.partitions_scanned, 'partition')}" if self.partitions_scanned is not None else ""
         return (
-            f"{plural(self.rows, 'row')}, {scanned}{parts}, {self.elapsed_s:.2f} s, "
+            f"{self.rows:,} {'row' if self.rows == 1 else 'rows'}, {scanned}{parts}, {self.elapsed_s:.2f} s, "
             f"${self.cost_usd:.6f} at Athena's price (query {self.query_id})"
         )
 
