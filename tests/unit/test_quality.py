@@ -258,3 +258,19 @@ def test_a_damaged_report_is_named_not_a_traceback(one_day_lake, one_day_setting
 
     with pytest.raises(ConfigError, match=rf"the quality report {path} is not JSON .* delete it and validate"):
         quality.validate_source(one_day_settings, DAY, "assessment_events")
+
+
+def test_a_failed_validation_logs_the_gates_words_not_the_libraries_chatter(one_day_lake, tmp_path, caplog):
+    """Great Expectations and its SQL stack log nothing below WARNING; the gate's own message stays."""
+    import logging
+
+    settings = get_settings(lake_root=str(one_day_lake), state_dir=str(tmp_path / "state"))
+    inject_fault(one_day_lake, ONE_DAY, "unknown-device")
+    with caplog.at_level(logging.DEBUG):
+        report = quality.validate_source(settings, ONE_DAY, "assessment_events")
+        with pytest.raises(DataQualityError) as caught:
+            quality.gate(report)
+    chatter = [r for r in caplog.records if r.levelno < logging.WARNING
+               and r.name.split(".")[0] in ("great_expectations", "duckdb_engine", "sqlalchemy")]
+    assert not chatter, [f"{r.name}: {r.getMessage()[:80]}" for r in chatter[:5]]
+    assert "device: unknown label" in str(caught.value)

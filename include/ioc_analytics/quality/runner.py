@@ -27,6 +27,19 @@ DUCKDB_MEMORY = "256MB"
 #: GX's name for each contract severity.
 _GX_SEVERITY = {ERROR: "critical", WARNING: "warning"}
 
+#: Great Expectations logs about 470 INFO lines a validation (and thousands at DEBUG), some that
+#: read like errors (its dialect probe's ``ProgrammingError ... pg_catalog.pg_collation``): in a
+#: failed task's log they bury the gate's own message. Its loggers are held at WARNING (GX sets
+#: some of its own to INFO when imported), so what GX warns of still shows, and what the gate found
+#: is the log's last word.
+QUIET = ("great_expectations", "duckdb_engine", "sqlalchemy")
+
+
+def _quiet_third_party() -> None:
+    for name in [*QUIET, *logging.root.manager.loggerDict]:
+        if name.split(".")[0] in QUIET and logging.getLogger(name).level < logging.WARNING:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
 
 def suite(table_name: str) -> list[Check]:
     """A raw table's contract as its GX suite: one expectation per column (and unique key), each
@@ -108,7 +121,10 @@ class _Validator:
     """One GX ephemeral context over the DuckDB file; ``run(view, rules)`` validates one view."""
 
     def __init__(self, database: Path) -> None:
+        _quiet_third_party()  # before the import, which logs its registrations
         import great_expectations as gx
+
+        _quiet_third_party()  # and after it, for the loggers GX sets to INFO itself
         from great_expectations.data_context.types.base import ProgressBarsConfig
         from great_expectations.execution_engine import sqlalchemy_execution_engine as gx_sql
 
