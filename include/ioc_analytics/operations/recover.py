@@ -46,6 +46,8 @@ DAG_ID = "ioc_daily_analytics"
 #: How long a backfill may take before ``ioc recover`` stops waiting (it goes on in Airflow).
 WAIT_S = 3 * 3600
 POLL_S = 5
+#: The waits before each retry of an answer of 503 (Airflow busy), about 30 s in all.
+BUSY_RETRY_S = (1, 2, 4, 8, 15)
 
 
 class RecoveryError(IocError):
@@ -174,17 +176,27 @@ class AirflowApi:
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx
 
-        try:
-            response = self.http.request(method, f"{self.base}{path}", **kwargs)
-        except httpx.TransportError as err:
-            raise RecoveryError(f"cannot reach Airflow's API at {self.base} ({err}): start Airflow (`make airflow`), "
-                                "or set IOC_AIRFLOW_URL to its API server") from None
-        except httpx.InvalidURL as err:
-            raise RecoveryError(f"IOC_AIRFLOW_URL={self.base!r} is not a URL ({err})") from None
+        for wait in (*BUSY_RETRY_S, None):
+            try:
+                response = self.http.request(method, f"{self.base}{path}", **kwargs)
+            except httpx.TransportError as err:
+                raise RecoveryError(f"cannot reach Airflow's API at {self.base} ({err}): start Airflow "
+                                    "(`make airflow`), or set IOC_AIRFLOW_URL to its API server") from None
+            except httpx.InvalidURL as err:
+                raise RecoveryError(f"IOC_AIRFLOW_URL={self.base!r} is not a URL ({err})") from None
+            # 503 is Airflow's "busy, try again": on SQLite (`make airflow`) a backfill's creation
+            # is refused while the scheduler holds the database ("Database is locked").
+            if response.status_code != 503 or wait is None:
+                break
+            time.sleep(wait)
         if response.status_code in (401, 403):
             raise RecoveryError(f"Airflow's API at {self.base} refused {method} {path} ({response.status_code}): set "
                                 "IOC_AIRFLOW_TOKEN, or IOC_AIRFLOW_USERNAME and IOC_AIRFLOW_PASSWORD, to a user who "
                                 "may create backfills")
+        if response.status_code == 503:
+            raise RecoveryError(f"Airflow's API stayed busy for {sum(BUSY_RETRY_S):.0f} s on {method} {path} "
+                                f"({response.text[:300]}): run `ioc recover` again in a minute; on SQLite, "
+                                "a metadata database on PostgreSQL avoids it")
         if response.status_code >= 400:
             raise RecoveryError(f"Airflow's API answered {method} {path} with {response.status_code}: "
                                 f"{response.text[:500]}")
