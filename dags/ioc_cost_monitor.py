@@ -59,7 +59,7 @@ from ioc_analytics.operations.notify import task_defaults
     default_args=task_defaults(retries=2, retry_delay=timedelta(minutes=5), execution_timeout=timedelta(minutes=20)),
 )
 def ioc_cost_monitor():
-    @task
+    @task(multiple_outputs=False)
     def record_costs() -> dict:
         from ioc_analytics import runtime
         from ioc_analytics.cost import monitor
@@ -67,7 +67,7 @@ def ioc_cost_monitor():
         with runtime.step() as (settings, day, _):
             return monitor.record_costs(settings, day)
 
-    @task
+    @task(multiple_outputs=False)
     def flag_anomalies() -> dict:
         from ioc_analytics import runtime
         from ioc_analytics.cost import monitor

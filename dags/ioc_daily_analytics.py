@@ -102,7 +102,9 @@ from ioc_analytics.operations.notify import task_defaults
 def ioc_daily_analytics():
     waits = {table: LakeFreshnessSensor(task_id=f"wait_for_{table}", table=table) for table in RAW_TABLES}
 
-    @task
+    # multiple_outputs=False: a step's summary dict is one XCom (Airflow would also push each key
+    # as an XCom of its own, one API call each).
+    @task(multiple_outputs=False)
     def repair_partitions() -> dict:
         from ioc_analytics import runtime
         from ioc_analytics.analytics import pipeline
@@ -110,7 +112,7 @@ def ioc_daily_analytics():
         with runtime.step() as (settings, day, _):
             return pipeline.repair_partitions(settings, day)
 
-    @task
+    @task(multiple_outputs=False)
     def validate(table: str) -> dict:
         from ioc_analytics import runtime
         from ioc_analytics.analytics import pipeline
@@ -118,7 +120,7 @@ def ioc_daily_analytics():
         with runtime.step() as (settings, day, _):
             return pipeline.validate_source(settings, day, table)
 
-    @task
+    @task(multiple_outputs=False)
     def build(name: str) -> dict:
         from ioc_analytics import runtime
         from ioc_analytics.analytics import pipeline
@@ -126,7 +128,7 @@ def ioc_daily_analytics():
         with runtime.step() as (settings, day, tags):
             return pipeline.build_aggregate(settings, day, name, tags)
 
-    @task
+    @task(multiple_outputs=False)
     def check(name: str) -> dict:
         from ioc_analytics import runtime
         from ioc_analytics.analytics import pipeline
@@ -134,7 +136,7 @@ def ioc_daily_analytics():
         with runtime.step() as (settings, day, tags):
             return pipeline.quality_gate(settings, day, name, tags)
 
-    @task
+    @task(multiple_outputs=False)
     def export(name: str) -> dict:
         from ioc_analytics import runtime
         from ioc_analytics.publishing import exports

@@ -48,7 +48,7 @@ from ioc_analytics.operations.notify import task_defaults
     default_args=task_defaults(retries=3, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(minutes=10)),
 )
 def ioc_hourly_metrics():
-    @task
+    @task(multiple_outputs=False)
     def build(name: str) -> dict:
         from airflow.sdk import get_current_context
 

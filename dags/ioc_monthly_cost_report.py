@@ -34,7 +34,7 @@ from ioc_analytics.operations.notify import task_defaults
     default_args=task_defaults(retries=2, retry_delay=timedelta(minutes=5), execution_timeout=timedelta(minutes=30)),
 )
 def ioc_monthly_cost_report():
-    @task
+    @task(multiple_outputs=False)
     def cost_report() -> dict:
         from ioc_analytics import runtime
         from ioc_analytics.operations import maintenance

@@ -58,7 +58,7 @@ from ioc_analytics.operations.notify import task_defaults
                                trigger_rule="none_failed"),
 )
 def ioc_setup():
-    @task
+    @task(multiple_outputs=False)
     def setup_step(step: str) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 

@@ -45,7 +45,7 @@ from ioc_analytics.operations.notify import task_defaults
     default_args=task_defaults(retries=2, retry_delay=timedelta(minutes=5), execution_timeout=timedelta(minutes=30)),
 )
 def ioc_weekly_maintenance():
-    @task
+    @task(multiple_outputs=False)
     def expensive_queries() -> dict:
         from ioc_analytics import runtime
         from ioc_analytics.operations import maintenance
@@ -53,7 +53,7 @@ def ioc_weekly_maintenance():
         with runtime.step() as (settings, monday, _):
             return maintenance.expensive_queries(settings, *maintenance.week(monday))
 
-    @task
+    @task(multiple_outputs=False)
     def expired_results() -> dict:
         import datetime as dt
 
@@ -63,7 +63,7 @@ def ioc_weekly_maintenance():
         with runtime.step() as (settings, _, _):
             return maintenance.expired_results(settings, dt.datetime.now(dt.UTC).date())
 
-    @task
+    @task(multiple_outputs=False)
     def schema_drift() -> dict:
         from ioc_analytics import runtime
         from ioc_analytics.operations import maintenance
@@ -71,7 +71,7 @@ def ioc_weekly_maintenance():
         with runtime.step() as (settings, monday, _):
             return maintenance.schema_drift(settings, *maintenance.week(monday))
 
-    @task
+    @task(multiple_outputs=False)
     def small_files() -> dict:
         import datetime as dt
 
@@ -81,7 +81,7 @@ def ioc_weekly_maintenance():
         with runtime.step() as (settings, monday, _):
             return maintenance.small_files(settings, *maintenance.week(monday), today=dt.datetime.now(dt.UTC).date())
 
-    @task
+    @task(multiple_outputs=False)
     def empty_partitions() -> dict:
         from ioc_analytics import runtime
         from ioc_analytics.operations import maintenance

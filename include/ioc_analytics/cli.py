@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     quality.add_argument("date", type=_date, help="the day, YYYY-MM-DD")
     quality.add_argument("--validate", action="store_true", help="validate the raw tables now, then show")
 
+    status = _command(sub, "status", "each day's state, table by table: landed, validated, built, exported, stale "
+                                     "(exit 1 unless every day is validated and exported)",
+                      "ioc status 2024-01-01 2024-01-31")
+    status.add_argument("first", type=_date, nargs="?", help="the first day, YYYY-MM-DD (default: 30 days ago)")
+    status.add_argument("last", type=_date, nargs="?", help="the last day (default: the first day if one is "
+                                                            "given, else yesterday)")
+
     from ioc_analytics.devtools.faults import FAULTS
     from ioc_analytics.lake.contract import ASSESSMENT_TYPES
 
@@ -219,6 +226,25 @@ def _quality(args: argparse.Namespace) -> int:
     return 0 if reports and all(r["passed"] for r in reports) else 1
 
 
+def _status(args: argparse.Namespace) -> int:
+    from ioc_analytics.backends import get_backend
+    from ioc_analytics.operations import status
+    from ioc_analytics.settings import get_settings
+
+    settings = get_settings()
+    get_backend(settings).lake.check()
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    first = args.first or yesterday - dt.timedelta(days=29)
+    last = args.last or (args.first if args.first else yesterday)
+    if last < first:
+        raise ConfigError(f"the last day {last} is before the first {first}: name the earlier day first")
+    if (last - first).days >= 366:
+        raise ConfigError(f"{first} to {last} is more than a year of days: ask for a shorter range")
+    screen, healthy = status.render(settings, [first + dt.timedelta(days=n) for n in range((last - first).days + 1)])
+    print(screen)
+    return 0 if healthy else 1
+
+
 def _fault(args: argparse.Namespace) -> None:
     from ioc_analytics.devtools.faults import inject_fault
 
@@ -285,7 +311,8 @@ def _contract(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"generate": _generate, "query": _query, "tables": _tables, "quality": _quality, "fault": _fault,
+        commands = {"generate": _generate, "query": _query, "tables": _tables, "quality": _quality, "status": _status,
+                    "fault": _fault,
                     "quicksight": _quicksight, "costguard": _costguard, "setup": _setup, "recover": _recover,
                     "contract": _contract}
         return commands[args.command](args) or 0

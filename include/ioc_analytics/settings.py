@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -127,15 +128,28 @@ class Settings:
         return Path(self.state_dir).expanduser().resolve() / "alerts.jsonl"
 
 
+#: Airflow Variable answers, kept by a process for a minute. Each lookup is a call to Airflow's
+#: API and a step resolves every setting, most of them unset, while Airflow's own secrets cache
+#: (``[secrets] use_cache``) keeps only variables that exist. A task's process is new for each
+#: try, so a worker always reads fresh values; the minute bounds what a long-lived process (one
+#: ``dag.test`` of many runs, as the demo's) may miss of a Variable changed meanwhile.
+VARIABLE_TTL_S = 60.0
+_variables: dict[str, tuple[float, str | None]] = {}
+
+
 def _lookup(name: str) -> str | None:
     value = os.environ.get(f"IOC_{name.upper()}")
     if value not in (None, ""):
         return value
-    if "airflow.sdk" in sys.modules:
+    if "airflow.sdk" not in sys.modules:
+        return None
+    key = f"ioc_{name}"
+    kept = _variables.get(key)
+    if kept is None or time.monotonic() - kept[0] > VARIABLE_TTL_S:
         from airflow.sdk import Variable
 
-        return Variable.get(f"ioc_{name}", default=None)
-    return None
+        kept = _variables[key] = (time.monotonic(), Variable.get(key, default=None))
+    return kept[1]
 
 
 def get_settings(**overrides: object) -> Settings:

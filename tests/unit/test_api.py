@@ -59,34 +59,106 @@ def test_the_guides_example_binds_the_industry_and_the_partition_it_needs():
      "is not a string matching"),
     ({"query": "daily_active_users", "format": "pdf"}, 400, "format 'pdf' is not one of json, csv, xlsx, parquet"),
     ({"query": "daily_active_users", "parameters": "start=2024-01-01"}, 400, "parameters must be a JSON object"),
-    ({"query": "daily_active_users", "limit": 5}, 400, "unknown fields ['limit']"),
+    ({"query": "daily_active_users", "page": 2}, 400, "unknown fields ['page']"),
+    ({"query": "daily_active_users", "limit": 0}, 400, "limit 0 is not a whole number of rows from 1"),
+    ({"query": "daily_active_users", "limit": "10"}, 400, "limit '10' is not a whole number"),
+    ({"cursor": "not a cursor!"}, 400, "the cursor is not one this API gave"),
+    ({"cursor": "e30"}, 400, "the cursor is not one this API gave"),  # "{}"
+    ({"cursor": "eyJxdWVyeSI6ImRhaWx5X2FjdGl2ZV91c2VycyIsInBhcmFtZXRlcnMiOnt9LCJvZmZzZXQiOi0xfQ"}, 400,
+     "the cursor is not one this API gave"),  # a negative offset
+    ({"cursor": "abc", "query": "daily_active_users"}, 400, "a cursor carries its query and parameters"),
     (["daily_active_users"], 400, "the body must be a JSON object"),
 ], ids=["unknown-query", "missing", "extra", "bad-date", "impossible-date", "month", "bool-year", "injection",
-        "list", "format", "parameters-not-object", "unknown-field", "body-not-object"])
+        "list", "format", "parameters-not-object", "unknown-field", "limit-zero", "limit-text", "cursor-garbage",
+        "cursor-empty", "cursor-negative-offset", "cursor-and-query", "body-not-object"])
 def test_bad_requests_are_refused_with_one_message(body, status, message):
     with pytest.raises(api.RequestError) as refused:
         api.prepare(body, TODAY)
     assert refused.value.status == status and message in str(refused.value), str(refused.value)
 
 
-def test_a_run_binds_its_values_and_refuses_an_answer_past_the_row_limit(local_settings, sample_lake):
+def test_a_run_binds_its_values(local_settings, sample_lake):
     query, values, _ = api.prepare({"query": "ocean_scores_by_industry",
                                     "parameters": {"industry": "Finance", "year": 2024, "month": 1}}, TODAY)
     answer = api.run(local_settings, query, values, "tester")
     scores = read_scores(sample_lake)
     expected = scores[(scores["year"] == "2024") & (scores["month"] == "01") & (scores["industry"] == "Finance")]
-    assert answer.table.num_rows == len(expected) > 0
+    assert answer.table.num_rows == len(expected) > 0 and not answer.more
     assert set(answer.table.column("industry").to_pylist()) == {"Finance"}
     logged = json.loads(local_settings.query_log_path.read_text().splitlines()[-1])
     assert logged["parameters"] == ["2024", "01", "Finance"] and "Finance" not in logged["query"]
     assert logged["tags"] == {"source": "ioc-api", "query": "ocean_scores_by_industry", "user": "tester"}
 
-    small = dataclasses.replace(local_settings, api_max_rows=len(expected) - 1)
-    with pytest.raises(api.RequestError, match=f"more than IOC_API_MAX_ROWS={len(expected) - 1} rows") as refused:
-        api.run(small, query, values, "tester")
-    assert refused.value.status == 413
-    exact = dataclasses.replace(local_settings, api_max_rows=len(expected))
-    assert api.run(exact, query, values, "tester").table.num_rows == len(expected)
+
+def _page_through(settings, body, today=TODAY):
+    """Every page of an answer, by following each page's cursor as a client does."""
+    pages, call = [], api.request(body, today)
+    while True:
+        answer = api.run(settings, call.query, call.values, "tester", offset=call.offset, limit=call.limit)
+        pages.append(answer)
+        if not answer.more:
+            return pages
+        call = api.request({"cursor": call.cursor(answer.table.num_rows), "limit": body.get("limit")}, today)
+
+
+@pytest.mark.parametrize("limit", [None, 7])
+def test_paging_gives_every_row_exactly_once_in_pages_no_larger_than_asked(local_settings, sample_lake, limit):
+    scores = read_scores(sample_lake)
+    expected = scores[(scores["year"] == "2024") & (scores["month"] == "01") & (scores["industry"] == "Finance")]
+    cap = len(expected) // 3 - 1  # four pages at the cap
+    settings = dataclasses.replace(local_settings, api_max_rows=cap)
+    body = {"query": "ocean_scores_by_industry", "parameters": {"industry": "Finance", "year": 2024, "month": 1}}
+    if limit:
+        body["limit"] = limit
+    pages = _page_through(settings, body)
+    size = limit or cap
+    assert len(pages) == -(-len(expected) // size) >= 4
+    assert all(p.table.num_rows == size for p in pages[:-1]) and 0 < pages[-1].table.num_rows <= size
+    assert [p.offset for p in pages] == [i * size for i in range(len(pages))]
+    assert [p.more for p in pages] == [True] * (len(pages) - 1) + [False]
+    got = [row for p in pages for row in p.table.column("assessment_id").to_pylist()]
+    assert len(got) == len(set(got)) == len(expected) and set(got) == set(expected["assessment_id"])
+    # in the query's own order across the pages
+    assert got == expected.sort_values(["timestamp", "assessment_id"])["assessment_id"].tolist()
+
+
+def test_each_page_is_suppressed_as_the_whole_answer_is(local_settings):
+    """completion_rates suppresses groups of few users: paged four rows at a time, the rows and
+    their blanked cells are the whole answer's, and the pages' suppression counts add up to its."""
+    from ioc_analytics.analytics import pipeline
+
+    settings = dataclasses.replace(local_settings, min_group_users=40)
+    for day in (dt.date(2024, 1, 8), dt.date(2024, 1, 9)):
+        pipeline.validate_source(settings, day, "assessment_events")
+        pipeline.build_aggregate(settings, day, "completion_rates", {})
+    body = {"query": "completion_rates", "parameters": {"start": "2024-01-08", "end": "2024-01-09"}}
+    whole = api.run(settings, *api.prepare(body, TODAY)[:2], "tester")
+    assert whole.table.num_rows > 20 and not whole.more
+    assert 0 < whole.suppression["rows"] < whole.table.num_rows, "some groups blanked, not all"
+    pages = _page_through(dataclasses.replace(settings, api_max_rows=4), body)
+    assert [r for p in pages for r in p.table.to_pylist()] == whole.table.to_pylist()
+    assert sum(p.suppression["rows"] for p in pages) == whole.suppression["rows"]
+
+
+def test_a_page_past_the_cap_is_refused_and_a_cursor_pins_the_month_and_is_checked_again(local_settings):
+    small = dataclasses.replace(local_settings, api_max_rows=5)
+    call = api.request({"query": "daily_active_users", "limit": 6}, TODAY)
+    with pytest.raises(api.RequestError, match="limit 6 is past IOC_API_MAX_ROWS=5: ask for pages of at most 5"):
+        api.run(small, call.query, call.values, "tester", limit=call.limit)
+    # The default month is the first page's, on every page after it.
+    first = api.request({"query": "ocean_scores_by_industry", "parameters": {"industry": "Finance"}},
+                        dt.date(2024, 1, 31))
+    later = api.request({"cursor": first.cursor(10)}, dt.date(2024, 2, 1))
+    assert later.values == first.values == {"industry": "Finance", "year": "2024", "month": "01"}
+    assert later.offset == 10
+    # A cursor is only a position: its parameters are checked as a request's.
+    import base64
+
+    forged = base64.urlsafe_b64encode(json.dumps({"query": "ocean_scores_by_industry", "offset": 0, "parameters": {
+        "industry": "x' OR 1=1 --", "year": "2024", "month": "01"}}).encode()).decode().rstrip("=")
+    with pytest.raises(api.RequestError, match="parameter 'industry'") as refused:
+        api.request({"cursor": forged}, TODAY)
+    assert refused.value.status == 400
 
 
 def test_no_data_is_a_404_not_an_empty_answer(local_settings):

@@ -113,7 +113,27 @@ def repair_partitions(settings: Settings, day: dt.date, window_days: int = REPAI
                         "repair deletes it once it is a day old", table.name, location)
         outcome[table.name] = {"added": report.added, "repointed": report.repointed, "stale": report.stale,
                                "incomplete": len(report.incomplete)}
+    outcome["stale_aggregates"] = _stale_aggregates(settings, day)
     return outcome
+
+
+#: The days before a run's own whose aggregates it checks for staleness (each checked against
+#: every source it reads, however far back: a day delivered again shows in the days that read it).
+STALE_CHECK_DAYS = 7
+
+
+def _stale_aggregates(settings: Settings, day: dt.date) -> dict[str, dict[str, list[str]]]:
+    """The aggregates of the days before ``day`` built before a source they read was written
+    (see :mod:`ioc_analytics.operations.status`), each said in the log; by day."""
+    from ioc_analytics.operations import status
+
+    found = status.stale(settings, [day - dt.timedelta(days=n) for n in range(1, STALE_CHECK_DAYS + 1)])
+    for stale_day, names in sorted(found.items()):
+        log.warning("stale: %s", status.describe(stale_day, list(names), sorted({f for fs in names.values()
+                                                                                   for f in fs})))
+    if found:
+        log.warning("%s", status.RERUN)
+    return {d.isoformat(): names for d, names in sorted(found.items())}
 
 
 def _window(table, dates: list[str]) -> list[dict[str, str]]:

@@ -767,8 +767,9 @@ def check_rows(table_name: str, data: Any, partition: Mapping[str, str] | None =
     For the derived tables, which are small (tens of rows a day, thousands for the query log): the
     same queries as the raw tables' GX suites, on an in-memory DuckDB, without GX's import.
     """
-    import duckdb
     import pyarrow as pa
+
+    from ioc_analytics import embedded
 
     table = contract(table_name)
     missing, extra, retyped = schema_drift(table_name, data.schema)
@@ -782,9 +783,8 @@ def check_rows(table_name: str, data: Any, partition: Mapping[str, str] | None =
     for key in table.partition_keys:
         if key.name not in data.column_names and partition is not None:
             data = data.append_column(key.name, pa.array([partition[key.name]] * data.num_rows, pa.string()))
-    con = duckdb.connect()
+    con = embedded.connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("batch", data)
         found = []
         for check in checks(table_name):

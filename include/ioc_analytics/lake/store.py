@@ -22,6 +22,8 @@ from ioc_analytics.lake.catalog import Table
 class DataFile:
     path: str  # a local path, or an s3:// URI
     size: int
+    #: When it was last written (POSIX seconds), where the listing says.
+    modified: float | None = field(default=None, compare=False)
 
 
 @dataclass

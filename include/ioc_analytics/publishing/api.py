@@ -14,8 +14,10 @@ A request names the query, its parameters and a format (json, csv, xlsx, parquet
 is checked against its declaration and then bound by the engine (Athena execution parameters,
 DuckDB prepared statements); none is pasted into SQL. A bad request (unknown query, a missing,
 extra or mistyped parameter, a value outside its pattern, an unknown format) is answered 400 or
-404 with one message, and runs nothing. Every call has a row limit (``IOC_API_MAX_ROWS``), the
-engine's bytes-scanned cutoff and timeout, and the small-group suppression of the exports.
+404 with one message, and runs nothing. An answer comes in pages (``limit`` rows, at most
+``IOC_API_MAX_ROWS``), each with the cursor of the next (:func:`request`, :func:`run`); every
+page has the engine's bytes-scanned cutoff and timeout, and the small-group suppression of the
+exports.
 
 Airflow does not authenticate a plugin's FastAPI app (it is mounted, and inherits none of the
 core API's dependencies), so every route here depends on Airflow's own ``get_user`` and asks the
@@ -25,7 +27,9 @@ session as the rest of Airflow.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,6 +38,7 @@ from typing import Any
 import sqlglot
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from sqlglot import exp
 
 from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import BytesScannedCutoffError, IocError, NoDataError, QueryTimeoutError
@@ -68,7 +73,7 @@ class Parameter:
     def bind(self, value: Any, today: dt.date) -> object:
         """The value to bind, checked against the declaration; raises RequestError."""
         if value is None:
-            value = self._default(today)
+            value = self.default_value(today)
         problem = f"parameter {self.name!r}: {value!r} is not"
         if self.type == "string":
             if not isinstance(value, str) or not re.fullmatch(self.spec or ".*", value):
@@ -97,7 +102,8 @@ class Parameter:
             return f"{int(text):02d}"
         raise RequestError(500, f"query declares parameter {self.name!r} of unknown type {self.type!r}")
 
-    def _default(self, today: dt.date) -> Any:
+    def default_value(self, today: dt.date) -> Any:
+        """The default, as a request would give it; raises RequestError if there is none."""
         if self.default is None:
             raise RequestError(400, f"parameter {self.name!r} is required ({self.type}"
                                     f"{' ' + self.spec if self.spec else ''})")
@@ -155,22 +161,76 @@ class Answer:
     table: Any  # pyarrow.Table
     suppression: dict[str, Any]
     stats: dict[str, Any]
+    offset: int = 0  # the page's first row in the whole answer
+    more: bool = False  # whether rows follow this page
 
 
-def prepare(body: Any, today: dt.date | None = None) -> tuple[NamedQuery, dict[str, object], str]:
-    """Check a request body; returns the query, the values to bind and the format. Runs nothing."""
+@dataclass(frozen=True)
+class Call:
+    """A checked request: what to run, in which format, and which page of the answer."""
+    query: NamedQuery
+    values: dict[str, object]  # as bound
+    format: str
+    given: dict[str, object]  # every parameter as a request gives it, defaults resolved (a cursor pins them)
+    offset: int = 0
+    limit: int | None = None  # None: IOC_API_MAX_ROWS
+
+    def cursor(self, rows: int) -> str:
+        """The cursor of the page after this one, which held ``rows`` rows."""
+        text = json.dumps({"query": self.query.name, "parameters": self.given, "offset": self.offset + rows},
+                          separators=(",", ":"), sort_keys=True)
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: Any) -> tuple[Any, Any, int]:
+    """A cursor's query, parameters and offset, checked again as any request is (it is only a
+    page's position: nothing in it is trusted)."""
+    refused = RequestError(400, "the cursor is not one this API gave (a page's next_cursor): start again from the "
+                                "first page, without a cursor")
+    if not isinstance(cursor, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,4000}", cursor):
+        raise refused
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError:
+        raise refused from None
+    if not isinstance(decoded, dict) or set(decoded) != {"query", "parameters", "offset"}:
+        raise refused
+    offset = decoded["offset"]
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise refused
+    return decoded["query"], decoded["parameters"], offset
+
+
+def request(body: Any, today: dt.date | None = None) -> Call:
+    """Check a request body: the query, its values, the format and the page. Runs nothing.
+
+    The first page names ``query`` and ``parameters``; each page's answer gives the cursor of the
+    next (``next_cursor``), and a request with ``cursor`` asks for that page: the cursor carries
+    the query, its parameters (their defaults as resolved for the first page, so that a month's
+    pages stay in that month) and the position. ``limit`` is a page's size (at most, and by
+    default, ``IOC_API_MAX_ROWS``)."""
     if not isinstance(body, dict):
         raise RequestError(400, 'the body must be a JSON object: {"query": ..., "parameters": {...}, "format": ...}')
-    unknown_keys = sorted(set(body) - {"query", "parameters", "format"})
+    unknown_keys = sorted(set(body) - {"query", "parameters", "format", "limit", "cursor"})
     if unknown_keys:
-        raise RequestError(400, f"unknown fields {unknown_keys}: use query, parameters and format")
-    name, given, fmt = body.get("query"), body.get("parameters", {}), body.get("format", "json")
+        raise RequestError(400, f"unknown fields {unknown_keys}: use query, parameters, format, limit and cursor")
+    offset = 0
+    if "cursor" in body:
+        if "query" in body or "parameters" in body:
+            raise RequestError(400, "a cursor carries its query and parameters: send the cursor alone (with format "
+                                    "or limit if you like)")
+        name, given, offset = _decode_cursor(body["cursor"])
+    else:
+        name, given = body.get("query"), body.get("parameters", {})
+    fmt, limit = body.get("format", "json"), body.get("limit")
     queries = library()
     if not isinstance(name, str) or name not in queries:
         raise RequestError(404, f"no query named {name!r}: use one of {', '.join(queries)} "
                                 "(GET /api/analytics/queries)")
     if fmt not in FORMATS:
         raise RequestError(400, f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise RequestError(400, f"limit {limit!r} is not a whole number of rows from 1 (a page's size)")
     if not isinstance(given, dict):
         raise RequestError(400, "parameters must be a JSON object of names and values")
     query = queries[name]
@@ -179,24 +239,46 @@ def prepare(body: Any, today: dt.date | None = None) -> tuple[NamedQuery, dict[s
         raise RequestError(400, f"{name} takes no parameter {', '.join(map(repr, extra))}: it takes "
                                 f"{', '.join(p.name for p in query.parameters)}")
     today = today or dt.datetime.now(dt.UTC).date()
-    values = {p.name: p.bind(given.get(p.name), today) for p in query.parameters}
-    return query, values, fmt
+    resolved = {p.name: given[p.name] if given.get(p.name) is not None else p.default_value(today)
+                for p in query.parameters}
+    values = {p.name: p.bind(resolved[p.name], today) for p in query.parameters}
+    return Call(query, values, fmt, resolved, offset, limit)
+
+
+def prepare(body: Any, today: dt.date | None = None) -> tuple[NamedQuery, dict[str, object], str]:
+    """Check a request body; returns the query, the values to bind and the format. Runs nothing."""
+    call = request(body, today)
+    return call.query, call.values, call.format
 
 
 def run(settings: Any, query: NamedQuery, values: dict[str, object], user: str,
-        tags: dict[str, str] | None = None) -> Answer:
-    """Run a prepared query on the configured engine, with the row limit and suppression.
-    ``tags`` add to the query's own (a DAG task's, for cost attribution)."""
+        tags: dict[str, str] | None = None, offset: int = 0, limit: int | None = None) -> Answer:
+    """Run a prepared query on the configured engine: one page of its answer, ``limit`` rows
+    (``IOC_API_MAX_ROWS`` by default and at most) from ``offset``, suppressed. ``tags`` add to the
+    query's own (a DAG task's, for cost attribution).
+
+    Pages are cut from one total order, so that paging through gives every row exactly once: the
+    query's own ORDER BY, then every column it selects, in turn (rows equal in every column are
+    alike, whichever page holds them). Each page is the query run again with OFFSET and LIMIT,
+    its values bound as on the first page."""
     from ioc_analytics.publishing.exports import suppress_small_groups
 
+    page = settings.api_max_rows if limit is None else limit
+    if page > settings.api_max_rows:
+        raise RequestError(400, f"limit {page} is past IOC_API_MAX_ROWS={settings.api_max_rows}: ask for pages of "
+                                f"at most {settings.api_max_rows} rows and follow next_cursor")
     rendered = sql.render_with(f"queries/{query.name}", values)
-    # One row past the limit tells "exactly at the limit" from "past it". The limit is an integer
-    # setting, written into the statement (Athena binds parameters in WHERE clauses only).
-    limited = sqlglot.parse_one(rendered.sql, read="athena").limit(settings.api_max_rows + 1).sql("athena")
+    statement = sqlglot.parse_one(rendered.sql, read="athena")
+    statement = statement.order_by(*(exp.Literal.number(i + 1) for i in range(len(statement.selects))), append=True)
+    if offset:
+        statement = statement.offset(offset)
+    # One row past the page tells whether another follows. The limit and offset are integers of
+    # ours, written into the statement (Athena binds parameters in WHERE clauses only).
+    statement = statement.limit(page + 1)
     try:
-        result = get_backend(settings).engine.query(limited, rendered.parameters,
-                                            tags={"source": "ioc-api", "query": query.name, "user": user,
-                                                  **(tags or {})})
+        result = get_backend(settings).engine.query(statement.sql("athena"), rendered.parameters,
+                                                    tags={"source": "ioc-api", "query": query.name, "user": user,
+                                                          **(tags or {})})
     except NoDataError as err:
         raise RequestError(404, f"no data for these parameters: {err}") from None
     except BytesScannedCutoffError as err:
@@ -205,15 +287,14 @@ def run(settings: Any, query: NamedQuery, values: dict[str, object], user: str,
         raise RequestError(504, str(err)) from None
     except IocError as err:
         raise RequestError(422, str(err)) from None
-    if result.table.num_rows > settings.api_max_rows:
-        raise RequestError(413, f"the answer has more than IOC_API_MAX_ROWS={settings.api_max_rows} rows: narrow "
-                                "the parameters (a shorter date range, one industry)")
-    table, suppression = suppress_small_groups(result.table, query.suppress, settings.min_group_users)
+    more = result.table.num_rows > page
+    table, suppression = suppress_small_groups(result.table.slice(0, page), query.suppress, settings.min_group_users)
     return Answer(query.name, values, table, {"users_column": suppression.users_column,
                                               "min_group_users": suppression.min_group_users,
                                               "rows": suppression.rows, "cells": suppression.cells},
                   {"bytes_scanned": result.stats.bytes_scanned, "cost_usd": result.stats.cost_usd,
-                   "elapsed_s": round(result.stats.elapsed_s, 3), "query_id": result.stats.query_id})
+                   "elapsed_s": round(result.stats.elapsed_s, 3), "query_id": result.stats.query_id},
+                  offset, more)
 
 
 def create_app() -> Any:
@@ -233,27 +314,32 @@ def create_app() -> Any:
         return [q.describe() for q in library().values()]
 
     @app.post("/query")
-    async def query(request: Request, user=Depends(get_user)) -> Response:  # noqa: B008 (FastAPI's idiom)
+    async def query(http: Request, user=Depends(get_user)) -> Response:  # noqa: B008 (FastAPI's idiom)
         try:
-            body = await request.json()
+            body = await http.json()
         except ValueError:
             raise RequestError(400, "the body is not JSON") from None
-        named, values, fmt = prepare(body)
+        call = request(body)
         from starlette.concurrency import run_in_threadpool
 
         from ioc_analytics.settings import get_settings
 
-        answer = await run_in_threadpool(run, get_settings(), named, values, user.get_name())
-        if fmt == "json":
+        answer = await run_in_threadpool(run, get_settings(), call.query, call.values, user.get_name(),
+                                         offset=call.offset, limit=call.limit)
+        following = call.cursor(answer.table.num_rows) if answer.more else None
+        if call.format == "json":
             return JSONResponse({"query": answer.query, "parameters": answer.parameters,
                                  "columns": answer.table.column_names, "row_count": answer.table.num_rows,
+                                 "offset": answer.offset, "next_cursor": following,
                                  "rows": _json_rows(answer.table), "suppressed": answer.suppression,
                                  "stats": answer.stats})
         from ioc_analytics.publishing.exports import render_file
 
-        file = render_file(answer.table, answer.query, fmt)
-        return Response(file.data, media_type=MEDIA_TYPES[fmt],
-                        headers={"Content-Disposition": f'attachment; filename="{file.name}"'})
+        file = render_file(answer.table, answer.query, call.format)
+        headers = {"Content-Disposition": f'attachment; filename="{file.name}"', "X-Offset": str(answer.offset)}
+        if following:
+            headers["X-Next-Cursor"] = following
+        return Response(file.data, media_type=MEDIA_TYPES[call.format], headers=headers)
 
     return app
 

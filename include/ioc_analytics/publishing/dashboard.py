@@ -30,13 +30,18 @@ TEMPLATE = Path(__file__).resolve().parent / "templates" / "dashboard.html"
 
 def _rows(settings: Settings, name: str, parameters: dict[str, Any],
           tags: Mapping[str, str]) -> tuple[list[dict[str, Any]], str | None]:
-    """A named query's rows, or none and why (a day not built yet is a message, not a failure)."""
-    query, values, _ = api.prepare({"query": name, "parameters": parameters})
-    try:
-        answer = api.run(settings, query, values, "dashboard", dict(tags))
-    except api.RequestError as err:
-        return [], str(err)
-    return json.loads(json.dumps(answer.table.to_pylist(), default=str)), None
+    """A named query's rows, every page of them, or none and why (a day not built yet is a
+    message, not a failure)."""
+    call = api.request({"query": name, "parameters": parameters})
+    rows: list[dict[str, Any]] = []
+    while True:
+        try:
+            answer = api.run(settings, call.query, call.values, "dashboard", dict(tags), offset=len(rows))
+        except api.RequestError as err:
+            return [], str(err)
+        rows += json.loads(json.dumps(answer.table.to_pylist(), default=str))
+        if not answer.more:
+            return rows, None
 
 
 def render(settings: Settings, day: dt.date, tags: Mapping[str, str] | None = None) -> str:

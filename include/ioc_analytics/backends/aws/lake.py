@@ -84,7 +84,7 @@ class S3Lake:
         self.check()
         base = self._table_prefix(table)
         files = [
-            DataFile(self._uri(obj["Key"]), int(obj["Size"]))
+            DataFile(self._uri(obj["Key"]), int(obj["Size"]), obj["LastModified"].timestamp())
             for obj in self._objects(base)
             if _visible(obj["Key"][len(base) :])
         ]
@@ -98,15 +98,15 @@ class S3Lake:
     def files_in(self, location: str) -> list[DataFile]:
         _, prefix = split_s3_uri(location.rstrip("/") + "/")
         return [
-            DataFile(self._uri(obj["Key"]), int(obj["Size"]))
+            DataFile(self._uri(obj["Key"]), int(obj["Size"]), obj["LastModified"].timestamp())
             for obj in self._objects(prefix)
             if "/" not in obj["Key"][len(prefix) :] and _visible(obj["Key"][len(prefix) :])
         ]
 
     def list_all(self, prefix: str) -> list[DataFile]:
         _, key_prefix = split_s3_uri(prefix)
-        return [DataFile(self._uri(obj["Key"]), int(obj["Size"])) for obj in self._objects(key_prefix)
-                if not obj["Key"].endswith("/")]
+        return [DataFile(self._uri(obj["Key"]), int(obj["Size"]), obj["LastModified"].timestamp())
+                for obj in self._objects(key_prefix) if not obj["Key"].endswith("/")]
 
     def write_marker(self, path: str) -> None:
         bucket, key = split_s3_uri(path)

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 
 import duckdb
 import pyarrow as pa
@@ -35,7 +36,9 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
 
+from ioc_analytics import embedded
 from ioc_analytics.backends.local.dialect import fix_dialect_gaps, translate_duckdb_error
 from ioc_analytics.backends.local.lake import LocalLake
 from ioc_analytics.backends.local.planner import (
@@ -204,6 +207,14 @@ class LocalEngine:
         plan.duckdb_sql = tree.sql(dialect="duckdb")
         return plan
 
+    @cached_property
+    def _schema(self) -> MappingSchema:
+        """The catalog's column types, as sqlglot's optimizer reads them (built once: it is read
+        by every query's plan)."""
+        return MappingSchema({self.settings.database: {
+            t.name: {c.name: c.type.sql("trino") for c in t.all_columns} for t in self.catalog.tables.values()
+        }}, dialect="athena")
+
     def _typed(self, tree: exp.Query) -> exp.Query:
         """Qualify every column with its table and annotate every expression's type.
 
@@ -211,9 +222,7 @@ class LocalEngine:
         DuckDB's integer division only where it knows both sides are integers, which takes the
         catalog's column types and columns resolved to their tables.
         """
-        schema = {self.settings.database: {
-            t.name: {c.name: c.type.sql("trino") for c in t.all_columns} for t in self.catalog.tables.values()
-        }}
+        schema = self._schema
         try:
             tree = qualify(tree, dialect="athena", db=self.settings.database, schema=schema,
                            validate_qualify_columns=False, quote_identifiers=False, identify=False)
@@ -263,10 +272,9 @@ class LocalEngine:
         bytes-scanned cutoff, as the Athena workgroup would (it cancels such a query). With
         ``profile``, append what each table scan read to it."""
         timeout = self.settings.query_timeout_s
-        con = duckdb.connect()
+        con = embedded.connect()
         timer = threading.Timer(timeout, con.interrupt)
         try:
-            con.execute("SET TimeZone = 'UTC'")
             try:
                 for scan in plan.scans:
                     con.execute(view_sql(scan))

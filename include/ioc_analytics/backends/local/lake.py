@@ -37,7 +37,8 @@ class LocalLake:
             for name in sorted(filenames):
                 if hidden or not is_hidden(name):
                     path = os.path.join(dirpath, name)
-                    found.append(DataFile(path, os.path.getsize(path)))
+                    stat = os.stat(path)
+                    found.append(DataFile(path, stat.st_size, stat.st_mtime))
         return found
 
     def list_table(self, table: Table) -> Listing:

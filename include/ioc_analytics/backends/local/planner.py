@@ -13,6 +13,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from ioc_analytics import embedded
 from ioc_analytics.engine.views import view_body
 from ioc_analytics.errors import (
     QueryError,
@@ -191,9 +192,8 @@ def select_partitions(
     values = pa.table({"__index": list(range(len(partitions))),
                        **{k: [p.values[k] for p in partitions] for k in keys}})
     query = exp.select("__index").from_("__partitions").where(exp.and_(*predicates)).sql("duckdb")
-    con = duckdb.connect()
+    con = embedded.connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("__partitions", values)
         rows = con.execute(query, bound or None).fetchall()
     except duckdb.Error as err:
