@@ -70,7 +70,7 @@ class Settings:
     quarantine: bool = False
     #: Breakdown rows with fewer distinct users than this are suppressed in exports and API answers.
     min_group_users: int = 10
-    #: The most rows one query API answer may hold; a larger answer is refused (413), not cut.
+    #: The most rows of one page of a query API answer, and a page's default size.
     api_max_rows: int = 10_000
     #: The monthly Athena budget (the guide's $50): the cost monitor projects the month against it
     #: and the month-to-date alarm fires at ``budget_alert_pct`` of it.
@@ -85,6 +85,11 @@ class Settings:
     alert_topic: str = "ioc-analytics-oncall"
     #: ``local`` only: POST each alert as JSON to this URL instead of the alert log.
     alert_webhook: str = ""
+    #: QuickSight principals (user or group ARNs, comma-separated) given the owner's rights on the
+    #: dashboard (and the analysis): without one, only the API sees them.
+    quicksight_owners: str = ""
+    #: Also keep an analysis of the dashboard's definition, to edit in QuickSight's editor.
+    quicksight_analysis: bool = False
     #: Airflow's API server, for ``ioc recover`` (it creates backfills through the REST API).
     airflow_url: str = "http://localhost:8080"
 

@@ -392,14 +392,16 @@ def _aws_alerts(settings: Settings, report: Report) -> None:
 def _aws_quicksight(settings: Settings, report: Report) -> None:
     from ioc_analytics.backends.aws import quicksight
 
+    kinds = {quicksight.DATA_SOURCE_ID: ("data source", "brought in line with the settings"),
+             quicksight.DASHBOARD_ID: ("dashboard", "a new version of its definition published"),
+             f"analysis {quicksight.ANALYSIS_ID}": ("analysis", "its definition updated")}
     for resource, (what, arn) in quicksight.ensure(settings).items():
-        kind = "quicksight data source" if resource == quicksight.DATA_SOURCE_ID else "quicksight dataset"
+        # quicksight.ensure re-applies an existing dataset's definition rather than comparing it.
+        kind, change = kinds.get(resource, ("dataset", "definition re-applied"))
         if what == "updated":
-            # quicksight.ensure re-applies an existing dataset's definition rather than comparing it.
-            report.add("quicksight", kind, resource, CHANGED,
-                       "definition re-applied" if kind.endswith("dataset") else "brought in line with the settings")
+            report.add("quicksight", f"quicksight {kind}", resource, CHANGED, change)
         else:
-            report.add("quicksight", kind, resource, what, arn)
+            report.add("quicksight", f"quicksight {kind}", resource, what, arn)
 
 
 def check_settings(settings: Settings) -> None:

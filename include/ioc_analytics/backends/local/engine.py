@@ -71,6 +71,7 @@ from ioc_analytics.lake.filters import partition_conjuncts
 from ioc_analytics.lake.partitions import PartitionRegistry
 from ioc_analytics.lake.tables import RAW_TABLES
 from ioc_analytics.settings import Settings
+from ioc_analytics.text import plural
 
 
 class LocalEngine:
@@ -259,7 +260,7 @@ class LocalEngine:
             bound = f" with parameters {parameters}" if parameters else ""
             scan.empty_reason = (
                 f"{table.name} has no partitions matching {filter_sql}{bound} "
-                f"(the lake holds {len(listing.partitions)} partitions, "
+                f"(the lake holds {plural(len(listing.partitions), 'partition')}, "
                 f"from {first.label()} to {last.label()})"
             )
         return scan
