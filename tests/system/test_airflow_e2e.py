@@ -169,6 +169,17 @@ def test_a_bad_day_blocks_the_next_days_and_ioc_recover_turns_them_all_green(air
         assert stopped["breach"] == "earlier day failed" and stopped["samples"] == [BAD.isoformat()], stopped
         assert "device: unknown label" in stopped["detail"] and f"`ioc recover {BAD}`" in stopped["detail"]
     assert export_file(airflow["exports"], "daily_active_users", DAYS[1]) is None
+    # The failed task's log, as the UI shows it: short, no third-party chatter below WARNING, and
+    # the project's own message (what failed, the report, the fix) within its last 20 lines.
+    [bad_run] = [r for r in runs if r["logical_date"][:10] == BAD.isoformat()]
+    log = (airflow["root"] / "home" / "logs" / f"dag_id={DAG}" / f"run_id={bad_run['dag_run_id']}"
+           / "task_id=validate_assessment_events" / "attempt=1.log")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    chatter = [line for line in lines if line.get("logger", "").split(".")[0] in {"great_expectations", "sqlalchemy",
+                                                                                "duckdb_engine"}]
+    assert not chatter, chatter
+    assert any(f"DataQualityError: assessment_events for {BAD} failed" in json.dumps(line)
+               and f"ioc recover {BAD}" in json.dumps(line) for line in lines[-20:]), lines[-20:]
 
     partition.write_bytes(good)  # upstream delivers the day again
     env = {**os.environ, "IOC_LAKE_ROOT": str(lake), "IOC_STATE_DIR": str(airflow["state"]),
