@@ -13,8 +13,8 @@ the scheduler could create runs but not run their tasks.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -50,15 +50,16 @@ def _runs(home: Path, dag_id: str) -> list[dict]:
             "end_date FROM dag_run WHERE dag_id = ? ORDER BY logical_date", (dag_id,))]
 
 
-def test_the_demos_runs_are_ordinary_runs_and_a_later_scheduler_carries_on(airflow_db, tmp_path):
+def test_the_demos_runs_are_ordinary_runs_and_a_later_scheduler_carries_on(tmp_path):
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     days = [yesterday - dt.timedelta(days=1), yesterday]
     home = tmp_path / "home"
     home.mkdir()
-    shutil.copy(airflow_db / "airflow.db", home / "airflow.db")  # migrated once per session
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
            "IOC_BACKEND": "local", "IOC_LAKE_ROOT": str(tmp_path / "lake"), "IOC_STATE_DIR": str(tmp_path / "state"),
            "IOC_EXPORTS_ROOT": str(tmp_path / "exports"), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    # A metadata database of its own (the session's holds the runs other tests made in-process).
+    _airflow(env, "db", "migrate")
     generate_lake(tmp_path / "lake", days[0], len(days), EVENTS_PER_DAY, seed=5)
 
     done = subprocess.run([str(BIN / "python"), "-m", "ioc_analytics.devtools.runs", "--backfill", DAG,
@@ -79,6 +80,10 @@ def test_the_demos_runs_are_ordinary_runs_and_a_later_scheduler_carries_on(airfl
             str(day), str(day + dt.timedelta(days=1))), run
         lasted = dt.datetime.fromisoformat(run["end_date"]) - dt.datetime.fromisoformat(run["start_date"])
         assert dt.timedelta(0) < lasted < dt.timedelta(minutes=5), run  # not a day: the run's own time
+        # Each task's log is where the UI reads it, as a worker would have written it.
+        task_log = home / "logs" / f"dag_id={DAG}" / f"run_id={run['run_id']}" / "task_id=validate_assessment_events"
+        lines = [json.loads(line) for line in (task_log / "attempt=1.log").read_text().splitlines()]
+        assert any(line["event"].startswith(f"assessment_events for {day} passed") for line in lines), lines
     [monitor] = _runs(home, "ioc_cost_monitor")
     assert monitor["run_type"] == "manual" and monitor["state"] == "success", monitor
 

@@ -28,10 +28,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -128,11 +132,53 @@ def execute(dag: Any, run_id: str) -> str:
             if not scheduled and run.state == DagRunState.RUNNING:
                 time.sleep(1)  # a task waits for its retry delay, or a sensor for its next poke
             for ti in scheduled:
-                try:
-                    _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
-                except Exception:  # the task is failed; its log says why, and the run goes on
-                    log.exception("task %s of %s failed", ti.task_id, run_id)
+                with _task_log(ti):
+                    try:
+                        _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+                    except Exception:  # the task is failed; its log says why, and the run goes on
+                        log.exception("task %s of %s failed", ti.task_id, run_id)
         return str(run.state)
+
+
+class _JsonLines(logging.Handler):
+    """Log records as the JSON lines of an Airflow 3 task log (timestamp, level, event, logger)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(logging.INFO)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = path.open("a")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = record.getMessage()
+        if record.exc_info:
+            event += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        self.file.write(json.dumps({"timestamp": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+                                    "level": record.levelname.lower(), "event": event, "logger": record.name})
+                        + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
+
+
+@contextmanager
+def _task_log(ti: Any) -> Iterator[None]:
+    """While a task runs, its log also goes to the file where Airflow's UI looks for it (the
+    ``[logging] log_filename_template`` under ``base_log_folder``), as a worker would write it: the
+    task's own lines there, every task's on this process's output."""
+    import jinja2
+    from airflow.configuration import conf
+
+    name = jinja2.Template(conf.get("logging", "log_filename_template")).render(ti=ti, try_number=ti.try_number)
+    handler = _JsonLines(Path(conf.get("logging", "base_log_folder")) / name)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def _complete(backfill_id: int) -> None:
