@@ -20,6 +20,9 @@ TODAY = dt.date(2024, 2, 1)
 
 
 def test_every_named_query_declares_what_it_binds_and_binds_only_in_where_clauses():
+    from ioc_analytics.lake.catalog import load_catalog
+
+    catalog = load_catalog("/lake", "ioc_analytics")
     library = api.library()
     assert {"ocean_scores_by_industry", "daily_active_users", "completion_rates",
             "ocean_trait_percentiles"} <= set(library)
@@ -30,6 +33,12 @@ def test_every_named_query_declares_what_it_binds_and_binds_only_in_where_clause
         placeholders = list(sqlglot.parse_one(rendered.sql, read="athena").find_all(exp.Placeholder))
         assert len(placeholders) == len(rendered.parameters) > 0, query.name
         assert all(p.find_ancestor(exp.Where) for p in placeholders), query.name
+        # Pages are ordered by every selected column: none may be a map, an array or a row.
+        tree = sqlglot.parse_one(rendered.sql, read="athena")
+        [source] = [t.name for t in tree.find_all(exp.Table)]
+        types = {c.name: c.type for c in (*catalog.table(source).columns, *catalog.table(source).partition_keys)}
+        for column in (s.find(exp.Column) for s in tree.selects):
+            assert not types[column.name].is_type(*exp.DataType.NESTED_TYPES), (query.name, column.name)
 
 
 def test_the_guides_example_binds_the_industry_and_the_partition_it_needs():

@@ -10,6 +10,9 @@ declared in its header, one per line::
     -- @param limit integer 1..1000 = 100                 a whole number in a range
     -- @suppress users                                    blank breakdown rows with few users
 
+A named query selects scalar columns only: its pages are cut in an order of every column it
+selects, and a map or an array has no order.
+
 A request names the query, its parameters and a format (json, csv, xlsx, parquet). Every value
 is checked against its declaration and then bound by the engine (Athena execution parameters,
 DuckDB prepared statements); none is pasted into SQL. A bad request (unknown query, a missing,
