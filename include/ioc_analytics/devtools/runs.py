@@ -242,7 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from airflow.exceptions import AirflowException
 
-    progress = sys.stdout if args.progress == "-" else open(args.progress, "w")  # noqa: SIM115 (to the end)
+    # Appended to: a redirected output (`make demo > log`) is not truncated.
+    progress = sys.stdout if args.progress == "-" else open(args.progress, "a")  # noqa: SIM115 (to the end)
 
     def say(line: str) -> None:
         print(line, file=progress, flush=True)
