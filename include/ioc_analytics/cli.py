@@ -4,8 +4,9 @@
     ioc query [--format table|csv|json] "SQL"      (or - to read the SQL from stdin)
     ioc tables
     ioc quality YYYY-MM-DD [--validate]             the day's data-quality reports
+    ioc status [FIRST [LAST]]                       each day's tables: landed, validated, exported, stale
     ioc fault --date YYYY-MM-DD --fault NAME [--assessment-type T] [--lake DIR]
-    ioc quicksight                                  (aws) create or update the QuickSight datasets
+    ioc quicksight                                  (aws) create or update the QuickSight datasets and dashboard
     ioc costguard [--events-per-day N]              the SQL files' cost mistakes and estimated scans
     ioc setup [--today YYYY-MM-DD]                  create or check what the pipelines need; readiness
     ioc recover YYYY-MM-DD [...] [--dry-run]         re-run a fixed bad day, then the days it blocked
@@ -113,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="what to do to it: " + ", ".join(sorted(FAULTS)))
     fault.add_argument("--assessment-type", choices=ASSESSMENT_TYPES, metavar="TYPE", default="personality",
                        help="the events partition to damage (events faults only): " + ", ".join(ASSESSMENT_TYPES))
-    _command(sub, "quicksight", "aws: create or update the QuickSight data source and datasets (idempotent)",
+    _command(sub, "quicksight", "aws: create or update the QuickSight data source, datasets and dashboard (idempotent)",
              "IOC_BACKEND=aws IOC_LAKE_ROOT=s3://ioc-analytics-data-lake ioc quicksight")
     guard = _command(sub, "costguard", "check the package's SQL for unfiltered partitioned reads, SELECT * on raw "
                                        "tables and scans past the cutoff on a 90-day lake (exit 1 if any)",

@@ -19,7 +19,8 @@ workgroup        the workgroup: per-query bytes-scanned cutoff,  the same cutoff
 alerts           the on-call SNS topic and three CloudWatch      the same three thresholds, which the cost
                  alarms (month-to-date budget, single query      monitor DAG evaluates
                  cost, failure rate)
-quicksight       data source and datasets (``backends/aws/``)       (aws only: local has the static dashboard)
+quicksight       data source, datasets and dashboard             (aws only: local has the static dashboard)
+                 (``backends/aws/``)
 readiness        the activation criteria, from Athena            the same, from the local lake and query log
 ===============  ==============================================  ==============================================
 
