@@ -86,6 +86,14 @@ def test_bad_requests_are_refused_with_one_message(body, status, message):
     assert refused.value.status == status and message in str(refused.value), str(refused.value)
 
 
+def test_a_date_is_taken_in_either_spelling():
+    dashed = api.prepare({"query": "daily_active_users", "parameters": {"start": "2024-01-05", "end": "2024-01-09"}})
+    slashed = api.prepare({"query": "daily_active_users", "parameters": {"start": "2024/01/05", "end": "2024/01/09"}})
+    assert dashed[1] == slashed[1] == {"start": "2024/01/05", "end": "2024/01/09"}
+    with pytest.raises(api.RequestError, match="is not a date as YYYY-MM-DD"):
+        api.prepare({"query": "daily_active_users", "parameters": {"start": "2024-01/05"}})
+
+
 def test_a_run_binds_its_values(local_settings, sample_lake):
     query, values, _ = api.prepare({"query": "ocean_scores_by_industry",
                                     "parameters": {"industry": "Finance", "year": 2024, "month": 1}}, TODAY)

@@ -4,7 +4,7 @@ Only named queries run: the files under ``include/ioc_analytics/sql/queries/``, 
 declared in its header, one per line::
 
     -- @param industry string [A-Z][A-Za-z &-]{1,39}     a string that must match the pattern
-    -- @param start lake_date = today-30                  a YYYY-MM-DD date, bound as 'YYYY/MM/DD'
+    -- @param start lake_date = today-30                  a date, YYYY-MM-DD or YYYY/MM/DD, bound as 'YYYY/MM/DD'
     -- @param year year = current                         a year, bound as 'YYYY'
     -- @param month month = current                       1-12, bound as 'MM'
     -- @param limit integer 1..1000 = 100                 a whole number in a range
@@ -87,13 +87,13 @@ class Parameter:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise RequestError(400, f"{problem} a whole number from {low} to {high}")
             return value
-        if self.type == "lake_date":
-            if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-                raise RequestError(400, f"{problem} a date as YYYY-MM-DD")
+        if self.type == "lake_date":  # typed as the CLI takes it, or as the lake writes it
+            if not isinstance(value, str) or not re.fullmatch(r"\d{4}([-/])\d{2}\1\d{2}", value):
+                raise RequestError(400, f"{problem} a date as YYYY-MM-DD (or YYYY/MM/DD)")
             try:
-                return dt.date.fromisoformat(value).strftime("%Y/%m/%d")
+                return dt.date.fromisoformat(value.replace("/", "-")).strftime("%Y/%m/%d")
             except ValueError:
-                raise RequestError(400, f"{problem} a date as YYYY-MM-DD") from None
+                raise RequestError(400, f"{problem} a date as YYYY-MM-DD (or YYYY/MM/DD)") from None
         text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
         if self.type == "year":
             if not re.fullmatch(r"\d{4}", text):
