@@ -26,4 +26,16 @@ export IOC_EXPORTS_ROOT="${IOC_EXPORTS_ROOT:-$PWD/data/exports}"
 command -v airflow > /dev/null || { echo "airflow is not on PATH: run this through \`make airflow\`" >&2; exit 2; }
 echo "Airflow UI and REST API: http://localhost:$port (user admin; the password is printed below and kept in"
 echo "  $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated). Lake: $IOC_LAKE_ROOT. Ctrl-C stops every part."
-exec airflow standalone
+# Ctrl-C interrupts every process of the terminal's foreground group at once, and standalone,
+# interrupted together with its parts, never finishes stopping (it waits on children already
+# gone). So it runs in a process group of its own (job control on), and this script hands it the
+# one SIGINT on which it stops each of its parts in turn, then waits for it.
+set -m
+airflow standalone &
+standalone=$!
+trap 'kill -INT "$standalone" 2> /dev/null' INT TERM
+status=0
+while kill -0 "$standalone" 2> /dev/null; do
+  wait "$standalone" || status=$?
+done
+exit "$status"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Sequence
 
@@ -36,6 +37,9 @@ def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text.strip().replace("/", "-"))
     except ValueError:
+        if re.fullmatch(r"\d{4}([-/])\d{2}\1\d{2}", text.strip()):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a day of the calendar (a month from 01 to 12, a day "
+                                             "that the month has)") from None
         raise argparse.ArgumentTypeError(f"{text!r} is not a date: type it as YYYY-MM-DD (or YYYY/MM/DD)") from None
 
 
@@ -68,7 +72,9 @@ def _positive(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ioc", description="IOC analytics: sample lake, queries, tables.")
+    parser = argparse.ArgumentParser(
+        prog="ioc", description="IOC analytics: generate a sample lake, query it, check and show each day's "
+                                "state, recover after a bad day, set up, check the SQL's cost.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = _command(sub, "generate", "write a deterministic synthetic lake: assessment events and OCEAN scores",

@@ -70,12 +70,18 @@ def read_costs(state: Path, day: dt.date) -> pd.DataFrame:
     return pq.read_table(location).to_pandas()
 
 
-def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _started_here(home: Path) -> list[int]:
+    """The processes still running with this Airflow home (standalone and its parts)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("AIRFLOW_HOME") == str(home) and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -109,20 +115,20 @@ def airflow(sample_lake, tmp_path_factory):
             time.sleep(1)
         yield {"base": base, "root": root, "lake": lake, "state": root / "state", "exports": root / "exports"}
     finally:
-        os.kill(process.pid, signal.SIGINT)  # standalone then stops each of its parts
+        # As a terminal's Ctrl-C: SIGINT to the whole process group (scripts/airflow.sh hands it on).
+        os.killpg(process.pid, signal.SIGINT)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
         deadline = time.monotonic() + 30
-        while _alive(process.pid) and time.monotonic() < deadline:
+        while (leftover := _started_here(root / "home")) and time.monotonic() < deadline:
             time.sleep(0.5)
-        leftover = _alive(process.pid)
-        if leftover:
-            os.killpg(process.pid, signal.SIGKILL)
+        for pid in leftover:
+            os.kill(pid, signal.SIGKILL)
         log.close()
-        assert not leftover, "standalone left processes behind after SIGINT"
+        assert not leftover, "standalone left processes behind after Ctrl-C"
 
 
 def _runs(base: str) -> tuple[dict[str, str], list[dict]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -173,9 +174,11 @@ def render(settings: Settings, days: list[dt.date]) -> tuple[str, bool]:
                              f"{', '.join(cells[table].files[:3])}")
         if stale_here := [t for t in AGGREGATES if cells[t].state == "stale"]:
             notes.append(describe(day, stale_here, sorted({f for t in stale_here for f in cells[t].files})))
-    lines += ["", "columns: " + ", ".join(f"{SHORT[t]} = {t}" for t in tables),
-              "raw tables: missing, landed, validated, failed, changed (delivered again after its validation); "
-              "aggregates: missing, built, exported, failed, stale (a source it reads was written after it was built)"]
+    legend = ["columns: " + ", ".join(f"{SHORT[t]} = {t}" for t in tables),
+              "raw tables: missing, landed, validated, failed, changed (delivered again after its validation)",
+              "aggregates: missing, built, exported, failed, stale (a source it reads was written after it was "
+              "built)"]
+    lines += ["", *(wrapped for line in legend for wrapped in textwrap.wrap(line, 100, subsequent_indent="  "))]
     if notes:
         lines += ["", *notes, RERUN]
     return "\n".join(lines), healthy
