@@ -84,6 +84,7 @@ def test_the_demos_runs_are_ordinary_runs_and_a_later_scheduler_carries_on(tmp_p
         task_log = home / "logs" / f"dag_id={DAG}" / f"run_id={run['run_id']}" / "task_id=validate_assessment_events"
         lines = [json.loads(line) for line in (task_log / "attempt=1.log").read_text().splitlines()]
         assert any(line["event"].startswith(f"assessment_events for {day} passed") for line in lines), lines
+        assert not [line for line in lines if "[DAG TEST]" in line["event"]], "a worker's log, not dag.test's"
     [monitor] = _runs(home, "ioc_cost_monitor")
     assert monitor["run_type"] == "manual" and monitor["state"] == "success", monitor
 

@@ -172,6 +172,8 @@ def _task_log(ti: Any) -> Iterator[None]:
 
     name = jinja2.Template(conf.get("logging", "log_filename_template")).render(ti=ti, try_number=ti.try_number)
     handler = _JsonLines(Path(conf.get("logging", "base_log_folder")) / name)
+    # Not the in-process runner's own "[DAG TEST] running task" lines: a worker's log has none.
+    handler.addFilter(lambda record: record.name != "airflow.sdk.definitions.dag")
     root = logging.getLogger()
     root.addHandler(handler)
     try:
