@@ -76,9 +76,14 @@ def test_a_bad_quarantine_setting_is_explained(sample_lake, tmp_path):
     assert out.returncode == 2 and out.stderr == "error: IOC_QUARANTINE='maybe' must be true or false\n"
 
 
-def test_generate_rejects_a_bad_date(tmp_path):
-    out = run_ioc("generate", "--lake", str(tmp_path), "--start", "2024-13-01", lake=tmp_path, state=tmp_path)
-    assert out.returncode == 2 and "'2024-13-01' is not a date: type it as YYYY-MM-DD (or YYYY/MM/DD)" in out.stderr
+@pytest.mark.parametrize(("typed", "said"), [
+    ("2024-13-01", "'2024-13-01' is not a day of the calendar (a month from 01 to 12, a day that the month has)"),
+    ("2024/02/30", "'2024/02/30' is not a day of the calendar"),
+    ("15/01/2024", "'15/01/2024' is not a date: type it as YYYY-MM-DD (or YYYY/MM/DD)"),
+    ("2024-1-5", "'2024-1-5' is not a date: type it as YYYY-MM-DD (or YYYY/MM/DD)")])
+def test_generate_rejects_a_bad_date(tmp_path, typed, said):
+    out = run_ioc("generate", "--lake", str(tmp_path), "--start", typed, lake=tmp_path, state=tmp_path)
+    assert out.returncode == 2 and said in out.stderr, out.stderr
 
 
 def test_generate_and_fault_write_the_configured_lake_and_take_either_date_spelling(tmp_path):
