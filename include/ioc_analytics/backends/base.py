@@ -69,7 +69,8 @@ class Backend:
 
     @cached_property
     def lake(self) -> Lake:
-        raise NotImplementedError
+        """The lake (``IOC_LAKE_ROOT``): a folder or an S3 prefix, as :meth:`store` opens it."""
+        return self.store(self.settings.lake_uri)
 
     @cached_property
     def registry(self) -> PartitionRegistry:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ioc_analytics.backends import get_backend
-from ioc_analytics.engine.base import DailyUsage, QueryRecord, add_query, utc_bounds
+from ioc_analytics.engine.base import DailyUsage, QueryRecord, add_query, in_window, utc_bounds
 from ioc_analytics.settings import Settings
 
 __all__ = ["DailyUsage", "QueryRecord", "add_query", "daily_usage", "query_history"]
@@ -34,8 +34,7 @@ def query_history(settings: Settings, start: dt.date, end: dt.date) -> list[Quer
     """The workgroup's queries submitted on the days ``start`` to ``end`` (UTC), oldest first."""
     first, last = utc_bounds(start, end)
     records = get_backend(settings).query_history(first)
-    kept = [r for r in records if r.workgroup == settings.workgroup and first <= r.submitted_at < last]
-    return sorted(kept, key=lambda r: r.submitted_at)
+    return sorted(in_window(records, settings.workgroup, first, last), key=lambda r: r.submitted_at)
 
 
 def daily_usage(settings: Settings, start: dt.date, end: dt.date) -> dict[dt.date, DailyUsage]:

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -171,3 +171,9 @@ def utc_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """The instants from the start of ``start`` to the end of ``end`` (UTC)."""
     first = dt.datetime.combine(start, dt.time(), dt.UTC)
     return first, dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC)
+
+
+def in_window(records: Iterable[QueryRecord], workgroup: str, first: dt.datetime,
+              last: dt.datetime) -> Iterator[QueryRecord]:
+    """The records of ``workgroup`` submitted in [first, last): what the cost monitor counts."""
+    return (r for r in records if r.workgroup == workgroup and first <= r.submitted_at < last)

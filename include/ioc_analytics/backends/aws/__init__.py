@@ -13,7 +13,6 @@ from ioc_analytics.backends.base import Backend
 from ioc_analytics.engine.base import DailyUsage, Engine, QueryRecord
 from ioc_analytics.errors import ConfigError
 from ioc_analytics.lake.partitions import PartitionRegistry
-from ioc_analytics.lake.store import Lake
 from ioc_analytics.settings import Settings
 
 
@@ -32,10 +31,6 @@ class AwsBackend(Backend):
         from ioc_analytics.backends.aws.engine import AthenaEngine
 
         return AthenaEngine(self.settings, self.catalog, self.lake, self.registry)
-
-    @cached_property
-    def lake(self) -> Lake:
-        return self.store(self.settings.lake_uri)
 
     @cached_property
     def registry(self) -> PartitionRegistry:

@@ -18,7 +18,7 @@ from ioc_analytics.engine.base import DailyUsage, Engine, QueryRecord, add_query
 from ioc_analytics.errors import ConfigError
 from ioc_analytics.lake.catalog import Table
 from ioc_analytics.lake.partitions import PartitionRegistry
-from ioc_analytics.lake.store import DataFile, Lake
+from ioc_analytics.lake.store import DataFile
 from ioc_analytics.settings import Settings
 
 #: Athena keeps 45 days of query history; the local query log keeps as much.
@@ -48,10 +48,6 @@ class LocalBackend(Backend):
         return LocalEngine(self.settings, self.catalog, self.lake, self.registry)
 
     @cached_property
-    def lake(self) -> Lake:
-        return self.store(self.settings.lake_uri)
-
-    @cached_property
     def registry(self) -> PartitionRegistry:
         from ioc_analytics.backends.local.registry import LocalRegistry
 
@@ -63,12 +59,11 @@ class LocalBackend(Backend):
         return query_log(self.settings)
 
     def fill_daily_usage(self, days: dict[dt.date, DailyUsage]) -> None:
-        from ioc_analytics.engine.base import utc_bounds
+        from ioc_analytics.engine.base import in_window, utc_bounds
 
         first, last = utc_bounds(min(days), max(days))
-        for record in self.query_history(first):
-            if record.workgroup == self.settings.workgroup and first <= record.submitted_at < last:
-                add_query(days[record.submitted_at.date()], record)
+        for record in in_window(self.query_history(first), self.settings.workgroup, first, last):
+            add_query(days[record.submitted_at.date()], record)
 
     def send_alert(self, alert: Any) -> str:
         from ioc_analytics.backends.local import alerts
