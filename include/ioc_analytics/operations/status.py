@@ -87,6 +87,15 @@ def stale_sources(settings: Settings, name: str, day: dt.date, since: dt.datetim
     return sorted(set(changed))
 
 
+def _built(settings: Settings, name: str, day: dt.date) -> tuple[str | None, list[str]]:
+    """Where the day's partition of aggregate ``name`` is registered (None: not built), and the
+    source files written after it was built that it reads."""
+    backend = get_backend(settings)
+    location = backend.registry.location(backend.catalog.table(name), {"date": sql.date_values(day)["lake_date"]})
+    since = built_at(location) if location else None
+    return location, stale_sources(settings, name, day, since) if since else []
+
+
 def day_status(settings: Settings, day: dt.date) -> dict[str, Cell]:
     """Every table's state for ``day`` (see the module)."""
     from ioc_analytics.quality import read_report
@@ -108,14 +117,11 @@ def day_status(settings: Settings, day: dt.date) -> dict[str, Cell]:
             cells[table] = Cell("changed", newer)
         else:
             cells[table] = Cell("validated" if report.get("passed") else "failed")
-    lake_date = sql.date_values(day)["lake_date"]
     for name in AGGREGATES:
-        location = backend.registry.location(backend.catalog.table(name), {"date": lake_date})
+        location, changed = _built(settings, name, day)
         if location is None:
             cells[name] = Cell("missing")
             continue
-        since = built_at(location)
-        changed = stale_sources(settings, name, day, since) if since else []
         if changed:
             cells[name] = Cell("stale", changed)
             continue
@@ -133,14 +139,10 @@ def day_status(settings: Settings, day: dt.date) -> dict[str, Cell]:
 def stale(settings: Settings, days: Iterable[dt.date]) -> dict[dt.date, dict[str, list[str]]]:
     """The stale aggregates of ``days``: for each day that has some, each one and the source
     files written after it was built."""
-    backend = get_backend(settings)
-    found: dict[dt.date, dict[str, str]] = {}
+    found: dict[dt.date, dict[str, list[str]]] = {}
     for day in days:
-        lake_date = sql.date_values(day)["lake_date"]
         for name in AGGREGATES:
-            location = backend.registry.location(backend.catalog.table(name), {"date": lake_date})
-            since = built_at(location) if location else None
-            if since and (changed := stale_sources(settings, name, day, since)):
+            if changed := _built(settings, name, day)[1]:
                 found.setdefault(day, {})[name] = changed
     return found
 
