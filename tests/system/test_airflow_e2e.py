@@ -29,7 +29,7 @@ import pytest
 
 from ioc_analytics.devtools.faults import inject_fault
 from ioc_analytics.lake.tables import AGGREGATES
-from ioc_analytics.operations.recover import AirflowApi
+from ioc_analytics.operations.recover import AirflowApi, _busy
 from tests.conftest import ROOT
 from tests.helpers import (
     TODAY,
@@ -131,10 +131,21 @@ def airflow(sample_lake, tmp_path_factory):
         assert not leftover, "standalone left processes behind after Ctrl-C"
 
 
+def _api(method: str, url: str, **kwargs) -> httpx.Response:
+    """One call of Airflow's REST API, asked again while SQLite is busy with the scheduler, as
+    `ioc recover`'s client does."""
+    for wait in (1, 2, 4, 8, 15, None):
+        answer = httpx.request(method, url, timeout=30, **kwargs)
+        if not _busy(answer) or wait is None:
+            return answer
+        time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
 def _runs(base: str) -> tuple[dict[str, str], list[dict]]:
     """The runs of the test's days. (Unpaused, the DAG also gets its scheduled run for the wall
     clock's yesterday, which the fixed clock's lake has no data for: not the test's.)"""
-    runs = httpx.get(f"{base}/api/v2/dags/{DAG}/dagRuns", params={"limit": 50}, timeout=30).json()["dag_runs"]
+    runs = _api("GET", f"{base}/api/v2/dags/{DAG}/dagRuns", params={"limit": 50}).json()["dag_runs"]
     ours = [r for r in runs if r["logical_date"][:10] in {d.isoformat() for d in DAYS}]
     return {r["logical_date"][:10]: r["state"] for r in ours}, ours
 
@@ -150,8 +161,8 @@ def _wait_until_done(base: str, deadline_s: float = 900) -> tuple[dict[str, str]
 
 
 def _task_state(base: str, run: dict, task: str) -> str:
-    return httpx.get(f"{base}/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances/{task}",
-                     timeout=30).json()["state"]
+    path = f"/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances/{task}"
+    return _api("GET", f"{base}{path}").json()["state"]
 
 
 def test_a_bad_day_blocks_the_next_days_and_ioc_recover_turns_them_all_green(airflow, chromium, tmp_path):
@@ -164,7 +175,7 @@ def test_a_bad_day_blocks_the_next_days_and_ioc_recover_turns_them_all_green(air
     # Through `ioc recover`'s client, which retries Airflow's 503 (SQLite busy with the scheduler).
     AirflowApi(base).backfill(DAG, DAYS[0], DAYS[-1], max_active_runs=1, reprocess="none")
     # New DAGs start paused, and a paused DAG's backfill runs wait: unpause it.
-    assert httpx.patch(f"{base}/api/v2/dags/{DAG}", json={"is_paused": False}, timeout=30).status_code == 200
+    assert _api("PATCH", f"{base}/api/v2/dags/{DAG}", json={"is_paused": False}).status_code == 200
     states, runs = _wait_until_done(base)
     assert states == {d.isoformat(): "failed" for d in DAYS}, states
     for run in runs:
@@ -230,12 +241,12 @@ def test_a_bad_day_blocks_the_next_days_and_ioc_recover_turns_them_all_green(air
     # The cost monitor, triggered through the API for today, costs those queries.
     today = dt.datetime.now(dt.UTC).date()
     monitor = "ioc_cost_monitor"
-    assert httpx.patch(f"{base}/api/v2/dags/{monitor}", json={"is_paused": False}, timeout=30).status_code == 200
-    run = httpx.post(f"{base}/api/v2/dags/{monitor}/dagRuns", timeout=30,
-                     json={"logical_date": f"{today}T02:00:00Z", "dag_run_id": "e2e-today"})
+    assert _api("PATCH", f"{base}/api/v2/dags/{monitor}", json={"is_paused": False}).status_code == 200
+    run = _api("POST", f"{base}/api/v2/dags/{monitor}/dagRuns",
+               json={"logical_date": f"{today}T02:00:00Z", "dag_run_id": "e2e-today"})
     assert run.status_code == 200, run.text
     deadline = time.monotonic() + 300
-    while (state := httpx.get(f"{base}/api/v2/dags/{monitor}/dagRuns/e2e-today", timeout=30).json()["state"]) not in (
+    while (state := _api("GET", f"{base}/api/v2/dags/{monitor}/dagRuns/e2e-today").json()["state"]) not in (
             "success", "failed"):
         assert time.monotonic() < deadline, f"the cost monitor's run is still {state}"
         time.sleep(3)

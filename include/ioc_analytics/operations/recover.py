@@ -150,6 +150,11 @@ def still_failing(settings: Settings, recovery: Plan) -> dict[dt.date, list[str]
     return failing
 
 
+def _busy(response: Any) -> bool:
+    """Whether Airflow's answer means its metadata database was busy (see ``AirflowApi._send``)."""
+    return response.status_code == 503 or (response.status_code == 500 and "Database error" in response.text)
+
+
 class AirflowApi:
     """The few calls of Airflow's REST API (``/api/v2``) that a recovery needs."""
 
@@ -184,16 +189,17 @@ class AirflowApi:
                                     "(`make airflow`), or set IOC_AIRFLOW_URL to its API server") from None
             except httpx.InvalidURL as err:
                 raise RecoveryError(f"IOC_AIRFLOW_URL={self.base!r} is not a URL ({err})") from None
-            # 503 is Airflow's "busy, try again": on SQLite (`make airflow`) a backfill's creation
-            # is refused while the scheduler holds the database ("Database is locked").
-            if response.status_code != 503 or wait is None:
+            # On SQLite (`make airflow`) a write while the scheduler holds the database is refused:
+            # 503 ("Database is locked": a backfill's creation) or 500 "Database error", rolled
+            # back, so asking again is safe. Both pass once the scheduler lets go.
+            if not _busy(response) or wait is None:
                 break
             time.sleep(wait)
         if response.status_code in (401, 403):
             raise RecoveryError(f"Airflow's API at {self.base} refused {method} {path} ({response.status_code}): set "
                                 "IOC_AIRFLOW_TOKEN, or IOC_AIRFLOW_USERNAME and IOC_AIRFLOW_PASSWORD, to a user who "
                                 "may create backfills")
-        if response.status_code == 503:
+        if _busy(response):
             raise RecoveryError(f"Airflow's API stayed busy for {sum(BUSY_RETRY_S):.0f} s on {method} {path} "
                                 f"({response.text[:300]}): run `ioc recover` again in a minute; on SQLite, "
                                 "a metadata database on PostgreSQL avoids it")
