@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import re
 import sys
 from collections.abc import Sequence
 
@@ -33,14 +32,13 @@ from ioc_analytics.errors import ConfigError, IocError
 
 
 def _date(text: str) -> dt.date:
-    """A day typed either way: ``2024-01-15`` (the CLI's and the API's) or ``2024/01/15`` (the lake's)."""
+    """A day typed either way (:func:`ioc_analytics.text.parse_day`)."""
+    from ioc_analytics.text import parse_day
+
     try:
-        return dt.date.fromisoformat(text.strip().replace("/", "-"))
-    except ValueError:
-        if re.fullmatch(r"\d{4}([-/])\d{2}\1\d{2}", text.strip()):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a day of the calendar (a month from 01 to 12, a day "
-                                             "that the month has)") from None
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date: type it as YYYY-MM-DD (or YYYY/MM/DD)") from None
+        return parse_day(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _command(sub, name: str, help: str, example: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -242,7 +240,7 @@ def _status(args: argparse.Namespace) -> int:
     get_backend(settings).lake.check()
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     first = args.first or yesterday - dt.timedelta(days=29)
-    last = args.last or (args.first if args.first else yesterday)
+    last = args.last or args.first or yesterday
     if last < first:
         raise ConfigError(f"the last day {last} is before the first {first}: name the earlier day first")
     if (last - first).days >= 366:

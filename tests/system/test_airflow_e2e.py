@@ -13,6 +13,7 @@ Set ``IOC_SAVE_SCREENSHOTS=<folder>`` to keep the screenshot (docs/airflow-grid.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -29,7 +30,7 @@ import pytest
 
 from ioc_analytics.devtools.faults import inject_fault
 from ioc_analytics.lake.tables import AGGREGATES
-from ioc_analytics.operations.recover import AirflowApi, _busy
+from ioc_analytics.operations.recover import AirflowApi
 from tests.conftest import ROOT
 from tests.helpers import (
     TODAY,
@@ -132,14 +133,15 @@ def airflow(sample_lake, tmp_path_factory):
 
 
 def _api(method: str, url: str, **kwargs) -> httpx.Response:
-    """One call of Airflow's REST API, asked again while SQLite is busy with the scheduler, as
-    `ioc recover`'s client does."""
-    for wait in (1, 2, 4, 8, 15, None):
-        answer = httpx.request(method, url, timeout=30, **kwargs)
-        if not _busy(answer) or wait is None:
-            return answer
-        time.sleep(wait)
-    raise AssertionError("unreachable")
+    """One call of Airflow's REST API through `ioc recover`'s client, which asks again while SQLite
+    is busy with the scheduler."""
+    base, path = url.split("/api/", 1)
+    return _client(base).request(method, f"/api/{path}", **kwargs)
+
+
+@functools.cache
+def _client(base: str) -> AirflowApi:
+    return AirflowApi(base)
 
 
 def _runs(base: str) -> tuple[dict[str, str], list[dict]]:

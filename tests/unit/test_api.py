@@ -56,8 +56,9 @@ def test_the_guides_example_binds_the_industry_and_the_partition_it_needs():
     ({"query": "daily_active_users", "parameters": {"days": 3}}, 400,
      "daily_active_users takes no parameter 'days': it takes start, end"),
     ({"query": "daily_active_users", "parameters": {"start": "15/01/2024"}}, 400,
-     "parameter 'start': '15/01/2024' is not a date as YYYY-MM-DD"),
-    ({"query": "daily_active_users", "parameters": {"start": "2024-02-30"}}, 400, "is not a date as YYYY-MM-DD"),
+     "parameter 'start': '15/01/2024' is not a date: type it as YYYY-MM-DD (or YYYY/MM/DD)"),
+    ({"query": "daily_active_users", "parameters": {"start": "2024-02-30"}}, 400,
+     "parameter 'start': '2024-02-30' is not a day of the calendar"),
     ({"query": "ocean_scores_by_industry", "parameters": {"industry": "Technology", "month": 13}}, 400,
      "parameter 'month': 13 is not a month from 1 to 12"),
     ({"query": "ocean_scores_by_industry", "parameters": {"industry": "Technology", "year": True}}, 400,
@@ -90,7 +91,7 @@ def test_a_date_is_taken_in_either_spelling():
     dashed = api.prepare({"query": "daily_active_users", "parameters": {"start": "2024-01-05", "end": "2024-01-09"}})
     slashed = api.prepare({"query": "daily_active_users", "parameters": {"start": "2024/01/05", "end": "2024/01/09"}})
     assert dashed[1] == slashed[1] == {"start": "2024/01/05", "end": "2024/01/09"}
-    with pytest.raises(api.RequestError, match="is not a date as YYYY-MM-DD"):
+    with pytest.raises(api.RequestError, match="is not a date: type it as YYYY-MM-DD"):
         api.prepare({"query": "daily_active_users", "parameters": {"start": "2024-01/05"}})
 
 

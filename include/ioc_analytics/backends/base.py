@@ -134,20 +134,14 @@ class Backend:
         """``ioc setup``'s steps on this backend, by name."""
         raise NotImplementedError
 
-    def reads(self, sql: str, parameters: list[object]) -> list[tuple[str, list[DataFile], list[tuple]]]:
-        """What a query would read, planned and not run: for each reference to a table, its name,
-        the files of the partitions it selects, and its WHERE's comparisons of a column with a
-        constant (``("timestamp", ">=", ...)``)."""
-        return [(scan.table.name, [f for p in scan.partitions for f in p.files], scan.bounds)
-                for scan in self._planner.plan(sql, parameters, with_bounds=True).scans]
-
-    @cached_property
-    def _planner(self) -> Any:
-        """The local engine's planner, for both backends: it needs only the catalog and the lake's
-        listings, which each backend has (it runs nothing)."""
+    def planner(self, lake: Lake | None = None) -> Any:
+        """The local engine's planner over this backend's catalog, registry and ``lake`` (its own
+        by default), for both backends: planning needs only the catalog and the lake's listings,
+        which each backend has, and runs nothing (``plan(sql, parameters, with_bounds=True)``:
+        per table reference, the partitions it selects and its comparisons with constants)."""
         from ioc_analytics.backends.local.engine import LocalEngine
 
-        return LocalEngine(self.settings, self.catalog, self.lake, self.registry)  # type: ignore[arg-type]
+        return LocalEngine(self.settings, self.catalog, lake or self.lake, self.registry)  # type: ignore[arg-type]
 
     def check_setup_settings(self) -> None:
         """What setup needs of the settings beyond what :class:`Settings` checks (ConfigError)."""

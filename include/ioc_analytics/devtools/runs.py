@@ -220,10 +220,12 @@ def _unfinished_backfills(dag_ids: set[str]) -> list[tuple[str, int]]:
 
 
 def _day(text: str) -> dt.date:
+    from ioc_analytics.text import parse_day
+
     try:
-        return dt.date.fromisoformat(text.replace("/", "-"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+        return parse_day(text)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,7 +46,7 @@ DAG_ID = "ioc_daily_analytics"
 #: How long a backfill may take before ``ioc recover`` stops waiting (it goes on in Airflow).
 WAIT_S = 3 * 3600
 POLL_S = 5
-#: The waits before each retry of an answer of 503 (Airflow busy), about 30 s in all.
+#: The waits before each retry of an answer that says Airflow's database is busy, 30 s in all.
 BUSY_RETRY_S = (1, 2, 4, 8, 15)
 
 
@@ -178,7 +178,9 @@ class AirflowApi:
             raise RecoveryError(f"{self.base}/auth/token gave no access token: set IOC_AIRFLOW_TOKEN instead")
         return {"Authorization": f"Bearer {answer['access_token']}"}
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call of the API (``path`` under its base), asked again while Airflow's metadata
+        database is busy; the answer as it came (an ``httpx.Response``)."""
         import httpx
 
         for wait in (*BUSY_RETRY_S, None):
@@ -193,8 +195,12 @@ class AirflowApi:
             # 503 ("Database is locked": a backfill's creation) or 500 "Database error", rolled
             # back, so asking again is safe. Both pass once the scheduler lets go.
             if not _busy(response) or wait is None:
-                break
+                return response
             time.sleep(wait)
+        raise AssertionError("unreachable: the last wait returns")
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
         if response.status_code in (401, 403):
             raise RecoveryError(f"Airflow's API at {self.base} refused {method} {path} ({response.status_code}): set "
                                 "IOC_AIRFLOW_TOKEN, or IOC_AIRFLOW_USERNAME and IOC_AIRFLOW_PASSWORD, to a user who "

@@ -21,6 +21,7 @@ import re
 import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import IocError
@@ -66,38 +67,63 @@ def _window(bounds: Iterable[tuple]) -> tuple[dt.datetime, dt.datetime]:
     return start, end
 
 
-def stale_sources(settings: Settings, name: str, day: dt.date, since: dt.datetime) -> list[str]:
+class _ListedOnce:
+    """The lake, each table listed once: a screen or the DAG's report plans the same tables for
+    every day and aggregate, and a listing of S3 is a round trip per thousand objects."""
+
+    def __init__(self, lake: Any) -> None:
+        self._lake, self._listings = lake, {}
+
+    def list_table(self, table: Any) -> Any:
+        if table.name not in self._listings:
+            self._listings[table.name] = self._lake.list_table(table)
+        return self._listings[table.name]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lake, name)
+
+
+def planner(settings: Settings) -> Any:
+    """A planner for one screen or one report (its listings kept while it lives)."""
+    backend = get_backend(settings)
+    return backend.planner(_ListedOnce(backend.lake))
+
+
+def stale_sources(settings: Settings, name: str, day: dt.date, since: dt.datetime,
+                  plans: Any = None) -> list[str]:
     """The source files (relative to the lake) that aggregate ``name`` reads for ``day`` and that
-    were written after ``since`` with rows it reads; none if it is up to date."""
+    were written after ``since`` with rows it reads; none if it is up to date. ``plans``: a
+    :func:`planner` to share between calls."""
     backend = get_backend(settings)
     rendered = sql.render(name, day)
     try:
-        reads = backend.reads(rendered.sql, rendered.parameters)
+        scans = (plans or planner(settings)).plan(rendered.sql, rendered.parameters, with_bounds=True).scans
     except IocError:
         return []  # nothing to read any more (a source deleted): repair and the sensors say so
     changed = []
-    for table, files, bounds in reads:
-        if table not in RAW_TABLES:
+    for scan in scans:
+        if scan.table.name not in RAW_TABLES:
             continue
-        start, end = _window(bounds)
-        for file in files:
+        start, end = _window(scan.bounds)
+        for file in (f for partition in scan.partitions for f in partition.files):
             if (file.modified is not None and file.modified > since.timestamp()
                     and rows_between(backend.lake.footer(file), start, end)):
                 changed.append(file.path.removeprefix(settings.lake_uri + "/"))
     return sorted(set(changed))
 
 
-def _built(settings: Settings, name: str, day: dt.date) -> tuple[str | None, list[str]]:
+def _built(settings: Settings, name: str, day: dt.date, plans: Any) -> tuple[str | None, list[str]]:
     """Where the day's partition of aggregate ``name`` is registered (None: not built), and the
     source files written after it was built that it reads."""
     backend = get_backend(settings)
     location = backend.registry.location(backend.catalog.table(name), {"date": sql.date_values(day)["lake_date"]})
     since = built_at(location) if location else None
-    return location, stale_sources(settings, name, day, since) if since else []
+    return location, stale_sources(settings, name, day, since, plans) if since else []
 
 
-def day_status(settings: Settings, day: dt.date) -> dict[str, Cell]:
-    """Every table's state for ``day`` (see the module)."""
+def day_status(settings: Settings, day: dt.date, plans: Any = None) -> dict[str, Cell]:
+    """Every table's state for ``day`` (see the module); ``plans`` as for :func:`stale_sources`."""
+    plans = plans or planner(settings)
     from ioc_analytics.quality import read_report
 
     backend = get_backend(settings)
@@ -118,7 +144,7 @@ def day_status(settings: Settings, day: dt.date) -> dict[str, Cell]:
         else:
             cells[table] = Cell("validated" if report.get("passed") else "failed")
     for name in AGGREGATES:
-        location, changed = _built(settings, name, day)
+        location, changed = _built(settings, name, day, plans)
         if location is None:
             cells[name] = Cell("missing")
             continue
@@ -140,9 +166,10 @@ def stale(settings: Settings, days: Iterable[dt.date]) -> dict[dt.date, dict[str
     """The stale aggregates of ``days``: for each day that has some, each one and the source
     files written after it was built."""
     found: dict[dt.date, dict[str, list[str]]] = {}
+    plans = planner(settings)
     for day in days:
         for name in AGGREGATES:
-            if changed := _built(settings, name, day)[1]:
+            if changed := _built(settings, name, day, plans)[1]:
                 found.setdefault(day, {})[name] = changed
     return found
 
@@ -166,8 +193,9 @@ def render(settings: Settings, days: list[dt.date]) -> tuple[str, bool]:
     widths = {t: max(len(SHORT[t]), 9) for t in tables}
     lines = ["day         " + "  ".join(SHORT[t].ljust(widths[t]) for t in tables).rstrip()]
     notes, healthy = [], True
+    plans = planner(settings)
     for day in days:
-        cells = day_status(settings, day)
+        cells = day_status(settings, day, plans)
         lines.append(f"{day.isoformat()}  " + "  ".join(cells[t].state.ljust(widths[t]) for t in tables).rstrip())
         healthy &= all(cells[t].state in ("validated", "exported") for t in tables)
         for table in RAW_TABLES:

@@ -47,6 +47,7 @@ from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import BytesScannedCutoffError, IocError, NoDataError, QueryTimeoutError
 from ioc_analytics.lake import sql
 from ioc_analytics.settings import SQL_DIR
+from ioc_analytics.text import parse_day
 
 QUERIES_DIR = SQL_DIR / "queries"
 _PARAM = re.compile(r"--\s*@param\s+(?P<name>[a-z_][a-z0-9_]*)\s+(?P<type>[a-z_]+)(?:\s+(?P<spec>.*?))?"
@@ -88,12 +89,12 @@ class Parameter:
                 raise RequestError(400, f"{problem} a whole number from {low} to {high}")
             return value
         if self.type == "lake_date":  # typed as the CLI takes it, or as the lake writes it
-            if not isinstance(value, str) or not re.fullmatch(r"\d{4}([-/])\d{2}\1\d{2}", value):
+            if not isinstance(value, str):
                 raise RequestError(400, f"{problem} a date as YYYY-MM-DD (or YYYY/MM/DD)")
             try:
-                return dt.date.fromisoformat(value.replace("/", "-")).strftime("%Y/%m/%d")
-            except ValueError:
-                raise RequestError(400, f"{problem} a date as YYYY-MM-DD (or YYYY/MM/DD)") from None
+                return parse_day(value).strftime("%Y/%m/%d")
+            except ValueError as err:
+                raise RequestError(400, f"parameter {self.name!r}: {err}") from None
         text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
         if self.type == "year":
             if not re.fullmatch(r"\d{4}", text):

@@ -99,9 +99,8 @@ def render(settings: Settings, day: dt.date, tags: Mapping[str, str] | None = No
     folder = f"{store.root}/dashboard/"
     path = f"{folder}{day.isoformat()}.html"
     store.put_bytes(path, page)
-    later = [f for f in store.list_all(folder) if f.path.rsplit("/", 1)[-1] > f"{day.isoformat()}.html"
-             and f.path.rsplit("/", 1)[-1][:4].isdigit()]
-    if not later:  # a backfill of an older day leaves the latest day's page as the index
+    days = [f.path.rsplit("/", 1)[-1].removesuffix(".html") for f in store.list_all(folder)]
+    if max(d for d in days if d != "index") <= day.isoformat():  # re-running an older day leaves the index
         store.put_bytes(f"{folder}index.html", page)
     log.info("dashboard for %s: %s (%d days of users, %d completion rows, %d industries, %d quality reports, "
              "%d tasks' queries)", day, path, len(dau), len(rates), len(traits), len(reports),
