@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 
 import pytest
 import sqlglot
@@ -29,6 +30,7 @@ def test_every_named_query_declares_what_it_binds_and_binds_only_in_where_clause
     for query in library.values():
         assert query.description and query.parameters, query.name
         values = {p.name: p.bind(None if p.default else "Technology", TODAY) for p in query.parameters}
+        values |= query.span_values(values)  # a span's dates give their partitions and bounds
         rendered = sql.render_with(f"queries/{query.name}", values)  # an undeclared name fails here
         placeholders = list(sqlglot.parse_one(rendered.sql, read="athena").find_all(exp.Placeholder))
         assert len(placeholders) == len(rendered.parameters) > 0, query.name
@@ -41,13 +43,32 @@ def test_every_named_query_declares_what_it_binds_and_binds_only_in_where_clause
             assert not types[column.name].is_type(*exp.DataType.NESTED_TYPES), (query.name, column.name)
 
 
-def test_the_guides_example_binds_the_industry_and_the_partition_it_needs():
+def test_the_guides_example_binds_the_industry_and_the_partitions_and_days_it_needs():
     query, values, fmt = api.prepare({"query": "ocean_scores_by_industry", "parameters": {"industry": "Technology"}},
                                      TODAY)
-    assert values == {"industry": "Technology", "year": "2024", "month": "02"} and fmt == "json"
+    assert {k: values[k] for k in ("industry", "start", "end")} == {
+        "industry": "Technology", "start": "2024/01/31", "end": "2024/01/31"} and fmt == "json"
     rendered = sql.render_with(f"queries/{query.name}", values)
-    assert "WHERE year = ? AND month = ? AND industry = ?" in rendered.sql
-    assert rendered.parameters == ["2024", "02", "Technology"]
+    assert "((year = ? AND month = ?) OR (year = ? AND month = ?))" in rendered.sql
+    assert rendered.parameters == ["2024", "01", "2024", "01", dt.datetime(2024, 1, 31), dt.datetime(2024, 2, 1),
+                                   "Technology"]
+    # a week across a month end reads both months, and the days' bounds
+    _, values, _ = api.prepare({"query": "ocean_scores_by_industry", "parameters": {
+        "industry": "Technology", "start": "2024-01-29", "end": "2024-02-04"}}, TODAY)
+    assert sql.render_with(f"queries/{query.name}", values).parameters == [
+        "2024", "01", "2024", "02", dt.datetime(2024, 1, 29), dt.datetime(2024, 2, 5), "Technology"]
+
+
+@pytest.mark.parametrize(("start", "end", "message"), [
+    ("2024-01-01", "2024-01-08", "ocean_scores_by_industry reads at most 7 days at a time, and 2024-01-01 to "
+                                 "2024-01-08 is 8: ask for 7 days or fewer"),
+    ("2024-01-31", "2024-01-01", "end (2024-01-01) is before start (2024-01-31): swap them"),
+])
+def test_a_span_past_what_the_query_allows_is_refused(start, end, message):
+    with pytest.raises(api.RequestError, match=re.escape(message)) as refused:
+        api.request({"query": "ocean_scores_by_industry",
+                     "parameters": {"industry": "Finance", "start": start, "end": end}}, TODAY)
+    assert refused.value.status == 400
 
 
 @pytest.mark.parametrize(("body", "status", "message"), [
@@ -59,10 +80,10 @@ def test_the_guides_example_binds_the_industry_and_the_partition_it_needs():
      "parameter 'start': '15/01/2024' is not a date: type it as YYYY-MM-DD (or YYYY/MM/DD)"),
     ({"query": "daily_active_users", "parameters": {"start": "2024-02-30"}}, 400,
      "parameter 'start': '2024-02-30' is not a day of the calendar"),
-    ({"query": "ocean_scores_by_industry", "parameters": {"industry": "Technology", "month": 13}}, 400,
-     "parameter 'month': 13 is not a month from 1 to 12"),
-    ({"query": "ocean_scores_by_industry", "parameters": {"industry": "Technology", "year": True}}, 400,
-     "parameter 'year': True is not a year as YYYY"),
+    ({"query": "ocean_scores_by_industry", "parameters": {"industry": "Technology", "month": 1}}, 400,
+     "ocean_scores_by_industry takes no parameter 'month': it takes industry, start, end"),
+    ({"query": "ocean_scores_by_industry", "parameters": {"industry": "Technology", "start": True}}, 400,
+     "parameter 'start': True is not a date"),
     ({"query": "ocean_scores_by_industry", "parameters": {"industry": "Technology' OR '1'='1"}}, 400,
      "is not a string matching"),
     ({"query": "ocean_scores_by_industry", "parameters": {"industry": ["Technology"]}}, 400,
@@ -96,16 +117,22 @@ def test_a_date_is_taken_in_either_spelling():
 
 
 def test_a_run_binds_its_values(local_settings, sample_lake):
-    query, values, _ = api.prepare({"query": "ocean_scores_by_industry",
-                                    "parameters": {"industry": "Finance", "year": 2024, "month": 1}}, TODAY)
+    query, values, _ = api.prepare({"query": "ocean_scores_by_industry", "parameters": {
+        "industry": "Finance", "start": "2024-01-10", "end": "2024-01-16"}}, TODAY)
     answer = api.run(local_settings, query, values, "tester")
-    scores = read_scores(sample_lake)
-    expected = scores[(scores["year"] == "2024") & (scores["month"] == "01") & (scores["industry"] == "Finance")]
+    expected = _week_of_finance(sample_lake)
     assert answer.table.num_rows == len(expected) > 0 and not answer.more
     assert set(answer.table.column("industry").to_pylist()) == {"Finance"}
     logged = json.loads(local_settings.query_log_path.read_text().splitlines()[-1])
-    assert logged["parameters"] == ["2024", "01", "Finance"] and "Finance" not in logged["query"]
+    assert logged["parameters"] == ["2024", "01", "2024", "01", "2024-01-10 00:00:00", "2024-01-17 00:00:00",
+                                    "Finance"] and "Finance" not in logged["query"]
     assert logged["tags"] == {"source": "ioc-api", "query": "ocean_scores_by_industry", "user": "tester"}
+
+
+def _week_of_finance(lake):
+    scores = read_scores(lake)
+    return scores[(scores["timestamp"] >= "2024-01-10") & (scores["timestamp"] < "2024-01-17")
+                  & (scores["industry"] == "Finance")]
 
 
 def _page_through(settings, body, today=TODAY):
@@ -121,11 +148,11 @@ def _page_through(settings, body, today=TODAY):
 
 @pytest.mark.parametrize("limit", [None, 7])
 def test_paging_gives_every_row_exactly_once_in_pages_no_larger_than_asked(local_settings, sample_lake, limit):
-    scores = read_scores(sample_lake)
-    expected = scores[(scores["year"] == "2024") & (scores["month"] == "01") & (scores["industry"] == "Finance")]
+    expected = _week_of_finance(sample_lake)
     cap = len(expected) // 3 - 1  # four pages at the cap
     settings = dataclasses.replace(local_settings, api_max_rows=cap)
-    body = {"query": "ocean_scores_by_industry", "parameters": {"industry": "Finance", "year": 2024, "month": 1}}
+    body = {"query": "ocean_scores_by_industry",
+            "parameters": {"industry": "Finance", "start": "2024-01-10", "end": "2024-01-16"}}
     if limit:
         body["limit"] = limit
     pages = _page_through(settings, body)
@@ -163,17 +190,18 @@ def test_a_page_past_the_cap_is_refused_and_a_cursor_pins_the_month_and_is_check
     call = api.request({"query": "daily_active_users", "limit": 6}, TODAY)
     with pytest.raises(api.RequestError, match="limit 6 is past IOC_API_MAX_ROWS=5: ask for pages of at most 5"):
         api.run(small, call.query, call.values, "tester", limit=call.limit)
-    # The default month is the first page's, on every page after it.
+    # The default days are the first page's, on every page after it.
     first = api.request({"query": "ocean_scores_by_industry", "parameters": {"industry": "Finance"}},
                         dt.date(2024, 1, 31))
     later = api.request({"cursor": first.cursor(10)}, dt.date(2024, 2, 1))
-    assert later.values == first.values == {"industry": "Finance", "year": "2024", "month": "01"}
+    assert later.values == first.values and later.given == {"industry": "Finance", "start": "2024-01-30",
+                                                            "end": "2024-01-30"}
     assert later.offset == 10
     # A cursor is only a position: its parameters are checked as a request's.
     import base64
 
     forged = base64.urlsafe_b64encode(json.dumps({"query": "ocean_scores_by_industry", "offset": 0, "parameters": {
-        "industry": "x' OR 1=1 --", "year": "2024", "month": "01"}}).encode()).decode().rstrip("=")
+        "industry": "x' OR 1=1 --", "start": "2024-01-30", "end": "2024-01-30"}}).encode()).decode().rstrip("=")
     with pytest.raises(api.RequestError, match="parameter 'industry'") as refused:
         api.request({"cursor": forged}, TODAY)
     assert refused.value.status == 400
@@ -181,7 +209,8 @@ def test_a_page_past_the_cap_is_refused_and_a_cursor_pins_the_month_and_is_check
 
 def test_no_data_is_a_404_not_an_empty_answer(local_settings):
     query, values, _ = api.prepare({"query": "ocean_scores_by_industry",
-                                    "parameters": {"industry": "Finance", "year": 2031, "month": 3}}, TODAY)
+                                    "parameters": {"industry": "Finance", "start": "2031-03-01",
+                                                   "end": "2031-03-01"}}, TODAY)
     with pytest.raises(api.RequestError, match="no data for these parameters") as refused:
         api.run(local_settings, query, values, "tester")
     assert refused.value.status == 404

@@ -60,7 +60,6 @@ def test_the_command_passes_on_the_project_and_prints_each_estimate(tmp_path):
     out = run_ioc("costguard", "--events-per-day", "3000000", lake=tmp_path, state=tmp_path)
     assert out.returncode == 1
     assert f"{SQL}/ocean_trait_percentiles.sql:1: would scan about 1.20 GiB on a 90-day lake" in out.stdout
-    assert "include/ioc_analytics/sql/assessment_funnel.sql:1: would scan" in out.stdout
     assert "include/ioc_analytics/sql/daily_active_users.sql" not in out.stdout
 
 

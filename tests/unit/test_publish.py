@@ -240,7 +240,8 @@ def test_an_api_answer_over_raw_text_is_safe_to_open(sample_lake, tmp_path):
     pq.write_table(data.set_column(data.schema.get_field_index("role"), "role", pa.array(roles)), path)
     settings = get_settings(backend="local", lake_root=str(lake), state_dir=str(tmp_path / "state"))
     query, values, _ = api.prepare({"query": "ocean_scores_by_industry",
-                                    "parameters": {"industry": "Technology", "year": 2024, "month": 1}})
+                                    "parameters": {"industry": "Technology", "start": "2024-01-10",
+                                                   "end": "2024-01-10"}})
     answer = api.run(settings, query, values, "test")
     assert FORMULAS[0] in answer.table["role"].to_pylist()
     csv_file = exports.render_file(answer.table, query.name, "csv")

@@ -128,6 +128,9 @@ def _render(path: Path, root: Path, lake: Path):
     if query is None:
         return sql.render_text(path.read_text(), sql.values_for(name, LAKE_LAST_DAY))
     given = {p.name: _common_value(lake, p.name) for p in query.parameters if p.default is None}
+    if query.span:  # its widest: as many days as it allows, to the lake's last day
+        first, last, days = query.span
+        given |= {first: (LAKE_LAST_DAY - dt.timedelta(days=days - 1)).isoformat(), last: LAKE_LAST_DAY.isoformat()}
     _, values, _ = api.prepare({"query": query.name, "parameters": given}, today=LAKE_LAST_DAY)
     return sql.render_text(path.read_text(), values)
 

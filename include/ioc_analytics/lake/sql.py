@@ -15,9 +15,14 @@ from dataclasses import dataclass, field
 
 import jinja2
 
+from ioc_analytics.lake.contract import MAX_COMPLETION_TIME_S
 from ioc_analytics.settings import SQL_DIR
 
 LOOKBACK_DAYS = 30
+
+#: How long after a session starts its score set can be written: the longest session the
+#: contract allows (a score set is written when its session completes).
+SCORING_WINDOW = dt.timedelta(seconds=MAX_COMPLETION_TIME_S)
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
@@ -40,6 +45,9 @@ def date_values(day: dt.date) -> dict[str, object]:
         "month_start": dt.datetime(day.year, day.month, 1),
         "next_day_start": dt.datetime(following.year, following.month, following.day),
         "lookback_start": (day - dt.timedelta(days=LOOKBACK_DAYS)).strftime("%Y/%m/%d"),
+        # the score sets of the day's sessions: written by the end of the last one's scoring
+        # window, in the day's month partition or the next day's
+        "scored_until": dt.datetime(following.year, following.month, following.day) + SCORING_WINDOW,
     }
 
 
@@ -55,6 +63,7 @@ def hour_values(hour: dt.datetime) -> dict[str, object]:
         "hour_start": start,
         "next_hour_start": start + dt.timedelta(hours=1),
         "week_before": (start.date() - dt.timedelta(days=7)).strftime("%Y/%m/%d"),
+        "scored_until": start + dt.timedelta(hours=1) + SCORING_WINDOW,
     }
 
 

@@ -9,6 +9,12 @@ declared in its header, one per line::
     -- @param month month = current                       1-12, bound as 'MM'
     -- @param limit integer 1..1000 = 100                 a whole number in a range
     -- @suppress users                                    blank breakdown rows with few users
+    -- @span start end 7                                  start <= end, at most 7 days from start to end
+
+A ``@span`` of two dates also gives the query each date's month partition and bounds, bound as
+the dates are: ``start_year``, ``start_month``, ``start_at`` (its first instant), and
+``end_year``, ``end_month``, ``end_before`` (the instant after its last day). A query over raw
+data bounds its days so that what it scans stays under the per-query cutoff at full volume.
 
 A named query selects scalar columns only: its pages are cut in an order of every column it
 selects, and a map or an array has no order.
@@ -53,6 +59,7 @@ QUERIES_DIR = SQL_DIR / "queries"
 _PARAM = re.compile(r"--\s*@param\s+(?P<name>[a-z_][a-z0-9_]*)\s+(?P<type>[a-z_]+)(?:\s+(?P<spec>.*?))?"
                     r"(?:\s*=\s*(?P<default>\S+))?\s*$")
 _SUPPRESS = re.compile(r"--\s*@suppress\s+(?P<column>[a-z_][a-z0-9_]*)\s*$")
+_SPAN = re.compile(r"--\s*@span\s+(?P<first>[a-z_][a-z0-9_]*)\s+(?P<last>[a-z_][a-z0-9_]*)\s+(?P<days>\d+)\s*$")
 
 
 class RequestError(Exception):
@@ -127,10 +134,29 @@ class NamedQuery:
     parameters: tuple[Parameter, ...]
     suppress: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    #: ``(first, last, days)``: two date parameters at most ``days`` days apart, first to last inclusive.
+    span: tuple[str, str, int] | None = None
+
+    def span_values(self, values: dict[str, object]) -> dict[str, object]:
+        """The span's checked dates and what they give the query (see the module); raises RequestError."""
+        if self.span is None:
+            return {}
+        first, last, days = self.span
+        start, end = (dt.datetime.strptime(str(values[name]), "%Y/%m/%d") for name in (first, last))
+        if end < start:
+            raise RequestError(400, f"{last} ({end:%Y-%m-%d}) is before {first} ({start:%Y-%m-%d}): swap them")
+        if (end - start).days + 1 > days:
+            raise RequestError(400, f"{self.name} reads at most {days} days at a time, and {start:%Y-%m-%d} to "
+                                    f"{end:%Y-%m-%d} is {(end - start).days + 1}: ask for {days} days or fewer "
+                                    "and request the next days after")
+        return {f"{first}_year": f"{start:%Y}", f"{first}_month": f"{start:%m}", f"{first}_at": start,
+                f"{last}_year": f"{end:%Y}", f"{last}_month": f"{end:%m}", f"{last}_before": end + dt.timedelta(days=1)}
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "suppresses_groups_by": self.suppress,
-                "parameters": [p.describe() for p in self.parameters]}
+                "parameters": [p.describe() for p in self.parameters],
+                "span": None if self.span is None else {"from": self.span[0], "to": self.span[1],
+                                                        "at_most_days": self.span[2]}}
 
 
 @cache
@@ -138,7 +164,7 @@ def library() -> dict[str, NamedQuery]:
     """Every named query, from its file's header."""
     queries = {}
     for path in sorted(QUERIES_DIR.glob("*.sql")):
-        description, parameters, suppress = [], [], None
+        description, parameters, suppress, span = [], [], None, None
         for line in path.read_text().splitlines():
             if not line.startswith("--"):
                 break
@@ -146,9 +172,11 @@ def library() -> dict[str, NamedQuery]:
                 parameters.append(Parameter(match["name"], match["type"], match["spec"], match["default"]))
             elif match := _SUPPRESS.match(line):
                 suppress = match["column"]
+            elif match := _SPAN.match(line):
+                span = (match["first"], match["last"], int(match["days"]))
             else:
                 description.append(line.lstrip("- ").strip())
-        queries[path.stem] = NamedQuery(path.stem, " ".join(description), tuple(parameters), suppress)
+        queries[path.stem] = NamedQuery(path.stem, " ".join(description), tuple(parameters), suppress, span=span)
     return queries
 
 
@@ -246,6 +274,7 @@ def request(body: Any, today: dt.date | None = None) -> Call:
     resolved = {p.name: given[p.name] if given.get(p.name) is not None else p.default_value(today)
                 for p in query.parameters}
     values = {p.name: p.bind(resolved[p.name], today) for p in query.parameters}
+    values.update(query.span_values(values))
     return Call(query, values, fmt, resolved, offset, limit)
 
 
@@ -293,7 +322,8 @@ def run(settings: Any, query: NamedQuery, values: dict[str, object], user: str,
         raise RequestError(422, str(err)) from None
     more = result.table.num_rows > page
     table, suppression = suppress_small_groups(result.table.slice(0, page), query.suppress, settings.min_group_users)
-    return Answer(query.name, values, table, {"users_column": suppression.users_column,
+    declared = {p.name: values[p.name] for p in query.parameters}
+    return Answer(query.name, declared, table, {"users_column": suppression.users_column,
                                               "min_group_users": suppression.min_group_users,
                                               "rows": suppression.rows, "cells": suppression.cells},
                   {"bytes_scanned": result.stats.bytes_scanned, "cost_usd": result.stats.cost_usd,

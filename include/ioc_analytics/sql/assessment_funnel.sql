@@ -1,7 +1,9 @@
 -- assessment_funnel for one day, by assessment type: sessions started, completed
 -- (completion_time > 0), scored (an OCEAN score set exists) and reliable (scored with
--- consistency >= 0.7 and completeness >= 0.9). A session that starts late in the day may be
--- scored after midnight, in the next month's partition: both months are read.
+-- consistency >= 0.7 and completeness >= 0.9). A score set is written when its session completes,
+-- at most 4 hours after it starts (the contract's longest session): so only the score sets written
+-- from the day's start to 4 hours after its end are read, in the day's month partition or the next
+-- day's (a session late on a month's last day is scored in the next month).
 SELECT
   e.assessment_type,
   CAST(COUNT(DISTINCT e.anonymous_user_id) AS bigint) AS users,
@@ -13,7 +15,8 @@ FROM assessment_events e
 LEFT JOIN (
   SELECT assessment_id, consistency, completeness
   FROM ocean_scores
-  WHERE (year = {{ year }} AND month = {{ month }}) OR (year = {{ next_year }} AND month = {{ next_month }})
+  WHERE ((year = {{ year }} AND month = {{ month }}) OR (year = {{ next_year }} AND month = {{ next_month }}))
+    AND "timestamp" >= {{ day_start }} AND "timestamp" < {{ scored_until }}
 ) s ON e.assessment_id = s.assessment_id
 WHERE e.date = {{ lake_date }}
 GROUP BY e.assessment_type

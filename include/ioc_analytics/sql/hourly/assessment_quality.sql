@@ -1,5 +1,7 @@
 -- assessment_quality for one UTC hour: the hour's completed sessions by assessment type, and the
--- score sets of those assessments (scored within the same month partition).
+-- score sets of those assessments: written when a session completes, at most 4 hours after it starts
+-- (the contract's longest session), so only the score sets written from the hour's start to 4 hours
+-- after its end are read (in the hour's month partition or the next day's).
 WITH completed AS (
   SELECT assessment_id, assessment_type
   FROM assessment_events
@@ -10,8 +12,8 @@ WITH completed AS (
 scores AS (
   SELECT assessment_id, consistency, completeness
   FROM ocean_scores
-  WHERE year = {{ year }} AND month = {{ month }}
-    AND "timestamp" >= {{ hour_start }}
+  WHERE ((year = {{ year }} AND month = {{ month }}) OR (year = {{ next_year }} AND month = {{ next_month }}))
+    AND "timestamp" >= {{ hour_start }} AND "timestamp" < {{ scored_until }}
 )
 SELECT
   c.assessment_type,
