@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ioc_analytics.analytics import state
 from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import BadDataFileError, ConfigError, DataQualityError
 from ioc_analytics.lake import contract, partitions, sources, sql
@@ -147,7 +148,11 @@ def _window(table, dates: list[str]) -> list[dict[str, str]]:
 
 
 def build_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[str, str]) -> dict[str, object]:
-    """Replace the date's partition of aggregate ``name`` with ``include/ioc_analytics/sql/<name>.sql``."""
+    """Replace the date's partition of aggregate ``name`` with ``include/ioc_analytics/sql/<name>.sql``,
+    after making current the state it reads (:mod:`ioc_analytics.analytics.state`)."""
+    built = state.ensure(settings, name, day, tags)
+    if built:
+        log.info("%s for %s: state derived first: %s", name, day, ", ".join(built))
     select = sql.render(name, day)
     stats = get_backend(settings).engine.replace_partition(
         name, {"date": sql.date_values(day)["lake_date"]}, select.sql, select.parameters, tags=tags
@@ -164,6 +169,9 @@ def build_hourly(settings: Settings, hour: dt.datetime, name: str, tags: Mapping
     whose day the lake does not hold yet fails (NoDataError): the source has not landed.
     """
     values = sql.hour_values(hour)
+    built = state.ensure(settings, name, dt.date.fromisoformat(str(values["ds"])), tags)
+    if built:
+        log.info("%s for %s %s:00: state derived first: %s", name, values["ds"], values["hour"], ", ".join(built))
     select = sql.render_with(f"hourly/{name}", values)
     partition = {"date": values["lake_date"], "hour": values["hour"]}
     stats = get_backend(settings).engine.replace_partition(name, partition, select.sql, select.parameters, tags=tags)

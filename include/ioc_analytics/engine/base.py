@@ -112,11 +112,14 @@ class Engine(Protocol):
         select_sql: str,
         parameters: Sequence[object] = (),
         tags: Mapping[str, str] | None = None,
+        sidecars: Mapping[str, bytes] | None = None,
     ) -> QueryStats:
         """Replace one partition of ``table`` with the rows of ``select_sql``, atomically for readers
         (a new version, then one switch of the registered location: ioc_analytics.lake.partitions).
 
         ``select_sql`` returns the table's data columns (not its partition keys) in DDL order.
+        ``sidecars`` are hidden files (names starting with ``_``) written beside the data before the
+        switch: what a state partition derives from.
         """
         ...
 

@@ -286,6 +286,8 @@ _RAW = "validate_<table> (Great Expectations on DuckDB)"
 _DAILY = "<table>.check (DuckDB over the built partition)"
 _HOURLY = "the hourly build (DuckDB over the built hour)"
 _COSTS = "the cost monitor, before it writes"
+_STATE = "nothing reads its rows to check them: it is re-derived whenever its sources change"
+_STATE_WHY = "derived state (ioc_analytics.analytics.state), read by the builds, never exported"
 
 
 def _aggregate(name: str, columns: tuple[Column, ...], unique: tuple[tuple[str, ...], ...] = (),
@@ -417,6 +419,32 @@ CONTRACTS: dict[str, TableContract] = {t.name: t for t in (
         Column("avg_completeness", "double", SHARE, nullable=True, why="null when none of the hour's is scored"),
         *_counts("reliable", why="counts"),
     ), unique=(("assessment_type",),), partition_keys=(_LAKE_DATE, _HOUR), enforced_by=_HOURLY),
+    _aggregate("user_activity", (
+        Column("anonymous_user_id", "string", ID, why="one row per user active in the 30 days"),
+        Column("last_active", "string", LAKE_DATE, why="the day the user was last active, in the 30 days"),
+        Column("previous_active", "string", LAKE_DATE, nullable=True,
+               why="for the day's users, the day before it they were last active; null if new in the 30 days"),
+    ), unique=(("anonymous_user_id",),), enforced_by=_STATE, why=_STATE_WHY),
+    _aggregate("month_users", (
+        Column("industry", "string", Labels(INDUSTRIES, unknown=WARNING), nullable=True, severity=WARNING,
+               why="the industry the user was scored in"),
+        Column("anonymous_user_id", "string", ID, why="one row per user and industry of the month to date"),
+    ), unique=(("industry", "anonymous_user_id"),), enforced_by=_STATE, why=_STATE_WHY),
+    _aggregate("score_digest", (
+        Column("industry", "string", Labels(INDUSTRIES, unknown=WARNING), nullable=True, severity=WARNING,
+               why="the score sets' industry"),
+        Column("trait", "string", Labels(TRAITS), why="the five traits"),
+        Column("score", "double", SCORE, nullable=True, why="a score to a tenth of a point; null for a missing one"),
+        *_counts("assessments", why="counts"),
+    ), unique=(("industry", "trait", "score"),), enforced_by=_STATE, why=_STATE_WHY),
+    _aggregate("facet_moments", (
+        Column("facet", "string", Labels(FACET_KEYS), why="the 30 NEO facets"),
+        *_counts("assessments", "scores", why="counts"),
+        Column("mean_score", "double", SCORE, nullable=True, why="null when the slice has no score of the facet"),
+        Column("m2_score", "double", Range(0, None), why="a sum of squared deviations"),
+        *_counts("responses", why="counts"),
+        Column("sum_responses", "double", Range(0, None), nullable=True, why="a sum of counts"),
+    ), unique=(("facet",),), partition_keys=(_LAKE_DATE, _HOUR), enforced_by=_STATE, why=_STATE_WHY),
     _aggregate("query_costs", (
         Column("query_id", "string", ID, why="Athena's query execution id (the local engine's, on local)"),
         Column("workgroup", "string", Text(), why="the workgroup"),

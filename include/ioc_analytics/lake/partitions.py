@@ -160,18 +160,33 @@ def publish(lake: Lake, registry: PartitionRegistry, table: Table, values: Mappi
 
 
 def write_partition(lake: Lake, registry: PartitionRegistry, table: Table, values: Mapping[str, str],
-                    data: pa.Table) -> str:
-    """A whole replace from rows in memory: ``data`` (the table's data columns, in any order) as one
-    SNAPPY Parquet file in a new version, then :func:`publish`. Returns the version's location."""
+                    data: pa.Table | pa.RecordBatchReader, sidecars: Mapping[str, bytes] | None = None) -> str:
+    """A whole replace: ``data`` (the table's data columns, in any order; rows in memory, or a
+    stream of batches, written as they come) as one SNAPPY Parquet file in a new version, with
+    ``sidecars`` (hidden files: names starting with ``_``) beside it, then :func:`publish`.
+    Returns the version's location."""
     check_versioned(table)
     table.check_partition_values(dict(values))
     location = version_location(table, values, new_version())
     buffer = io.BytesIO()
-    pq.write_table(data.select([c.name for c in table.columns]).cast(table.arrow_schema), buffer,
-                   compression="snappy")
+    columns = [c.name for c in table.columns]
+    with pq.ParquetWriter(buffer, table.arrow_schema, compression="snappy") as writer:
+        for batch in ([data] if isinstance(data, pa.Table) else data):
+            rows = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+            writer.write_table(rows.select(columns).cast(table.arrow_schema))
     lake.put_bytes(location + "part-00000.parquet", buffer.getvalue())
+    write_sidecars(lake, location, sidecars)
     publish(lake, registry, table, values, location)
     return location
+
+
+def write_sidecars(lake: Lake, location: str, sidecars: Mapping[str, bytes] | None) -> None:
+    """Hidden files beside a version's data, written before it is committed (what a state
+    partition was derived from: ``ioc_analytics.analytics.state``)."""
+    for name, data in (sidecars or {}).items():
+        if not name.startswith("_"):
+            raise ValueError(f"a sidecar's name starts with '_' so that readers skip it, not {name!r}")
+        lake.put_bytes(location + name, data)
 
 
 def roll_back(lake: Lake, registry: PartitionRegistry, table: Table, values: Mapping[str, str]) -> str | None:

@@ -45,6 +45,10 @@ def date_values(day: dt.date) -> dict[str, object]:
         "month_start": dt.datetime(day.year, day.month, 1),
         "next_day_start": dt.datetime(following.year, following.month, following.day),
         "lookback_start": (day - dt.timedelta(days=LOOKBACK_DAYS)).strftime("%Y/%m/%d"),
+        "previous_date": (day - dt.timedelta(days=1)).strftime("%Y/%m/%d"),
+        # the first day of the 30 that end with this one
+        "rolling_start": (day - dt.timedelta(days=LOOKBACK_DAYS - 1)).strftime("%Y/%m/%d"),
+        "month_first": day.replace(day=1).strftime("%Y/%m/%d"),
         # the score sets of the day's sessions: written by the end of the last one's scoring
         # window, in the day's month partition or the next day's
         "scored_until": dt.datetime(following.year, following.month, following.day) + SCORING_WINDOW,
@@ -97,15 +101,17 @@ def values_for(name: str, day: dt.date) -> dict[str, object]:
     return date_values(day)
 
 
-def render_with(name: str, values: Mapping[str, object]) -> Rendered:
-    """Render ``include/ioc_analytics/sql/<name>.sql`` with ``values`` bound as ``?`` parameters."""
-    return render_text(_env.get_template(f"{name}.sql"), values)
+def render_with(name: str, values: Mapping[str, object], flags: Mapping[str, bool] | None = None) -> Rendered:
+    """Render ``include/ioc_analytics/sql/<name>.sql`` with ``values`` bound as ``?`` parameters;
+    ``flags`` choose between the file's ``{% if %}`` variants and are never bound."""
+    return render_text(_env.get_template(f"{name}.sql"), values, flags)
 
 
-def render_text(template: str | jinja2.Template, values: Mapping[str, object]) -> Rendered:
+def render_text(template: str | jinja2.Template, values: Mapping[str, object],
+                flags: Mapping[str, bool] | None = None) -> Rendered:
     """Render SQL text (or a loaded template) with ``values`` bound as ``?`` parameters."""
     parameters: list[object] = []
     bound = {key: _Bound(value, parameters) for key, value in values.items()}
     if isinstance(template, str):
         template = _env.from_string(template)
-    return Rendered(template.render(**bound), parameters)
+    return Rendered(template.render(**bound, **{k: bool(v) for k, v in (flags or {}).items()}), parameters)

@@ -38,3 +38,24 @@ BREAKDOWN_USERS = {
     "assessment_funnel": "users",
     "ocean_trait_percentiles": "users",
 }
+
+#: The state tables (``ioc_analytics.analytics.state``): compact tables derived from one raw table,
+#: so that a day's build reads one day of raw data whatever its look-back. Each with the raw table
+#: it derives from and its chain: ``"rolling"`` (each day from the day before, over the 30-day
+#: look-back), ``"month"`` (each day from the day before, within the month), or None (each day
+#: from its own day alone).
+STATES = {
+    "user_activity": ("assessment_events", "rolling"),
+    "month_users": ("ocean_scores", "month"),
+    "score_digest": ("ocean_scores", None),
+    "facet_moments": ("ocean_scores", None),
+}
+
+#: Which state tables an aggregate or hourly metric reads, and for which days of its own day's:
+#: ``"day"``, ``"day_before"`` or ``"month_to_date"`` (each day of the month up to it).
+STATE_READS = {
+    "daily_active_users": (("user_activity", "day"),),
+    "ocean_trait_percentiles": (("score_digest", "month_to_date"), ("month_users", "day")),
+    "facet_summary": (("facet_moments", "day"),),
+    "user_growth_hourly": (("user_activity", "day_before"),),
+}

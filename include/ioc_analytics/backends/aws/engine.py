@@ -101,8 +101,10 @@ class AthenaEngine:
         select_sql: str,
         parameters: Sequence[object] = (),
         tags: Mapping[str, str] | None = None,
+        sidecars: Mapping[str, bytes] | None = None,
     ) -> QueryStats:
-        """Publish the rows of ``select_sql`` as the partition's new version: UNLOAD, then switch.
+        """Publish the rows of ``select_sql`` as the partition's new version: UNLOAD, then switch
+        (with ``sidecars``, hidden files, written beside the data before the switch).
 
         1. ``UNLOAD (select_sql) TO '<partition>/<new version>/' WITH (format = 'PARQUET',
            compression = 'SNAPPY')`` writes the files into a fresh prefix that no reader looks
@@ -126,6 +128,7 @@ class AthenaEngine:
         location = partitions.version_location(target, values, partitions.new_version())
         try:
             query_id, execution = self._execute(unload_sql(select_sql, location), parameters, tags)
+            partitions.write_sidecars(self.lake, location, sidecars)
         except BaseException:
             self.lake.delete_prefix(location)
             raise

@@ -141,8 +141,10 @@ class LocalEngine:
         select_sql: str,
         parameters: Sequence[object] = (),
         tags: Mapping[str, str] | None = None,
+        sidecars: Mapping[str, bytes] | None = None,
     ) -> QueryStats:
-        """Run ``select_sql`` and publish its rows as the partition's new version (see partitions.py)."""
+        """Run ``select_sql`` and publish its rows as the partition's new version (see partitions.py),
+        with ``sidecars`` beside them."""
         target = self.catalog.table(table)
         values = dict(partition)
         target.check_partition_values(values)
@@ -155,7 +157,7 @@ class LocalEngine:
                 f"but the table declares ({', '.join(expected)}): make the SELECT list match the DDL",
                 query_id=result.stats.query_id,
             )
-        partitions.write_partition(self.lake, self.registry, target, values, result.table)
+        partitions.write_partition(self.lake, self.registry, target, values, result.table, sidecars)
         return result.stats
 
     def scanned(self, sql: str, parameters: Sequence[object] = ()) -> list[ScanProfile]:
