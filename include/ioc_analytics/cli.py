@@ -277,9 +277,12 @@ def _costguard(args: argparse.Namespace) -> int:
         print(finding)
     print(f"estimated scans on a {costguard.LAKE_DAYS}-day lake of {volume:,} events a day "
           f"(cutoff {cutoff / 2**20:,.0f} MiB):", file=sys.stderr)
+    print(f"  {'a query':>13}  {'a day':>13}", file=sys.stderr)
     for estimate in sorted(estimates, key=lambda e: -e.bytes):
-        print(f"  {estimate.bytes / 2**20:>9,.1f} MiB  {estimate.path}{'  ' + estimate.note if estimate.note else ''}",
-              file=sys.stderr)
+        print(f"  {estimate.bytes / 2**20:>9,.1f} MiB  {estimate.day_bytes / 2**20:>9,.1f} MiB  {estimate.path}"
+              f"{'  ' + estimate.note if estimate.note else ''}", file=sys.stderr)
+    print(f"a day's scheduled scans (the daily SQL once, the hourly SQL 24 times, a sliced state for each "
+          f"slice): {costguard.day_total(estimates) / 2**30:,.2f} GiB", file=sys.stderr)
     where = "include/ioc_analytics/sql/"
     print(f"{len(findings)} cost problems in {where}" if findings else f"{where}: no cost problems found",
           file=sys.stderr)

@@ -49,18 +49,29 @@ def test_a_filtered_read_of_named_columns_passes():
                                "AND industry = {{ i }}", "x.sql") == []
 
 
-def test_the_command_passes_on_the_project_and_prints_each_estimate(tmp_path):
+def test_the_command_passes_on_the_project_at_ten_million_events_a_day_and_prints_each_estimate(tmp_path):
     from tests.unit.test_cli import run_ioc
 
-    out = run_ioc("costguard", lake=tmp_path, state=tmp_path)
-    assert out.returncode == 0 and out.stdout == "" and "no cost problems found" in out.stderr
-    assert "estimated scans on a 90-day lake of 1,000,000 events a day (cutoff 1,024 MiB)" in out.stderr
-    assert "MiB  include/ioc_analytics/sql/daily_active_users.sql" in out.stderr
-    # Three times the planned volume: the month-to-date queries pass the cutoff, named with their file.
-    out = run_ioc("costguard", "--events-per-day", "3000000", lake=tmp_path, state=tmp_path)
+    # Ten times the planned volume: every query stays under the cutoff (the builds read one day of
+    # raw data and the state of the day before, not their look-back).
+    out = run_ioc("costguard", "--events-per-day", "10000000", lake=tmp_path, state=tmp_path)
+    assert out.returncode == 0 and out.stdout == "" and "no cost problems found" in out.stderr, out.stderr
+    assert "estimated scans on a 90-day lake of 10,000,000 events a day (cutoff 1,024 MiB)" in out.stderr
+    rows = {line.split()[-1]: line.split() for line in out.stderr.splitlines() if line.strip().endswith(".sql")}
+    assert {f"{SQL}/daily_active_users.sql", f"{SQL}/state/user_activity.sql", f"{SQL}/hourly/user_growth_hourly.sql"
+            } <= set(rows)
+    per_query = {path: float(row[0].replace(",", "")) for path, row in rows.items()}
+    per_day = {path: float(row[2].replace(",", "")) for path, row in rows.items()}
+    assert max(per_query.values()) < 1024
+    # an hourly file runs 24 times a day, a daily one once, the API's never on a schedule
+    assert per_day[f"{SQL}/hourly/user_growth_hourly.sql"] > 20 * per_query[f"{SQL}/hourly/platform_performance.sql"]
+    assert per_day[f"{SQL}/completion_rates.sql"] == per_query[f"{SQL}/completion_rates.sql"] > 0
+    assert per_day[f"{SQL}/queries/ocean_scores_by_industry.sql"] == 0
+    assert "a day's scheduled scans (the daily SQL once, the hourly SQL 24 times" in out.stderr
+    # Far past it, the heaviest query passes the cutoff, named with its file.
+    out = run_ioc("costguard", "--events-per-day", "40000000", lake=tmp_path, state=tmp_path)
     assert out.returncode == 1
-    assert f"{SQL}/ocean_trait_percentiles.sql:1: would scan about 1.20 GiB on a 90-day lake" in out.stdout
-    assert "include/ioc_analytics/sql/daily_active_users.sql" not in out.stdout
+    assert "would scan about" in out.stdout and "past the per-query cutoff of 1.00 GiB" in out.stdout
 
 
 def test_the_estimate_follows_partitions_columns_and_row_group_statistics(tmp_path):

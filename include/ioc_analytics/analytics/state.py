@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 INPUTS_FILE = "_ioc_inputs.json"
 #: The first hours of the four-hour slices of a day (``facet_moments``).
-SLICE_HOURS = tuple(range(0, 24, 4))
+SLICE_HOURS = tuple(range(0, 24, sql.SLICE_HOURS))
 _EMPTY = hashlib.sha256(b"[]").hexdigest()
 
 
@@ -200,10 +200,7 @@ def _build(ctx: _Context, name: str, day: dt.date, previous: bool, inputs: dict[
             partitions.write_partition(backend.lake, backend.registry, table, values,
                                        table.arrow_schema.empty_table(), sidecars=sidecar)
             continue
-        given = dict(sql.date_values(day))
-        if "hour" in values:
-            start = dt.datetime.combine(day, dt.time(int(values["hour"])))
-            given |= {"slice_start": start, "slice_end": start + dt.timedelta(hours=SLICE_HOURS[1])}
+        given = sql.date_values(day) | (sql.slice_values(day, int(values["hour"])) if "hour" in values else {})
         rendered = sql.render_with(f"state/{name}", given, {"previous": previous, "today": today})
         stats = backend.engine.replace_partition(name, values, rendered.sql, rendered.parameters,
                                                  tags={**ctx.tags, "state": name}, sidecars=sidecar)

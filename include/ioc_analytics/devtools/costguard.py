@@ -48,7 +48,10 @@ LAKE_DAYS = 90
 PLANNED_EVENTS_PER_DAY = 1_000_000
 
 
-SAMPLE_EVENTS = 200
+#: Events a day of the generated 90-day lake. The generator's user pool is three times a day's
+#: events from 334 a day up (1,000 users below), so that the state tables' rows (users) grow with
+#: the volume as they would at full scale.
+SAMPLE_EVENTS = 400
 
 
 SIZING_EVENTS = 50_000
@@ -65,11 +68,56 @@ LAKE_LAST_DAY = dt.date(2024, 3, 31)
 @dataclass(frozen=True)
 class Estimate:
     path: str
+    #: The most one query of the file reads (its heaviest hour or slice, for those run by the hour
+    #: or the slice).
     bytes: int
-    #: Bytes per table, for the report.
+    #: Bytes per table, for the report (of that heaviest query).
     tables: tuple[tuple[str, int], ...]
     #: Why there is no estimate (a file that reads aggregate tables only: they are not sized).
     note: str | None = None
+    #: What a day's schedule reads with it: once a day, each hour, or each slice of the day; 0 for
+    #: the files no schedule runs (the query API's, readiness).
+    day_bytes: int = 0
+
+
+def _runs(name: str) -> list[dict[str, object]]:
+    """The values each of a day's scheduled runs of file ``name`` takes (none: not scheduled)."""
+    from ioc_analytics.analytics import state
+    from ioc_analytics.lake import sql
+
+    if name.startswith(("queries/", "readiness/")):
+        return []
+    if name.startswith("hourly/"):
+        return [sql.hour_values(dt.datetime.combine(LAKE_LAST_DAY, dt.time(h))) for h in range(24)]
+    if name == "state/facet_moments":
+        return [sql.date_values(LAKE_LAST_DAY) | sql.slice_values(LAKE_LAST_DAY, h) for h in state.SLICE_HOURS]
+    return [sql.values_for(name, LAKE_LAST_DAY)]
+
+
+#: State tables whose rows are bounded by the vocabularies (industries, traits, scores to a tenth,
+#: facets), not by the users: their rows are scaled by how much they grow from the sample lake's
+#: volume to the sizing day's (measured on both), and no further.
+BOUNDED_STATES = ("score_digest", "facet_moments")
+
+
+def _rows_per_partition(settings: Settings, name: str, day: dt.date) -> float:
+    """The rows of the registered partitions of state ``name`` for ``day``, on average."""
+    from ioc_analytics.backends import get_backend
+
+    backend = get_backend(settings)
+    table = backend.catalog.table(name)
+    counts = [sum(backend.lake.footer(f).num_rows for f in backend.lake.files_in(location))
+              for key, location in backend.registry.partitions(table).items() if key[0] == day.strftime("%Y/%m/%d")]
+    return sum(counts) / max(len(counts), 1)
+
+
+def _derive_states(settings: Settings, day: dt.date) -> None:
+    """Every state partition that a build of ``day`` reads, as the builds make them current."""
+    from ioc_analytics.analytics import state
+    from ioc_analytics.lake.tables import STATE_READS
+
+    for reader in STATE_READS:
+        state.ensure(settings, reader, day)
 
 
 def estimate_files(root: Path = SQL_DIR, events_per_day: int = PLANNED_EVENTS_PER_DAY) -> list[Estimate]:
@@ -78,15 +126,19 @@ def estimate_files(root: Path = SQL_DIR, events_per_day: int = PLANNED_EVENTS_PE
 
     from ioc_analytics.backends import get_backend
     from ioc_analytics.devtools.generate import generate_lake
+    from ioc_analytics.lake.tables import STATES
     from ioc_analytics.settings import get_settings
 
     with tempfile.TemporaryDirectory(prefix="ioc-costguard-") as work:
         sizing, lake = Path(work) / "sizing", Path(work) / "lake"
         generate_lake(sizing, LAKE_LAST_DAY, 1, SIZING_EVENTS, seed=7)
+        sizing_settings = get_settings(backend="local", lake_root=str(sizing),
+                                       state_dir=str(Path(work) / "sizing-state"))
+        _derive_states(sizing_settings, LAKE_LAST_DAY)
         generate_lake(lake, LAKE_LAST_DAY - dt.timedelta(days=LAKE_DAYS - 1), LAKE_DAYS, SAMPLE_EVENTS, seed=7)
         catalog = load_catalog(str(sizing))
         per_row: dict[str, dict[str, float]] = {}
-        for name in RAW_TABLES:
+        for name in (*RAW_TABLES, *STATES):
             sizes: Counter[str] = Counter()
             rows = 0
             for file in Path(catalog.table(name).location).rglob("*.parquet"):
@@ -96,37 +148,50 @@ def estimate_files(root: Path = SQL_DIR, events_per_day: int = PLANNED_EVENTS_PE
                     for column in range(meta.num_columns):
                         chunk = meta.row_group(group).column(column)
                         sizes[chunk.path_in_schema.split(".")[0].lower()] += chunk.total_compressed_size
-            per_row[name] = {column: size / rows for column, size in sizes.items()}
+            per_row[name] = {column: size / max(rows, 1) for column, size in sizes.items()}
         settings: Settings = get_settings(backend="local", lake_root=str(lake), state_dir=str(Path(work) / "state"))
+        _derive_states(settings, LAKE_LAST_DAY)
+        scale = {name: events_per_day / SAMPLE_EVENTS for name in (*RAW_TABLES, *STATES)}
+        for name in BOUNDED_STATES:
+            scale[name] = (_rows_per_partition(sizing_settings, name, LAKE_LAST_DAY)
+                           / max(_rows_per_partition(settings, name, LAKE_LAST_DAY), 1))
         engine = get_backend(settings).engine
         estimates = []
         for path in _query_files(root):
-            rendered = _render(path, root, lake)
-            per_table: Counter[str] = Counter()
+            name = path.relative_to(root).with_suffix("").as_posix()
+            runs = _runs(name)
+            sized: list[Counter[str]] = []
             try:
-                scans = engine.scanned(rendered.sql, rendered.parameters)
+                for rendered in [_render(path, root, lake)] if not runs else [_render(path, root, lake, v)
+                                                                              for v in runs]:
+                    per_table: Counter[str] = Counter()
+                    for scan in engine.scanned(rendered.sql, rendered.parameters):
+                        width = sum(per_row.get(scan.table, {}).get(c.lower(), 0.0) for c in scan.columns)
+                        per_table[scan.table] += round(scan.rows * scale.get(scan.table, 0) * width * MARGIN)
+                    sized.append(per_table)
             except NoDataError as err:
                 read = {t.name.lower() for t in sqlglot.parse_one(rendered.sql, read="athena").find_all(exp.Table)}
-                note = ("reads aggregate tables only (not sized)" if not read & set(RAW_TABLES)
+                note = ("reads aggregate tables only (not sized)" if not read & {*RAW_TABLES, *STATES}
                         else f"not estimated: on the generated lake, {err}")
                 estimates.append(Estimate(_shown(path), 0, (), note))
                 continue
-            for scan in scans:
-                width = sum(per_row.get(scan.table, {}).get(c.lower(), 0.0) for c in scan.columns)
-                per_table[scan.table] += round(scan.rows * events_per_day / SAMPLE_EVENTS * width * MARGIN)
-            estimates.append(Estimate(_shown(path), sum(per_table.values()), tuple(sorted(per_table.items()))))
+            heaviest = max(sized, key=lambda t: sum(t.values()))
+            estimates.append(Estimate(_shown(path), sum(heaviest.values()), tuple(sorted(heaviest.items())),
+                                      day_bytes=sum(sum(t.values()) for t in sized) if runs else 0))
         return estimates
 
 
-def _render(path: Path, root: Path, lake: Path):
-    """The statement and values of one file, for the generated lake's last day."""
+def _render(path: Path, root: Path, lake: Path, values: dict[str, object] | None = None):
+    """The statement and values of one file, for the generated lake's last day (``values``: one
+    scheduled run's)."""
     from ioc_analytics.lake import sql
     from ioc_analytics.publishing import api
 
     name = path.relative_to(root).with_suffix("").as_posix()
+    flags = sql.STATE_VARIANTS[0] if name.startswith("state/") else None
     query = api.library().get(name.removeprefix("queries/")) if name.startswith("queries/") else None
     if query is None:
-        return sql.render_text(path.read_text(), sql.values_for(name, LAKE_LAST_DAY))
+        return sql.render_text(path.read_text(), values or sql.values_for(name, LAKE_LAST_DAY), flags)
     given = {p.name: _common_value(lake, p.name) for p in query.parameters if p.default is None}
     if query.span:  # its widest: as many days as it allows, to the lake's last day
         first, last, days = query.span
@@ -147,6 +212,12 @@ def _common_value(lake: Path, column: str) -> object:
             counts = pc.value_counts(values).to_pylist()
             return max(counts, key=lambda c: c["counts"])["values"]
     raise ValueError(f"parameter {column!r} has no default and no column of that name to take a value from")
+
+
+def day_total(estimates: list[Estimate]) -> int:
+    """What a day's schedule reads: the daily files once, the hourly ones for each hour, the
+    sliced ones for each slice."""
+    return sum(e.day_bytes for e in estimates)
 
 
 def check_estimates(estimates: list[Estimate], cutoff: int, events_per_day: int) -> list[Finding]:

@@ -10,6 +10,7 @@ the SQL text. Athena accepts ``?`` only in WHERE clauses, and so do these files.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -90,14 +91,45 @@ class _Bound:
 
 def render(name: str, day: dt.date) -> Rendered:
     """Render ``include/ioc_analytics/sql/<name>.sql`` for ``day``: the SQL with ``?`` and its parameters
-    (an hourly file, ``hourly/<name>``, for the day's noon hour)."""
-    return render_with(name, values_for(name, day))
+    (an hourly file, ``hourly/<name>``, for the day's noon hour; a state's, ``state/<name>``, as
+    it is most days: from the day before's state and the day's data, for the noon slice)."""
+    return render_with(name, values_for(name, day), {"previous": True, "today": True} if name.startswith("state/")
+                       else None)
+
+
+#: The variants a state's query runs in (``{% if previous %}``, ``{% if today %}``): from the
+#: day before's state and the day's data, where a chain starts (no state before), and on a day
+#: without data. Without either, a state is empty and written without a query.
+STATE_VARIANTS = ({"previous": True, "today": True}, {"previous": False, "today": True},
+                  {"previous": True, "today": False})
+
+
+def variants(name: str, text: str) -> list[str]:
+    """The statements a SQL file's text stands for, its values left as ``{{ ... }}``: one for a
+    plain file, one per :data:`STATE_VARIANTS` for a state's."""
+    if "{%" not in text:
+        return [text]
+    keep = re.sub(r"\{\{(.*?)\}\}", r"{{ '{{' }}\1{{ '}}' }}", text)  # values pass through
+    return [_env.from_string(keep).render(**flags) for flags in STATE_VARIANTS]
+
+
+#: The hours of a slice of a day (``facet_moments``: a day's facets are read four hours at a time).
+SLICE_HOURS = 4
+
+
+def slice_values(day: dt.date, first_hour: int) -> dict[str, object]:
+    """The bounds of the slice of ``day`` that starts at ``first_hour``."""
+    start = dt.datetime.combine(day, dt.time(first_hour))
+    return {"slice_start": start, "slice_end": start + dt.timedelta(hours=SLICE_HOURS)}
 
 
 def values_for(name: str, day: dt.date) -> dict[str, object]:
-    """What a file's placeholders take for ``day``: the hour's values for ``hourly/`` files."""
+    """What a file's placeholders take for ``day``: the hour's values for ``hourly/`` files, a
+    slice's for ``state/`` files."""
     if name.startswith("hourly/"):
         return hour_values(dt.datetime.combine(day, dt.time(12)))
+    if name.startswith("state/"):
+        return date_values(day) | slice_values(day, 12)
     return date_values(day)
 
 

@@ -23,11 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ioc_analytics.analytics import state
 from ioc_analytics.backends import get_backend
 from ioc_analytics.errors import IocError
 from ioc_analytics.lake import sql
 from ioc_analytics.lake.sources import rows_between, rows_on, source_partitions
-from ioc_analytics.lake.tables import AGGREGATES, RAW_TABLES
+from ioc_analytics.lake.tables import AGGREGATES, RAW_TABLES, STATES
 from ioc_analytics.settings import Settings
 from ioc_analytics.text import plural
 
@@ -102,14 +103,22 @@ def stale_sources(settings: Settings, name: str, day: dt.date, since: dt.datetim
         return []  # nothing to read any more (a source deleted): repair and the sensors say so
     changed = []
     for scan in scans:
+        if scan.table.name in STATES:
+            # A state partition is stale when a day it embodies changed since it was derived, and the
+            # aggregate is when the state was derived again after it was built.
+            for partition in scan.partitions:
+                changed += state.changed_sources(settings, scan.table.name, partition.values)
+                changed += [f.path for f in partition.files if f.modified is not None
+                            and f.modified > since.timestamp()]
+            continue
         if scan.table.name not in RAW_TABLES:
             continue
         start, end = _window(scan.bounds)
         for file in (f for partition in scan.partitions for f in partition.files):
             if (file.modified is not None and file.modified > since.timestamp()
                     and rows_between(backend.lake.footer(file), start, end)):
-                changed.append(file.path.removeprefix(settings.lake_uri + "/"))
-    return sorted(set(changed))
+                changed.append(file.path)
+    return sorted({path.removeprefix(settings.lake_uri + "/") for path in changed})
 
 
 def _built(settings: Settings, name: str, day: dt.date, plans: Any) -> tuple[str | None, list[str]]:
