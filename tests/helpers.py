@@ -80,8 +80,11 @@ TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neu
 def expected_aggregates(events: pd.DataFrame, scores: pd.DataFrame, day: dt.date) -> dict[str, pd.DataFrame]:
     """Every aggregate of the daily DAG for ``day``, the plain pandas way, keyed by table.
 
-    Percentile columns hold the exact values (``Series.quantile``); the engines' are approximate.
+    Percentiles are nearest-rank (numpy's ``inverted_cdf``: the smallest score that at least that
+    share of the scores are at or below) over the scores rounded to a tenth of a point, as the
+    engines compute them from the day's histograms (``score_digest``).
     """
+    import numpy as np
     import pandas as pd
 
     lake_date = day.strftime("%Y/%m/%d")
@@ -129,7 +132,8 @@ def expected_aggregates(events: pd.DataFrame, scores: pd.DataFrame, day: dt.date
                                                   users=("anonymous_user_id", "nunique"))
     for trait in TRAITS:
         for p in (25, 50, 75):
-            percentiles[f"{trait}_p{p}"] = to_date.groupby("industry")[trait].quantile(p / 100)
+            percentiles[f"{trait}_p{p}"] = to_date.groupby("industry")[trait].apply(
+                lambda column, q=p / 100: np.quantile(column.dropna().round(1), q, method="inverted_cdf"))
     out["ocean_trait_percentiles"] = percentiles.reset_index().assign(month=f"{day:%Y/%m}")
 
     facets = pd.DataFrame([(k, v["score"], v["responses"]) for pairs in of_day["facets"] for k, v in pairs],
@@ -187,16 +191,10 @@ def assert_matches_pandas(got: pd.DataFrame, want: pd.DataFrame, name: str) -> N
 
 
 def assert_same_aggregate(left: pd.DataFrame, right: pd.DataFrame, name: str) -> None:
-    """Equal, except approximate percentiles: approx_percentile merges per-thread digests in no
-    fixed order (DuckDB's and Athena's alike), so re-runs agree to the approximation, not to the
-    last digit."""
-    import numpy as np
+    """Equal, to the last digit (the percentiles too: nearest rank over the days' histograms)."""
     import pandas as pd
 
-    approximate = [c for c in left.columns if c.endswith(("_p25", "_p50", "_p75"))]
-    pd.testing.assert_frame_equal(left.drop(columns=approximate), right.drop(columns=approximate), obj=name)
-    for column in approximate:
-        np.testing.assert_allclose(left[column], right[column], rtol=0.01, err_msg=f"{name}.{column}")
+    pd.testing.assert_frame_equal(left, right, obj=name)
 
 
 def export_file(exports_root: Path, name: str, day: dt.date, fmt: str = "csv") -> Path | None:

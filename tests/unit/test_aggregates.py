@@ -2,7 +2,8 @@
 
 The pipeline's steps run here without Airflow (the DAG runs in tests/system); the expected
 answers come from ``tests.helpers.expected_aggregates``, plain pandas over the Parquet files.
-Exact counts must match exactly; ``approx_percentile`` within a rank of p +/- 0.03.
+Counts match exactly, floats to 1e-9; the percentiles are nearest-rank over scores to a tenth of a
+point, exactly as pandas gives them, and within 0.05 points of the unrounded scores' own.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def test_every_aggregate_has_ddl_query_and_checks():
             assert (SQL_DIR / path).is_file(), path
 
 
-@pytest.mark.parametrize("name", [n for n in AGGREGATES if n != "ocean_trait_percentiles"])
+@pytest.mark.parametrize("name", AGGREGATES)
 def test_aggregate_matches_pandas(built, expected, name):
     _, state, _ = built
     got = read_aggregate(state, name, DAY)
@@ -84,7 +85,10 @@ def test_aggregate_matches_pandas(built, expected, name):
     assert_matches_pandas(got, expected[name], name)
 
 
-def test_ocean_trait_percentiles_match_pandas_within_rank_tolerance(built, expected):
+def test_ocean_trait_percentiles_are_within_their_bound_of_the_unrounded_scores(built, expected):
+    """The stated bound: a nearest-rank percentile of scores rounded to a tenth is the unrounded
+    scores' own, rounded (rounding keeps the order), so within 0.05 points of it; and its rank is
+    the percentile's."""
     lake, state, _ = built
     got = read_aggregate(state, "ocean_trait_percentiles", DAY).set_index("industry").sort_index()
     want = expected["ocean_trait_percentiles"].set_index("industry").sort_index()
@@ -96,10 +100,12 @@ def test_ocean_trait_percentiles_match_pandas_within_rank_tolerance(built, expec
                    & (scores["timestamp"] < pd.Timestamp(DAY + dt.timedelta(days=1)))]
     for industry, group in month.groupby("industry"):
         for trait in TRAITS:
-            ordered = np.sort(group[trait].to_numpy())
+            ordered = np.sort(group[trait].dropna().to_numpy())
             for p in (25, 50, 75):
-                rank = np.searchsorted(ordered, got.loc[industry, f"{trait}_p{p}"], side="right") / len(ordered)
-                assert abs(rank - p / 100) <= 0.03, f"{industry} {trait}_p{p}: rank {rank:.3f}"
+                value = got.loc[industry, f"{trait}_p{p}"]
+                assert abs(value - np.quantile(ordered, p / 100, method="inverted_cdf")) <= 0.05 + 1e-9
+                rank = np.searchsorted(ordered, value + 0.05, side="right") / len(ordered)
+                assert rank >= p / 100, f"{industry} {trait}_p{p}: rank {rank:.3f}"
 
 
 def test_the_benchmarks_pandas_peer_gives_the_engines_answers(built):
@@ -115,7 +121,7 @@ def test_the_benchmarks_pandas_peer_gives_the_engines_answers(built):
         want = sorted_aggregate(answers[name], name)
         assert len(got) == len(want) > 0, name
         for column in want.columns:
-            # exact percentiles in pandas; the engine's are approximate (checked by rank above)
+            # the peer interpolates its percentiles (timed, not held to nearest rank)
             tolerance = {"atol": 2.0} if column.endswith(("_p25", "_p50", "_p75")) else {"rtol": 1e-9}
             if pd.api.types.is_numeric_dtype(want[column]):
                 np.testing.assert_allclose(got[column].to_numpy(float), want[column].to_numpy(float),
