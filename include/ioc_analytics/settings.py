@@ -72,6 +72,10 @@ class Settings:
     min_group_users: int = 10
     #: The most rows of one page of a query API answer, and a page's default size.
     api_max_rows: int = 10_000
+    #: A query API answer asked again within this many minutes (the next page, a dashboard's
+    #: refresh) is read from the earlier result, at no scan: Athena's query result reuse on
+    #: ``aws``, the local engine's result cache on ``local``. 0 turns it off.
+    result_reuse_minutes: int = 60
     #: The monthly Athena budget (the guide's $50): the cost monitor projects the month against it
     #: and the month-to-date alarm fires at ``budget_alert_pct`` of it.
     monthly_budget_usd: float = 50.0
@@ -102,6 +106,9 @@ class Settings:
             raise ConfigError(f"IOC_QUERY_TIMEOUT_S={self.query_timeout_s} must be a positive number of seconds")
         if self.api_max_rows < 1:
             raise ConfigError(f"IOC_API_MAX_ROWS={self.api_max_rows} must be at least 1")
+        if not 0 <= self.result_reuse_minutes <= 7 * 24 * 60:
+            raise ConfigError(f"IOC_RESULT_REUSE_MINUTES={self.result_reuse_minutes} must be from 0 (off) to 10080 "
+                              "minutes (Athena reuses a result for at most 7 days)")
         if self.min_group_users < 1:
             raise ConfigError(f"IOC_MIN_GROUP_USERS={self.min_group_users} must be at least 1")
         for name in ("monthly_budget_usd", "query_cost_alert_usd"):
@@ -126,6 +133,11 @@ class Settings:
     @property
     def query_log_path(self) -> Path:
         return Path(self.state_dir).expanduser().resolve() / "query_log.jsonl"
+
+    @property
+    def result_cache_dir(self) -> Path:
+        """Where the local engine keeps results for reuse (``IOC_RESULT_REUSE_MINUTES``)."""
+        return Path(self.state_dir).expanduser().resolve() / "results"
 
     @property
     def alert_log_path(self) -> Path:

@@ -188,12 +188,13 @@ def athena_runs_on_duckdb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sampl
         execution = self.executions[exec_id]
         text = without_tags(execution.query).strip()
         parameters = [value(p) for p in execution.execution_parameters or []]
-        unload = re.fullmatch(r"UNLOAD \((.*)\)\s*TO '(s3://[^/]+/aggregates/(\w+)/(\d{4}/\d\d/\d\d)/[^']+/)'.*",
-                              text, re.S)
+        unload = re.fullmatch(r"UNLOAD \((.*)\)\s*TO '(s3://[^/]+/(?:aggregates|state)/(\w+)/(\d{4}/\d\d/\d\d)/"
+                              r"(?:(\d\d)/)?[^']+/)'.*", text, re.S)
         if unload:
-            select, target, name, date = unload.groups()
-            local.engine.replace_partition(name, {"date": date}, select, parameters)
-            folder = local.registry.location(local.catalog.table(name), {"date": date})
+            select, target, name, date, hour = unload.groups()
+            values = {"date": date, **({"hour": hour} if hour else {})}
+            local.engine.replace_partition(name, values, select, parameters)
+            folder = local.registry.location(local.catalog.table(name), values)
             bucket, _, prefix = target[len("s3://"):].partition("/")
             for n, file in enumerate(sorted(Path(folder).glob("*.parquet"))):
                 s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(bucket, f"{prefix}part-{n:05d}.parquet",

@@ -52,16 +52,16 @@ def test_the_guides_example_binds_the_industry_and_the_partitions_and_days_it_ne
     assert "((year = ? AND month = ?) OR (year = ? AND month = ?))" in rendered.sql
     assert rendered.parameters == ["2024", "01", "2024", "01", dt.datetime(2024, 1, 31), dt.datetime(2024, 2, 1),
                                    "Technology"]
-    # a week across a month end reads both months, and the days' bounds
+    # days across a month end reads both months, and the days' bounds
     _, values, _ = api.prepare({"query": "ocean_scores_by_industry", "parameters": {
-        "industry": "Technology", "start": "2024-01-29", "end": "2024-02-04"}}, TODAY)
+        "industry": "Technology", "start": "2024-01-29", "end": "2024-02-02"}}, TODAY)
     assert sql.render_with(f"queries/{query.name}", values).parameters == [
-        "2024", "01", "2024", "02", dt.datetime(2024, 1, 29), dt.datetime(2024, 2, 5), "Technology"]
+        "2024", "01", "2024", "02", dt.datetime(2024, 1, 29), dt.datetime(2024, 2, 3), "Technology"]
 
 
 @pytest.mark.parametrize(("start", "end", "message"), [
-    ("2024-01-01", "2024-01-08", "ocean_scores_by_industry reads at most 7 days at a time, and 2024-01-01 to "
-                                 "2024-01-08 is 8: ask for 7 days or fewer"),
+    ("2024-01-01", "2024-01-08", "ocean_scores_by_industry reads at most 5 days at a time, and 2024-01-01 to "
+                                 "2024-01-08 is 8: ask for 5 days or fewer"),
     ("2024-01-31", "2024-01-01", "end (2024-01-01) is before start (2024-01-31): swap them"),
 ])
 def test_a_span_past_what_the_query_allows_is_refused(start, end, message):
@@ -118,20 +118,20 @@ def test_a_date_is_taken_in_either_spelling():
 
 def test_a_run_binds_its_values(local_settings, sample_lake):
     query, values, _ = api.prepare({"query": "ocean_scores_by_industry", "parameters": {
-        "industry": "Finance", "start": "2024-01-10", "end": "2024-01-16"}}, TODAY)
+        "industry": "Finance", "start": "2024-01-10", "end": "2024-01-14"}}, TODAY)
     answer = api.run(local_settings, query, values, "tester")
     expected = _week_of_finance(sample_lake)
     assert answer.table.num_rows == len(expected) > 0 and not answer.more
     assert set(answer.table.column("industry").to_pylist()) == {"Finance"}
     logged = json.loads(local_settings.query_log_path.read_text().splitlines()[-1])
-    assert logged["parameters"] == ["2024", "01", "2024", "01", "2024-01-10 00:00:00", "2024-01-17 00:00:00",
+    assert logged["parameters"] == ["2024", "01", "2024", "01", "2024-01-10 00:00:00", "2024-01-15 00:00:00",
                                     "Finance"] and "Finance" not in logged["query"]
     assert logged["tags"] == {"source": "ioc-api", "query": "ocean_scores_by_industry", "user": "tester"}
 
 
 def _week_of_finance(lake):
     scores = read_scores(lake)
-    return scores[(scores["timestamp"] >= "2024-01-10") & (scores["timestamp"] < "2024-01-17")
+    return scores[(scores["timestamp"] >= "2024-01-10") & (scores["timestamp"] < "2024-01-15")
                   & (scores["industry"] == "Finance")]
 
 
@@ -152,7 +152,7 @@ def test_paging_gives_every_row_exactly_once_in_pages_no_larger_than_asked(local
     cap = len(expected) // 3 - 1  # four pages at the cap
     settings = dataclasses.replace(local_settings, api_max_rows=cap)
     body = {"query": "ocean_scores_by_industry",
-            "parameters": {"industry": "Finance", "start": "2024-01-10", "end": "2024-01-16"}}
+            "parameters": {"industry": "Finance", "start": "2024-01-10", "end": "2024-01-14"}}
     if limit:
         body["limit"] = limit
     pages = _page_through(settings, body)
@@ -214,3 +214,39 @@ def test_no_data_is_a_404_not_an_empty_answer(local_settings):
     with pytest.raises(api.RequestError, match="no data for these parameters") as refused:
         api.run(local_settings, query, values, "tester")
     assert refused.value.status == 404
+
+
+def test_pages_and_a_repeated_query_are_cut_from_one_kept_result_until_the_data_changes(local_settings,
+                                                                                        sample_lake, tmp_path):
+    """The first page scans; every next page, and the same query asked again, is read from the kept
+    result (no bytes, no cost, reused in the history); a new file under the query is a new scan."""
+    import shutil
+
+    lake = tmp_path / "lake"
+    shutil.copytree(sample_lake / "ocean_scores" / "2024" / "01", lake / "ocean_scores" / "2024" / "01")
+    settings = dataclasses.replace(local_settings, lake_root=str(lake), state_dir=str(tmp_path / "state"),
+                                   api_max_rows=50)
+    body = {"query": "ocean_scores_by_industry",
+            "parameters": {"industry": "Finance", "start": "2024-01-10", "end": "2024-01-14"}}
+    pages = _page_through(settings, body)
+    assert len(pages) >= 3
+    assert pages[0].stats["bytes_scanned"] > 0 and not pages[0].stats["reused"]
+    assert all(p.stats["reused"] and p.stats["bytes_scanned"] == 0 == p.stats["cost_usd"] for p in pages[1:])
+    logged = [json.loads(line) for line in settings.query_log_path.read_text().splitlines()]
+    assert [e["reused"] for e in logged] == [False] + [True] * (len(pages) - 1)
+    assert all(e["cost_usd"] == 0 for e in logged[1:])
+
+    again = api.run(settings, *api.prepare(body, TODAY)[:2], "someone else")
+    assert again.stats["reused"] and again.table.to_pylist() == pages[0].table.to_pylist()
+    off = api.run(dataclasses.replace(settings, result_reuse_minutes=0), *api.prepare(body, TODAY)[:2], "t")
+    assert not off.stats["reused"] and off.stats["bytes_scanned"] > 0
+
+    # a day delivered again: a file under the query changed, so its kept result is not this data's
+    day_file = lake / "ocean_scores" / "2024" / "01" / "part-20240112.parquet"
+    import pyarrow.parquet as pq
+
+    data = pq.read_table(day_file)
+    pq.write_table(data.slice(0, data.num_rows // 2), day_file)
+    fresh = api.run(settings, *api.prepare(body, TODAY)[:2], "tester")
+    assert not fresh.stats["reused"] and fresh.stats["bytes_scanned"] > 0
+    assert len(_page_through(settings, body)) * 50 >= len(_week_of_finance(lake)) > 0

@@ -67,6 +67,9 @@ class QueryStats:
     files_scanned: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    #: Answered from an earlier run's result (Athena's result reuse, the local result cache): no
+    #: data scanned, nothing billed.
+    reused: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -74,8 +77,9 @@ class QueryStats:
     def summary(self) -> str:
         scanned = f"{self.bytes_scanned / MB:,.2f} MB scanned"
         parts = f", {plural(self.partitions_scanned, 'partition')}" if self.partitions_scanned is not None else ""
+        reused = ", from an earlier result" if self.reused else ""
         return (
-            f"{self.rows:,} {'row' if self.rows == 1 else 'rows'}, {scanned}{parts}, {self.elapsed_s:.2f} s, "
+            f"{self.rows:,} {'row' if self.rows == 1 else 'rows'}, {scanned}{parts}{reused}, {self.elapsed_s:.2f} s, "
             f"${self.cost_usd:.6f} at Athena's price (query {self.query_id})"
         )
 
@@ -94,6 +98,8 @@ class Engine(Protocol):
 
     ``sql`` is always Athena SQL; ``parameters`` bind to ``?`` placeholders (never pasted into
     the text); ``tags`` name who ran the query (DAG, task, date) for the cost monitor.
+    ``reuse_minutes`` answers the query from the result of the same query over the same data
+    run within that many minutes, if there is one (``QueryStats.reused``).
     """
 
     backend: str
@@ -103,6 +109,7 @@ class Engine(Protocol):
         sql: str,
         parameters: Sequence[object] = (),
         tags: Mapping[str, str] | None = None,
+        reuse_minutes: int = 0,
     ) -> QueryResult: ...
 
     def replace_partition(

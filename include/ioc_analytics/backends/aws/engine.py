@@ -83,9 +83,12 @@ class AthenaEngine:
         sql: str,
         parameters: Sequence[object] = (),
         tags: Mapping[str, str] | None = None,
+        reuse_minutes: int = 0,
     ) -> QueryResult:
-        """Run one query and return all its rows, typed from Athena's result metadata."""
-        query_id, execution = self._execute(sql, parameters, tags)
+        """Run one query and return all its rows, typed from Athena's result metadata. With
+        ``reuse_minutes``, Athena answers from the result of the same query text run within that
+        many minutes in the workgroup, if it has one (query result reuse: nothing scanned)."""
+        query_id, execution = self._execute(sql, parameters, tags, reuse_minutes)
         pages = self.hook.get_query_results_paginator(query_id)
         if pages is None:  # the hook logs why; the query was final and SUCCEEDED a moment ago
             raise QueryError(f"Athena query {query_id} succeeded but its results cannot be read", query_id=query_id)
@@ -138,7 +141,7 @@ class AthenaEngine:
     # -- running a query ------------------------------------------------------------------
 
     def _execute(
-        self, sql: str, parameters: Sequence[object], tags: Mapping[str, str] | None
+        self, sql: str, parameters: Sequence[object], tags: Mapping[str, str] | None, reuse_minutes: int = 0
     ) -> tuple[str, dict[str, Any]]:
         """Start a query and wait for it; return its id and its final ``QueryExecution``."""
         from botocore.exceptions import ClientError
@@ -153,6 +156,9 @@ class AthenaEngine:
         }
         if parameters:
             request["ExecutionParameters"] = [athena_literal(p) for p in parameters]
+        if reuse_minutes:
+            request["ResultReuseConfiguration"] = {
+                "ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": reuse_minutes}}
         log.info(
             "Starting Athena query in workgroup %s, database %s%s:\n%s",
             self.settings.workgroup, self.settings.database,
@@ -385,13 +391,16 @@ def result_table(pages: Iterable[Mapping[str, Any]], *, header: bool = True) -> 
 def _stats(query_id: str, execution: Mapping[str, Any], tags: Mapping[str, str] | None) -> QueryStats:
     statistics = execution.get("Statistics", {})
     scanned = int(statistics.get("DataScannedInBytes", 0) or 0)
+    reused = bool(statistics.get("ResultReuseInformation", {}).get("ReusedPreviousResult", False))
     return QueryStats(
         query_id,
         execution["Status"]["State"],
         bytes_scanned=scanned,
         elapsed_s=int(statistics.get("TotalExecutionTimeInMillis", 0) or 0) / 1000,
-        cost_usd=athena_cost(scanned),
+        # a reused result scans nothing and is not billed
+        cost_usd=0.0 if reused else athena_cost(scanned),
         tags=dict(tags or {}),
+        reused=reused,
     )
 
 

@@ -93,7 +93,12 @@ class LocalEngine:
         sql: str,
         parameters: Sequence[object] = (),
         tags: Mapping[str, str] | None = None,
+        reuse_minutes: int = 0,
     ) -> QueryResult:
+        """Run one query (see the module). With ``reuse_minutes``, a query whose text, values and
+        files (paths, sizes, modification times) are those of one run within that many minutes is
+        answered from that run's result, kept under ``<state_dir>/results/`` (as Athena's query
+        result reuse answers from the earlier result: nothing scanned, nothing billed)."""
         query_id = str(uuid.uuid4())
         record: dict[str, object] = {
             "query_id": query_id,
@@ -107,8 +112,16 @@ class LocalEngine:
         started = time.perf_counter()
         try:
             plan = self.plan(sql, list(parameters))
+            kept = self._results.get(plan, list(parameters), reuse_minutes) if reuse_minutes else None
+            if kept is not None:
+                stats = QueryStats(query_id, "SUCCEEDED", elapsed_s=time.perf_counter() - started, rows=kept.num_rows,
+                                   tags=dict(tags or {}), reused=True)
+                self.log.append({**record, **stats.as_dict()})
+                return QueryResult(kept, stats)
             self._read_footers(plan)
             table, bytes_scanned = self._run(plan, list(parameters))
+            if reuse_minutes:
+                self._results.put(plan, list(parameters), table)
         except Exception as err:  # every failure is logged, as Athena's history keeps failed queries
             if isinstance(err, QueryError):
                 err.query_id = query_id
@@ -169,6 +182,10 @@ class LocalEngine:
         scans: list[ScanProfile] = []
         self._run(plan, list(parameters), profile=scans)
         return scans
+
+    @cached_property
+    def _results(self) -> ResultCache:
+        return ResultCache(self.settings.result_cache_dir)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -332,5 +349,57 @@ class LocalEngine:
 
 
 # -- helpers, kept free of engine state so they read as the steps above ----------------------
+
+
+class ResultCache:
+    """Results kept for reuse, one Parquet file each under ``folder``, named by a digest of the
+    query as DuckDB runs it, its values, and every file it reads (path, size, modification time):
+    new data, a rebuilt partition or a deleted file is another key, so a kept result is never
+    stale. Written whole under a temporary name and renamed, so a reader never sees half of one;
+    files older than the longest reuse (7 days, as on Athena) are removed as new ones are kept.
+
+    Written here because DuckDB keeps no results between connections and Airflow's caches hold
+    no tables; this is the local engine's side of Athena's query result reuse.
+    """
+
+    MAX_AGE_S = 7 * 24 * 3600
+
+    def __init__(self, folder) -> None:
+        from pathlib import Path
+
+        self.folder = Path(folder)
+
+    def _path(self, plan: Plan, parameters: list[object]):
+        import hashlib
+
+        files = sorted([f.path, f.size, f.modified] for s in plan.scans for p in s.partitions for f in p.files)
+        key = json.dumps([plan.duckdb_sql, parameters, files], default=str)
+        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}.parquet"
+
+    def get(self, plan: Plan, parameters: list[object], minutes: int) -> pa.Table | None:
+        import pyarrow.parquet as pq
+
+        path = self._path(plan, parameters)
+        try:
+            if time.time() - path.stat().st_mtime <= minutes * 60:
+                return pq.read_table(path)
+        except (OSError, pa.ArrowException):
+            return None  # none kept, or removed meanwhile: run the query
+        return None
+
+    def put(self, plan: Plan, parameters: list[object], table: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self._path(plan, parameters)
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        pq.write_table(table, temporary, compression="snappy")
+        temporary.replace(path)
+        for old in self.folder.glob("*.parquet"):
+            try:
+                if time.time() - old.stat().st_mtime > self.MAX_AGE_S:
+                    old.unlink()
+            except OSError:
+                pass  # removed by another process
 
 
