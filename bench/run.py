@@ -20,7 +20,13 @@ scale, so a long run keeps what it measured):
   events a day). A finished lake is marked, and a re-run with ``--work`` reuses it if its shape
   is the same;
 - the daily DAG's wall time under ``airflow dags test`` (Airflow's overhead included), task by
-  task from the metadata database, and its peak memory (every task runs in that one process);
+  task from the metadata database, and its peak memory (every task runs in that one process).
+  The day before is run first, unmeasured, as the schedule would have: the state tables the
+  builds read (``ioc_analytics.analytics.state``) then hold the day before, and the measured run
+  is a day like every other, one day of raw data and one step of each state's chain (a first
+  run, with no state yet, derives the whole look-back once);
+- the hourly SQL for each of the day's 24 hours (``pipeline.build_hourly``, as the hourly DAG
+  runs it), so that a day's scheduled scans are the daily DAG's queries and 24 hours of these;
 - every query of the run: seconds, bytes scanned, the bytes it needs, the bytes of the tables it
   reads, Athena's price, and scanned / needed. *Needed* is read from the Parquet footers: the
   compressed column chunks the query reads, in the partitions it selects, in the row groups its
@@ -35,9 +41,11 @@ scale, so a long run keeps what it measured):
 
 Sizes of data are in MB of 2^20 bytes, as Athena bills them; memory in MiB and GiB.
 
-Never run by the tests. Targets: each aggregate query under 5 s and the whole DAG under
-60 s at the medium scale; scanned / needed at most 1.2; each DAG file parsed in under 1 s; the
-local engine at least 5 times faster than pandas at the medium scale.
+Never run by the tests. Targets: at the medium scale, each aggregate query at most 2 s, the
+whole DAG at most 30 s and the local engine at least 10 times faster than pandas; at the large
+scale, the DAG at most 90 s and 4 GiB, every scheduled query at most 512 MiB (half the per-query
+cutoff) and a day's scheduled scans at most 3 GiB; the generator at most 2 GiB a worker;
+scanned / needed at most 1.2; each DAG file parsed in under 1 s.
 """
 
 from __future__ import annotations
@@ -82,6 +90,19 @@ import airflow.sdk  # what the DAG processor has imported before it parses a fil
 started = time.perf_counter()
 bag = DagBag(dag_folder=sys.argv[1])
 print(time.perf_counter() - started, len(bag.dags), len(bag.import_errors))
+"""
+
+_HOURLY = """
+import datetime as dt, sys
+from ioc_analytics.analytics import pipeline
+from ioc_analytics.lake.tables import HOURLY
+from ioc_analytics.settings import get_settings
+lake, state, day = sys.argv[1:]
+settings = get_settings(backend="local", lake_root=lake, state_dir=state)
+for hour in range(24):
+    for name in HOURLY:
+        pipeline.build_hourly(settings, dt.datetime.combine(dt.date.fromisoformat(day), dt.time(hour)), name,
+                              {"dag_id": "ioc_hourly_metrics", "task_id": f"{name}.hour", "ds": day})
 """
 
 _GENERATE = """
@@ -213,6 +234,11 @@ class ScaleResult:
     unneeded_mb: float = 0.0  # scanned by queries that need less than a megabyte
     peer: str = ""
     peer_ratio: float | None = None
+    generator_peak_mib: float = 0.0
+    hourly_s: float = 0.0
+    #: The day's scheduled scans: every query of the daily DAG's run and of the day's 24 hours.
+    day_bytes: int = 0
+    heaviest: tuple[int, str] = (0, "")
 
 
 def _lake_made(lake: Path) -> Path:
@@ -236,6 +262,7 @@ def generate(result: ScaleResult, lake: Path, workers: int) -> None:
     marker.write_text(json.dumps(shape))
     rows = report["events"] + report["scores"]
     result.rows_per_s = rows / run.seconds
+    result.generator_peak_mib = run.peak_mib
     result.generator = (f"{result.rows_per_s:,.0f} rows/s ({report['events']:,} events and {report['scores']:,} "
                         f"score sets, {report['bytes'] / MB:,.0f} MB, in {run.seconds:.0f} s with {workers} "
                         f"worker{'s' if workers > 1 else ''}; peak RSS {run.peak_mib:,.0f} MiB per process)")
@@ -251,11 +278,21 @@ def run_dag(result: ScaleResult, work: Path, lake: Path) -> tuple[Path, Path]:
            # lifted, so that every query runs to the end; the table marks those past CUTOFF
            "IOC_BYTES_SCANNED_CUTOFF": str(2**50), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+    before = measured([str(BIN / "airflow"), "dags", "test", "ioc_daily_analytics", (DAY - dt.timedelta(days=1))
+                       .isoformat()], env)  # the day before, as the schedule ran it: not measured
+    (work / "dag-run-before.log").write_text(before.output)
+    if before.returncode != 0:
+        sys.exit(f"the DAG run of the day before failed: see {work / 'dag-run-before.log'}")
+    (state / "query_log.jsonl").unlink()
     run = measured([str(BIN / "airflow"), "dags", "test", "ioc_daily_analytics", DAY.isoformat()], env)
     (work / "dag-run.log").write_text(run.output)
     if run.returncode != 0:
         sys.exit(f"the DAG run failed: see {work / 'dag-run.log'}")
     result.dag_s, result.dag_peak_mib = run.seconds, run.peak_mib
+    hourly = measured([sys.executable, "-c", _HOURLY, str(lake), str(state), DAY.isoformat()], env)
+    if hourly.returncode != 0:
+        sys.exit(f"the hourly builds failed:\n{hourly.output[-3000:]}")
+    result.hourly_s = hourly.seconds
     return state, home
 
 
@@ -267,12 +304,13 @@ def bench_scale(result: ScaleResult, work: Path, workers: int, peer_memory_gb: f
     out += [f"## {result.name}: {result.events_per_day:,} events a day ({DAYS} days to {DAY})", "",
             f"Generator: {result.generator}.", "",
             f"Daily DAG (`airflow dags test`, Airflow's overhead included; every task runs in its one "
-            f"process): **{result.dag_s:.1f} s** wall, peak RSS {result.dag_peak_mib:,.0f} MiB.", "",
+            f"process; the day before ran first, unmeasured): **{result.dag_s:.1f} s** wall, peak RSS "
+            f"{result.dag_peak_mib:,.0f} MiB. The hourly SQL for the day's 24 hours: {result.hourly_s:.1f} s.", "",
             "| task | seconds |", "|---|---:|"]
     with sqlite3.connect(home / "airflow.db") as con:
         for task_id, seconds in con.execute(
                 "SELECT task_id, (julianday(end_date) - julianday(start_date)) * 86400 FROM task_instance "
-                "ORDER BY start_date"):
+                "WHERE run_id LIKE ? ORDER BY start_date", (f"%{DAY.isoformat()}%",)):
             out.append(f"| {task_id} | {seconds:.2f} |")
 
     engine = get_backend(get_settings(lake_root=str(lake), state_dir=str(state))).engine
@@ -285,6 +323,10 @@ def bench_scale(result: ScaleResult, work: Path, workers: int, peer_memory_gb: f
     build_seconds = 0.0
     for record in (json.loads(line) for line in (state / "query_log.jsonl").read_text().splitlines()):
         task, scanned = record["tags"].get("task_id", "?"), record["bytes_scanned"]
+        if "state" in record["tags"]:
+            task += f" (state {record['tags']['state']})"
+        result.day_bytes += scanned
+        result.heaviest = max(result.heaviest, (scanned, task))
         scans = scan_plan(engine, record["query"], record.get("parameters") or [])
         needed = needed_bytes(scans)
         whole = sum(sizes[t] for t in {s.table for s in scans})
@@ -299,7 +341,7 @@ def bench_scale(result: ScaleResult, work: Path, workers: int, peer_memory_gb: f
             ratio += f"; **past the {CUTOFF / 2**30:.0f} GiB cutoff**"
         out.append(f"| {task} | {record['elapsed_s']:.2f} | {scanned / MB:,.1f} | {needed / MB:,.1f} | "
                    f"{whole / MB:,.1f} | ${athena_cost(scanned):.6f} | {ratio} |")
-        if task.endswith(".build"):
+        if record["tags"].get("task_id", "").endswith(".build"):  # the day's state steps are its build too
             build_seconds += record["elapsed_s"]
             result.slowest_build = max(result.slowest_build, (record["elapsed_s"], task.removesuffix(".build")))
     if not build_seconds:
@@ -334,12 +376,25 @@ def summary(results: list[ScaleResult], parses: list[tuple[str, float, int]]) ->
     def at_medium(test) -> list[bool | None]:
         return [test(r) if r.name == "medium" else None for r in results]
 
+    def at_large(test) -> list[bool | None]:
+        return [test(r) if r.name == "large" else None for r in results]
+
     row("generator", [f"{r.rows_per_s:,.0f} rows/s" if r.rows_per_s else "not timed" for r in results])
-    row("whole daily DAG < 60 s (at medium)", [f"{r.dag_s:.1f} s" for r in results], at_medium(lambda r: r.dag_s < 60))
-    row("peak memory of the DAG run", [f"{r.dag_peak_mib / 1024:.1f} GiB" for r in results])
-    row("each aggregate query < 5 s (at medium)",
+    row("generator <= 2 GiB a worker", [f"{r.generator_peak_mib / 1024:.1f} GiB" if r.rows_per_s else "not timed"
+                                        for r in results],
+        [r.generator_peak_mib <= 2048 if r.rows_per_s else None for r in results])
+    row("whole daily DAG <= 30 s (medium), <= 90 s (large)", [f"{r.dag_s:.1f} s" for r in results],
+        [{"medium": r.dag_s <= 30, "large": r.dag_s <= 90}.get(r.name) for r in results])
+    row("peak memory of the DAG run <= 4 GiB (large)", [f"{r.dag_peak_mib / 1024:.1f} GiB" for r in results],
+        at_large(lambda r: r.dag_peak_mib <= 4096))
+    row("each aggregate query <= 2 s (at medium)",
         [f"slowest {r.slowest_build[0]:.1f} s (`{r.slowest_build[1]}`)" for r in results],
-        at_medium(lambda r: r.slowest_build[0] < 5))
+        at_medium(lambda r: r.slowest_build[0] <= 2))
+    row("every scheduled query <= 512 MiB (large)",
+        [f"heaviest {r.heaviest[0] / MB:,.0f} MiB (`{r.heaviest[1]}`)" for r in results],
+        at_large(lambda r: r.heaviest[0] <= 512 * MB))
+    row("a day's scheduled scans <= 3 GiB (large)", [f"{r.day_bytes / 2**30:,.2f} GiB" for r in results],
+        at_large(lambda r: r.day_bytes <= 3 * 2**30))
     row("scanned / needed <= 1.2", [f"{min(r.ratios):.2f}-{max(r.ratios):.2f}" if r.ratios else "n/a" for r in results],
         [max(r.ratios) <= 1.2 if r.ratios else None for r in results])
     row("read by queries that need < 1 MB", [f"{r.unneeded_mb:,.1f} MB" for r in results])
@@ -348,9 +403,9 @@ def summary(results: list[ScaleResult], parses: list[tuple[str, float, int]]) ->
     verdict = "met" if slowest < 1 else "**missed**"
     rows.append(f"| each DAG file parsed < 1 s (the same files at every scale) | {fastest:.2f}-{slowest:.2f} s "
                 f"({verdict})" + " |" * len(results))
-    row("pandas / engine >= 5x (at medium)",
+    row("pandas / engine >= 10x (at medium)",
         [f"{r.peer_ratio:.1f}x" if r.peer_ratio is not None else "pandas did not fit" for r in results],
-        at_medium(lambda r: r.peer_ratio is not None and r.peer_ratio >= 5))
+        at_medium(lambda r: r.peer_ratio is not None and r.peer_ratio >= 10))
     return rows
 
 
