@@ -120,8 +120,10 @@ def _derive_states(settings: Settings, day: dt.date) -> None:
         state.ensure(settings, reader, day)
 
 
-def estimate_files(root: Path = SQL_DIR, events_per_day: int = PLANNED_EVENTS_PER_DAY) -> list[Estimate]:
-    """Each query file's estimated scan on a 90-day lake of ``events_per_day`` (see the module)."""
+def estimate_files(root: Path = SQL_DIR, events_per_day: int = PLANNED_EVENTS_PER_DAY,
+                   lake_days: int = LAKE_DAYS) -> list[Estimate]:
+    """Each query file's estimated scan on a lake of ``lake_days`` days (90) of ``events_per_day``
+    (see the module)."""
     import pyarrow.parquet as pq
 
     from ioc_analytics.backends import get_backend
@@ -135,7 +137,7 @@ def estimate_files(root: Path = SQL_DIR, events_per_day: int = PLANNED_EVENTS_PE
         sizing_settings = get_settings(backend="local", lake_root=str(sizing),
                                        state_dir=str(Path(work) / "sizing-state"))
         _derive_states(sizing_settings, LAKE_LAST_DAY)
-        generate_lake(lake, LAKE_LAST_DAY - dt.timedelta(days=LAKE_DAYS - 1), LAKE_DAYS, SAMPLE_EVENTS, seed=7)
+        generate_lake(lake, LAKE_LAST_DAY - dt.timedelta(days=lake_days - 1), lake_days, SAMPLE_EVENTS, seed=7)
         catalog = load_catalog(str(sizing))
         per_row: dict[str, dict[str, float]] = {}
         for name in (*RAW_TABLES, *STATES):

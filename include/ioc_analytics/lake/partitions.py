@@ -160,11 +160,18 @@ def publish(lake: Lake, registry: PartitionRegistry, table: Table, values: Mappi
 
 
 def write_partition(lake: Lake, registry: PartitionRegistry, table: Table, values: Mapping[str, str],
-                    data: pa.Table | pa.RecordBatchReader, sidecars: Mapping[str, bytes] | None = None) -> str:
-    """A whole replace: ``data`` (the table's data columns, in any order; rows in memory, or a
-    stream of batches, written as they come) as one SNAPPY Parquet file in a new version, with
-    ``sidecars`` (hidden files: names starting with ``_``) beside it, then :func:`publish`.
-    Returns the version's location."""
+                    data: pa.Table | Iterable[pa.RecordBatch], sidecars: Mapping[str, bytes] | None = None) -> str:
+    """A whole replace: :func:`write_version`, then :func:`publish`. Returns the version's location."""
+    location = write_version(lake, table, values, data, sidecars)
+    publish(lake, registry, table, values, location)
+    return location
+
+
+def write_version(lake: Lake, table: Table, values: Mapping[str, str], data: pa.Table | Iterable[pa.RecordBatch],
+                  sidecars: Mapping[str, bytes] | None = None) -> str:
+    """Step 1 of a replace: ``data`` (the table's data columns, in any order; rows in memory, or
+    batches, each written as it comes) as one SNAPPY Parquet file in a new version, with
+    ``sidecars`` (hidden files: names starting with ``_``) beside it. Returns its location."""
     check_versioned(table)
     table.check_partition_values(dict(values))
     location = version_location(table, values, new_version())
@@ -176,7 +183,6 @@ def write_partition(lake: Lake, registry: PartitionRegistry, table: Table, value
             writer.write_table(rows.select(columns).cast(table.arrow_schema))
     lake.put_bytes(location + "part-00000.parquet", buffer.getvalue())
     write_sidecars(lake, location, sidecars)
-    publish(lake, registry, table, values, location)
     return location
 
 

@@ -26,7 +26,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 
@@ -94,8 +94,11 @@ class LocalEngine:
         parameters: Sequence[object] = (),
         tags: Mapping[str, str] | None = None,
         reuse_minutes: int = 0,
+        sink: Callable[[pa.RecordBatchReader], int] | None = None,
     ) -> QueryResult:
-        """Run one query (see the module). With ``reuse_minutes``, a query whose text, values and
+        """Run one query (see the module). With ``sink``, its rows are handed to it as a stream of
+        batches instead (it returns how many it took), so that a large result (a state table of
+        millions of users) is never whole in memory. With ``reuse_minutes``, a query whose text, values and
         files (paths, sizes, modification times) are those of one run within that many minutes is
         answered from that run's result, kept under ``<state_dir>/results/`` (as Athena's query
         result reuse answers from the earlier result: nothing scanned, nothing billed)."""
@@ -119,8 +122,8 @@ class LocalEngine:
                 self.log.append({**record, **stats.as_dict()})
                 return QueryResult(kept, stats)
             self._read_footers(plan)
-            table, bytes_scanned = self._run(plan, list(parameters))
-            if reuse_minutes:
+            table, bytes_scanned, rows = self._run(plan, list(parameters), sink=sink)
+            if reuse_minutes and table is not None:
                 self._results.put(plan, list(parameters), table)
         except Exception as err:  # every failure is logged, as Athena's history keeps failed queries
             if isinstance(err, QueryError):
@@ -139,13 +142,13 @@ class LocalEngine:
             bytes_scanned=bytes_scanned,
             elapsed_s=time.perf_counter() - started,
             cost_usd=athena_cost(bytes_scanned),
-            rows=table.num_rows,
+            rows=rows,
             partitions_scanned=sum(len(s.partitions) for s in plan.scans),
             files_scanned=sum(len(s.files) for s in plan.scans),
             tags=dict(tags or {}),
         )
         self.log.append({**record, **stats.as_dict()})
-        return QueryResult(table, stats)
+        return QueryResult(table if table is not None else pa.table({}), stats)
 
     def replace_partition(
         self,
@@ -157,20 +160,30 @@ class LocalEngine:
         sidecars: Mapping[str, bytes] | None = None,
     ) -> QueryStats:
         """Run ``select_sql`` and publish its rows as the partition's new version (see partitions.py),
-        with ``sidecars`` beside them."""
+        with ``sidecars`` beside them. The rows stream from DuckDB into the version's file, batch
+        by batch; the version is published once the query has finished within its cutoff."""
         target = self.catalog.table(table)
         values = dict(partition)
         target.check_partition_values(values)
         partitions.check_versioned(target)
-        result = self.query(select_sql, parameters, tags)
         expected = [c.name for c in target.columns]
-        if result.table.column_names != expected:
-            raise QueryError(
-                f"the query for {target.name} returns columns ({', '.join(result.table.column_names)}) "
-                f"but the table declares ({', '.join(expected)}): make the SELECT list match the DDL",
-                query_id=result.stats.query_id,
-            )
-        partitions.write_partition(self.lake, self.registry, target, values, result.table, sidecars)
+        written: list[str] = []
+
+        def write(reader: pa.RecordBatchReader) -> int:
+            if reader.schema.names != expected:
+                raise QueryError(f"the query for {target.name} returns columns ({', '.join(reader.schema.names)}) "
+                                 f"but the table declares ({', '.join(expected)}): make the SELECT list match the DDL")
+            counted = _Counted(reader)
+            written.append(partitions.write_version(self.lake, target, values, counted, sidecars))
+            return counted.rows
+
+        try:
+            result = self.query(select_sql, parameters, tags, sink=write)
+        except BaseException:
+            for location in written:  # past the cutoff, or stopped: the version is never published
+                self.lake.delete_prefix(location)
+            raise
+        partitions.publish(self.lake, self.registry, target, values, written[0])
         return result.stats
 
     def scanned(self, sql: str, parameters: Sequence[object] = ()) -> list[ScanProfile]:
@@ -286,11 +299,12 @@ class LocalEngine:
 
     # -- execution -------------------------------------------------------------------------
 
-    def _run(self, plan: Plan, parameters: list[object], profile: list[ScanProfile] | None = None
-             ) -> tuple[pa.Table, int]:
+    def _run(self, plan: Plan, parameters: list[object], profile: list[ScanProfile] | None = None,
+             sink: Callable[[pa.RecordBatchReader], int] | None = None) -> tuple[pa.Table | None, int, int]:
         """Run the plan; stop it after ``query_timeout_s``, and refuse its result past the
         bytes-scanned cutoff, as the Athena workgroup would (it cancels such a query). With
-        ``profile``, append what each table scan read to it."""
+        ``profile``, append what each table scan read to it; with ``sink``, stream the rows to it
+        (the table returned is then None). Returns the table, the bytes scanned and the rows."""
         timeout = self.settings.query_timeout_s
         con = embedded.connect()
         timer = threading.Timer(timeout, con.interrupt)
@@ -301,7 +315,12 @@ class LocalEngine:
                 con.execute("PRAGMA enable_profiling = 'no_output'")
                 con.execute("SET profiling_mode = 'detailed'")
                 timer.start()
-                table = con.sql(plan.duckdb_sql, params=parameters or None).to_arrow_table()
+                relation = con.sql(plan.duckdb_sql, params=parameters or None)
+                if sink is None:
+                    table = relation.to_arrow_table()
+                    rows = table.num_rows
+                else:
+                    table, rows = None, sink(relation.to_arrow_reader(STREAM_BATCH_ROWS))
             except duckdb.InterruptException:
                 raise QueryTimeoutError(
                     f"the query ran longer than IOC_QUERY_TIMEOUT_S={timeout} s and was stopped: "
@@ -324,7 +343,7 @@ class LocalEngine:
                 "filter on the partition keys and read fewer columns")
             error.bytes_scanned = bytes_scanned
             raise error
-        return table, bytes_scanned
+        return table, bytes_scanned, rows
 
     def _read_footers(self, plan: Plan) -> None:
         """Read the footers of every file the query selects: rows, and the columns each holds.
@@ -349,6 +368,22 @@ class LocalEngine:
 
 
 # -- helpers, kept free of engine state so they read as the steps above ----------------------
+
+
+#: Rows per batch when a result streams into a partition's file.
+STREAM_BATCH_ROWS = 500_000
+
+
+class _Counted:
+    """A record batch reader that counts the rows it hands on."""
+
+    def __init__(self, reader: pa.RecordBatchReader) -> None:
+        self.reader, self.rows, self.schema = reader, 0, reader.schema
+
+    def __iter__(self):
+        for batch in self.reader:
+            self.rows += batch.num_rows
+            yield batch
 
 
 class ResultCache:
