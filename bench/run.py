@@ -310,7 +310,8 @@ def bench_scale(result: ScaleResult, work: Path, workers: int, peer_memory_gb: f
     with sqlite3.connect(home / "airflow.db") as con:
         for task_id, seconds in con.execute(
                 "SELECT task_id, (julianday(end_date) - julianday(start_date)) * 86400 FROM task_instance "
-                "WHERE run_id LIKE ? ORDER BY start_date", (f"%{DAY.isoformat()}%",)):
+                "WHERE run_id = (SELECT run_id FROM dag_run WHERE logical_date LIKE ?) ORDER BY start_date",
+                (f"{DAY.isoformat()}%",)):
             out.append(f"| {task_id} | {seconds:.2f} |")
 
     engine = get_backend(get_settings(lake_root=str(lake), state_dir=str(state))).engine
