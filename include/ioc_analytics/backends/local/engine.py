@@ -357,7 +357,9 @@ class LocalEngine:
             for partition in scan.partitions:
                 footers = [self.lake.footer(f) for f in partition.files]
                 scan.rows += sum(m.num_rows for m in footers)
-                scan.present.append({n.lower() for m in footers for n in m.schema.to_arrow_schema().names})
+                for file, meta in zip(partition.files, footers, strict=True):
+                    scan.file_columns[file.path] = {n.lower() for n in meta.schema.to_arrow_schema().names}
+                scan.present.append({n for f in partition.files for n in scan.file_columns[f.path]})
             if scan.partitions and scan.rows == 0 and not scan.table.allows_empty:
                 where = f" matching {scan.filter_sql}" if scan.filter_sql else ""
                 labels = ", ".join(p.label() for p in scan.partitions[:5])

@@ -40,6 +40,8 @@ class Scan:
     #: From the files' footers: the rows, and per partition the columns its files hold.
     rows: int = 0
     present: list[set[str]] = field(default_factory=list)
+    #: Each file's own columns (lower case), from its footer.
+    file_columns: dict[str, set[str]] = field(default_factory=dict)
     #: The table's columns that the query reads through this reference; the view selects only
     #: these (and the partition keys), so a ``COUNT(*)`` reads the footers and no column data.
     columns_read: set[str] = field(default_factory=set)
@@ -204,7 +206,7 @@ def select_partitions(
 
 
 def view_sql(scan: Scan) -> str:
-    body = view_body(scan.table, scan.partitions, scan.present, scan.columns_read)
+    body = view_body(scan.table, scan.partitions, scan.present, scan.columns_read, scan.file_columns or None)
     return f"CREATE TEMP VIEW {exp.to_identifier(scan.view).sql('duckdb')} AS {body}"
 
 
