@@ -223,6 +223,13 @@ class LocalEngine:
             scan.columns_read = {c.name.lower() for c in scope.find_all(exp.Column) if c.table.lower() == alias}
             if any(not isinstance(star.parent, exp.AggFunc) for star in scope.find_all(exp.Star)):
                 scan.columns_read = {c.name.lower() for c in table.all_columns}  # a star qualify left alone
+            where = scope.args.get("where")
+            filtered = {c.name.lower() for c in (where.find_all(exp.Column) if where else ())
+                        if c.table.lower() == alias}
+            # A scan that reads only what its WHERE names (a COUNT(*)) is answered from the footers
+            # when the statistics decide the WHERE, in one read_parquet; the others read a file a
+            # branch (see ioc_analytics.engine.views.view_body).
+            scan.by_file = bool(scan.columns_read - filtered)
             if with_bounds:  # only scan_plan's callers (benchmarks) need them
                 comparisons = column_bounds(ref, table, parameters)
                 scan.bounds = [bound for bound, _ in comparisons]

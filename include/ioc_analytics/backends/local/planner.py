@@ -42,6 +42,8 @@ class Scan:
     present: list[set[str]] = field(default_factory=list)
     #: Each file's own columns (lower case), from its footer.
     file_columns: dict[str, set[str]] = field(default_factory=dict)
+    #: Whether its view reads a file a branch (it reads columns beyond those its WHERE names).
+    by_file: bool = False
     #: The table's columns that the query reads through this reference; the view selects only
     #: these (and the partition keys), so a ``COUNT(*)`` reads the footers and no column data.
     columns_read: set[str] = field(default_factory=set)
@@ -206,7 +208,8 @@ def select_partitions(
 
 
 def view_sql(scan: Scan) -> str:
-    body = view_body(scan.table, scan.partitions, scan.present, scan.columns_read, scan.file_columns or None)
+    body = view_body(scan.table, scan.partitions, scan.present, scan.columns_read,
+                     scan.file_columns if scan.by_file and scan.file_columns else None)
     return f"CREATE TEMP VIEW {exp.to_identifier(scan.view).sql('duckdb')} AS {body}"
 
 
