@@ -80,6 +80,10 @@ class _Context:
     settings: Settings
     tags: Mapping[str, str]
     fingerprints: dict[tuple[str, dt.date], tuple[str, list[str]]] = field(default_factory=dict)
+    #: Each month file's footer, read once (on S3 a ranged GET each): a month to date of days
+    #: asks of the same files.
+    footers: dict[str, object] = field(default_factory=dict)
+    listings: dict[str, list] = field(default_factory=dict)
 
     def source(self, table_name: str, day: dt.date) -> tuple[str, list[str]]:
         """The fingerprint of the day's files of raw table ``table_name``, and the files (those of
@@ -91,8 +95,13 @@ class _Context:
             by_day = "date" in table.partition_names
             files = []
             for values in sources.source_partitions(self.settings, day)[table_name]:
-                for file in backend.lake.partition_files(table, values):
-                    if by_day or sources.rows_on(backend.lake.footer(file), day):
+                where = table.partition_location(values)
+                if where not in self.listings:
+                    self.listings[where] = backend.lake.partition_files(table, values)
+                for file in self.listings[where]:
+                    if not by_day and file.path not in self.footers:
+                        self.footers[file.path] = backend.lake.footer(file)
+                    if by_day or sources.rows_on(self.footers[file.path], day):
                         files.append(file)
             listed = sorted([f.path, f.size, f.modified] for f in files)
             digest = hashlib.sha256(json.dumps(listed).encode()).hexdigest()
