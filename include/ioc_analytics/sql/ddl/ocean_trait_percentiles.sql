@@ -1,6 +1,7 @@
 -- Aggregate: OCEAN trait percentiles by industry for the month to date, one partition per day
 -- (include/ioc_analytics/sql/ocean_trait_percentiles.sql): the partition of a month's last day holds the whole month.
--- Percentiles are Athena's approx_percentile.
+-- Percentiles are nearest-rank over the scores to a tenth of a point, from the month's daily
+-- histograms (the score_digest state table): exact for scores with one decimal.
 -- Partition projection is off: each date's partition is registered, and replaced by pointing it at
 -- a new version folder (ioc_analytics.lake.partitions). The projection.* properties only describe the
 -- layout of the partition values; Athena ignores them while projection is disabled.
