@@ -239,8 +239,8 @@ def request(body: Any, today: dt.date | None = None) -> Call:
 
     The first page names ``query`` and ``parameters``; each page's answer gives the cursor of the
     next (``next_cursor``), and a request with ``cursor`` asks for that page: the cursor carries
-    the query, its parameters (their defaults as resolved for the first page, so that a month's
-    pages stay in that month) and the position. ``limit`` is a page's size (at most, and by
+    the query, its parameters (their defaults as resolved for the first page, so that every page
+    reads the first page's days) and the position. ``limit`` is a page's size (at most, and by
     default, ``IOC_API_MAX_ROWS``)."""
     if not isinstance(body, dict):
         raise RequestError(400, 'the body must be a JSON object: {"query": ..., "parameters": {...}, "format": ...}')
