@@ -38,7 +38,6 @@ chain safe to re-run out of order.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -46,6 +45,7 @@ from dataclasses import dataclass, field
 
 from ioc_analytics.backends import get_backend
 from ioc_analytics.lake import partitions, sources, sql
+from ioc_analytics.lake.store import fingerprint
 from ioc_analytics.lake.tables import STATE_READS, STATES
 from ioc_analytics.settings import Settings
 
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 INPUTS_FILE = "_ioc_inputs.json"
 #: The first hours of the four-hour slices of a day (``facet_moments``).
 SLICE_HOURS = tuple(range(0, 24, sql.SLICE_HOURS))
-_EMPTY = hashlib.sha256(b"[]").hexdigest()
+_EMPTY = fingerprint([])
 
 
 def _lake_date(day: dt.date) -> str:
@@ -74,11 +74,12 @@ def window(name: str, day: dt.date) -> list[dt.date]:
 
 
 @dataclass
-class _Context:
-    """One ensure's view of the lake: each day's source files, listed and fingerprinted once."""
+class Sources:
+    """One ensure's (or one status screen's) view of the lake: each day's source files, listed
+    and fingerprinted once."""
 
     settings: Settings
-    tags: Mapping[str, str]
+    tags: Mapping[str, str] = field(default_factory=dict)
     fingerprints: dict[tuple[str, dt.date], tuple[str, list[str]]] = field(default_factory=dict)
     #: Each month file's footer, read once (on S3 a ranged GET each): a month to date of days
     #: asks of the same files.
@@ -103,9 +104,7 @@ class _Context:
                         self.footers[file.path] = backend.lake.footer(file)
                     if by_day or sources.rows_on(self.footers[file.path], day):
                         files.append(file)
-            listed = sorted([f.path, f.size, f.modified] for f in files)
-            digest = hashlib.sha256(json.dumps(listed).encode()).hexdigest()
-            self.fingerprints[key] = (digest, [f.path for f in files])
+            self.fingerprints[key] = (fingerprint(files), [f.path for f in files])
         return self.fingerprints[key]
 
     def inputs(self, name: str, days: list[dt.date]) -> dict[str, str]:
@@ -128,7 +127,7 @@ def recorded(settings: Settings, name: str, values: Mapping[str, str]) -> dict[s
     return json.loads(data)["days"] if data else None
 
 
-def _current(ctx: _Context, name: str, day: dt.date) -> bool:
+def _current(ctx: Sources, name: str, day: dt.date) -> bool:
     wanted = ctx.inputs(name, window(name, day))
     return all(recorded(ctx.settings, name, values) == wanted for values in _partitions(name, day))
 
@@ -137,7 +136,7 @@ def ensure(settings: Settings, reader: str, day: dt.date, tags: Mapping[str, str
     """Make current every state partition that ``reader`` (an aggregate or hourly metric) reads
     for ``day`` (:data:`~ioc_analytics.lake.tables.STATE_READS`); returns what was built, as
     ``"<state> <day>"``."""
-    ctx = _Context(settings, dict(tags or {}))
+    ctx = Sources(settings, dict(tags or {}))
     built: list[str] = []
     for name, when in STATE_READS.get(reader, ()):
         if when == "day_before":
@@ -151,7 +150,7 @@ def ensure(settings: Settings, reader: str, day: dt.date, tags: Mapping[str, str
     return built
 
 
-def _ensure_one(ctx: _Context, name: str, day: dt.date) -> list[str]:
+def _ensure_one(ctx: Sources, name: str, day: dt.date) -> list[str]:
     if STATES[name][1] is None:
         if _current(ctx, name, day):
             return []
@@ -174,7 +173,7 @@ def _ensure_one(ctx: _Context, name: str, day: dt.date) -> list[str]:
     return built
 
 
-def _fold(ctx: _Context, name: str, base: dt.date, day: dt.date, has_base: bool) -> list[str]:
+def _fold(ctx: Sources, name: str, base: dt.date, day: dt.date, has_base: bool) -> list[str]:
     """Build the chain's days after ``base`` up to ``day``, each from the one before (from none
     where there is no base, or on a month's first day for a month's chain: the state then holds
     the days since, and only a day whose window they cover is current). Leading days without data
@@ -197,7 +196,7 @@ def _fold(ctx: _Context, name: str, base: dt.date, day: dt.date, has_base: bool)
     return built
 
 
-def _build(ctx: _Context, name: str, day: dt.date, previous: bool, inputs: dict[str, str] | None = None) -> None:
+def _build(ctx: Sources, name: str, day: dt.date, previous: bool, inputs: dict[str, str] | None = None) -> None:
     """Write the state partition(s) of ``day`` with its inputs recorded beside the data."""
     backend = get_backend(ctx.settings)
     inputs = inputs if inputs is not None else ctx.inputs(name, window(name, day))
@@ -216,13 +215,15 @@ def _build(ctx: _Context, name: str, day: dt.date, previous: bool, inputs: dict[
         log.info("state %s for %s: %s", name, " ".join(values.values()), stats.summary())
 
 
-def changed_sources(settings: Settings, name: str, values: Mapping[str, str]) -> list[str]:
+def changed_sources(settings: Settings, name: str, values: Mapping[str, str],
+                    sources: Sources | None = None) -> list[str]:
     """The source files (as listed) of the days a state partition embodies whose files changed
-    since it was built; none if it is current or not built."""
+    since it was built; none if it is current or not built. ``sources``: one :class:`Sources` to
+    share between calls (a screen asks of the same days many times)."""
     wanted = recorded(settings, name, values)
     if wanted is None:
         return []
-    ctx = _Context(settings, {})
+    ctx = sources or Sources(settings)
     day = dt.datetime.strptime(values["date"], "%Y/%m/%d").date()
     changed: list[str] = []
     for d in window(name, day):

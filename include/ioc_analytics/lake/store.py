@@ -8,6 +8,7 @@ match no partition of the layout instead of dropping them silently.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -45,6 +46,17 @@ class Listing:
     partitions: list[Partition]
     #: Data objects under the table's location that match no partition of its layout.
     strays: list[str] = field(default_factory=list)
+
+
+def fingerprint(files: Iterable[DataFile], *extra: object) -> str:
+    """A digest of ``files`` as listed (path, size, modification time), in any order, and of
+    ``extra``: it changes when a file is added, removed or written again. What a state partition
+    records of its sources, and what keys a kept query result."""
+    import hashlib
+    import json
+
+    listed = sorted([f.path, f.size, f.modified] for f in files)
+    return hashlib.sha256(json.dumps([listed, *extra], default=str).encode()).hexdigest()
 
 
 def is_hidden(name: str) -> bool:

@@ -84,10 +84,19 @@ class _ListedOnce:
         return getattr(self._lake, name)
 
 
-def planner(settings: Settings) -> Any:
+@dataclass
+class _Screen:
+    """What one screen or one report keeps while it lives: a planner whose lake lists each table
+    once, and the state's sources, each day's listed and fingerprinted once."""
+
+    plans: Any
+    sources: Any
+
+
+def planner(settings: Settings) -> _Screen:
     """A planner for one screen or one report (its listings kept while it lives)."""
     backend = get_backend(settings)
-    return backend.planner(_ListedOnce(backend.lake))
+    return _Screen(backend.planner(_ListedOnce(backend.lake)), state.Sources(settings))
 
 
 def stale_sources(settings: Settings, name: str, day: dt.date, since: dt.datetime,
@@ -98,7 +107,8 @@ def stale_sources(settings: Settings, name: str, day: dt.date, since: dt.datetim
     backend = get_backend(settings)
     rendered = sql.render(name, day)
     try:
-        scans = (plans or planner(settings)).plan(rendered.sql, rendered.parameters, with_bounds=True).scans
+        plans = plans or planner(settings)
+        scans = plans.plans.plan(rendered.sql, rendered.parameters, with_bounds=True).scans
     except IocError:
         return []  # nothing to read any more (a source deleted): repair and the sensors say so
     changed = []
@@ -107,7 +117,7 @@ def stale_sources(settings: Settings, name: str, day: dt.date, since: dt.datetim
             # A state partition is stale when a day it embodies changed since it was derived, and the
             # aggregate is when the state was derived again after it was built.
             for partition in scan.partitions:
-                changed += state.changed_sources(settings, scan.table.name, partition.values)
+                changed += state.changed_sources(settings, scan.table.name, partition.values, plans.sources)
                 changed += [f.path for f in partition.files if f.modified is not None
                             and f.modified > since.timestamp()]
             continue

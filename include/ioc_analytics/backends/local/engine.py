@@ -22,6 +22,7 @@ never clash.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -123,8 +124,6 @@ class LocalEngine:
                 return QueryResult(kept, stats)
             self._read_footers(plan)
             table, bytes_scanned, rows = self._run(plan, list(parameters), sink=sink)
-            if reuse_minutes and table is not None:
-                self._results.put(plan, list(parameters), table)
         except Exception as err:  # every failure is logged, as Athena's history keeps failed queries
             if isinstance(err, QueryError):
                 err.query_id = query_id
@@ -148,6 +147,11 @@ class LocalEngine:
             tags=dict(tags or {}),
         )
         self.log.append({**record, **stats.as_dict()})
+        if reuse_minutes and table is not None:
+            try:
+                self._results.put(plan, list(parameters), table)
+            except OSError as err:  # a result not kept is only a scan more next time
+                logging.getLogger(__name__).warning("could not keep the result for reuse: %s", err)
         return QueryResult(table if table is not None else pa.table({}), stats)
 
     def replace_partition(
@@ -414,11 +418,10 @@ class ResultCache:
         self.folder = Path(folder)
 
     def _path(self, plan: Plan, parameters: list[object]):
-        import hashlib
+        from ioc_analytics.lake.store import fingerprint
 
-        files = sorted([f.path, f.size, f.modified] for s in plan.scans for p in s.partitions for f in p.files)
-        key = json.dumps([plan.duckdb_sql, parameters, files], default=str)
-        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}.parquet"
+        files = (f for s in plan.scans for p in s.partitions for f in p.files)
+        return self.folder / f"{fingerprint(files, plan.duckdb_sql, parameters)}.parquet"
 
     def get(self, plan: Plan, parameters: list[object], minutes: int) -> pa.Table | None:
         import pyarrow.parquet as pq
