@@ -146,11 +146,13 @@ def _page_through(settings, body, today=TODAY):
         call = api.request({"cursor": call.cursor(answer.table.num_rows), "limit": body.get("limit")}, today)
 
 
-@pytest.mark.parametrize("limit", [None, 7])
-def test_paging_gives_every_row_exactly_once_in_pages_no_larger_than_asked(local_settings, sample_lake, limit):
+@pytest.mark.parametrize(("limit", "reuse"), [(None, 60), (7, 60), (7, 0)])
+def test_paging_gives_every_row_exactly_once_in_pages_no_larger_than_asked(local_settings, sample_lake, limit,
+                                                                           reuse):
+    """From one kept result, or (reuse off) each page run again with OFFSET and LIMIT."""
     expected = _week_of_finance(sample_lake)
     cap = len(expected) // 3 - 1  # four pages at the cap
-    settings = dataclasses.replace(local_settings, api_max_rows=cap)
+    settings = dataclasses.replace(local_settings, api_max_rows=cap, result_reuse_minutes=reuse)
     body = {"query": "ocean_scores_by_industry",
             "parameters": {"industry": "Finance", "start": "2024-01-10", "end": "2024-01-14"}}
     if limit:

@@ -296,7 +296,8 @@ def run(settings: Any, query: NamedQuery, values: dict[str, object], user: str,
     alike, whichever page holds them). Every page is cut from the whole ordered answer, which the
     engine keeps for ``IOC_RESULT_REUSE_MINUTES``: the next page, or the same query asked again
     within that time (a dashboard's refresh), reads that result instead of scanning again
-    (``stats.reused``; Athena's query result reuse on ``aws``)."""
+    (``stats.reused``; Athena's query result reuse on ``aws``). With reuse off
+    (``IOC_RESULT_REUSE_MINUTES=0``), each page is the query run again with OFFSET and LIMIT."""
     from ioc_analytics.publishing.exports import suppress_small_groups
 
     page = settings.api_max_rows if limit is None else limit
@@ -306,11 +307,17 @@ def run(settings: Any, query: NamedQuery, values: dict[str, object], user: str,
     rendered = sql.render_with(f"queries/{query.name}", values)
     statement = sqlglot.parse_one(rendered.sql, read="athena")
     statement = statement.order_by(*(exp.Literal.number(i + 1) for i in range(len(statement.selects))), append=True)
+    reuse = settings.result_reuse_minutes
+    if not reuse:
+        # Nothing is kept: each page is the query run again for its rows alone, one row past the page
+        # telling whether another follows. The limit and offset are integers of ours, written into
+        # the statement (Athena binds parameters in WHERE clauses only).
+        statement = (statement.offset(offset) if offset else statement).limit(page + 1)
     try:
         result = get_backend(settings).engine.query(statement.sql("athena"), rendered.parameters,
                                                     tags={"source": "ioc-api", "query": query.name, "user": user,
                                                           **(tags or {})},
-                                                    reuse_minutes=settings.result_reuse_minutes)
+                                                    reuse_minutes=reuse)
     except NoDataError as err:
         raise RequestError(404, f"no data for these parameters: {err}") from None
     except BytesScannedCutoffError as err:
@@ -319,7 +326,7 @@ def run(settings: Any, query: NamedQuery, values: dict[str, object], user: str,
         raise RequestError(504, str(err)) from None
     except IocError as err:
         raise RequestError(422, str(err)) from None
-    rows = result.table.slice(offset, page + 1)
+    rows = result.table.slice(offset if reuse else 0, page + 1)
     more = rows.num_rows > page
     table, suppression = suppress_small_groups(rows.slice(0, page), query.suppress, settings.min_group_users)
     declared = {p.name: values[p.name] for p in query.parameters}
