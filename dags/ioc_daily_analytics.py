@@ -47,6 +47,9 @@ asset (`ioc.<name>`) that its `check` task updates once the day's partition has 
   *Fails when* Glue refuses a call: check the `aws` connection's permissions.
 - `<name>.build`: writes the day's rows as a new version of the partition, then switches the
   partition to it in one catalog update: readers see the old day or the new one, never half.
+  On `aws`, a query still running after `IOC_ATHENA_DEFER_AFTER_S` is handed to the triggerer
+  (the task shows *deferred* and holds no worker slot), and a retry after a worker died
+  reconnects to the query it had started instead of running it again.
   *Fails when* the query fails; the message has the error and the query id (the local query
   log, or the Athena history). The previous version stays in place.
 - `<name>.check`: the aggregate's data contract (no NaN, rates in 0-1, known and safe labels,
@@ -80,6 +83,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, TaskGroup, dag, task
 
+from ioc_analytics.analytics.operators import BuildOperator
 from ioc_analytics.analytics.sensors import LakeFreshnessSensor
 from ioc_analytics.lake.tables import AGGREGATES, RAW_TABLES
 from ioc_analytics.operations.notify import task_defaults
@@ -119,14 +123,6 @@ def ioc_daily_analytics():
 
         with runtime.step() as (settings, day, _):
             return pipeline.validate_source(settings, day, table)
-
-    @task(multiple_outputs=False)
-    def build(name: str) -> dict:
-        from ioc_analytics import runtime
-        from ioc_analytics.analytics import pipeline
-
-        with runtime.step() as (settings, day, tags):
-            return pipeline.build_aggregate(settings, day, name, tags)
 
     @task(multiple_outputs=False)
     def check(name: str) -> dict:
@@ -174,7 +170,7 @@ def ioc_daily_analytics():
     exported, steps = [], [*waits.values(), *validated.values(), repaired]
     for name, sources in AGGREGATES.items():
         with TaskGroup(group_id=name):
-            built = build.override(task_id="build")(name)
+            built = BuildOperator(task_id="build", table=name)
             checked = check.override(task_id="check", outlets=[Asset(name=f"ioc.{name}")])(name)
             exported.append(export.override(task_id="export")(name))
             [repaired, *(validated[source] for source in sources)] >> built >> checked >> exported[-1]

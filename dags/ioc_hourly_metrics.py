@@ -6,7 +6,8 @@ the hour of its logical date (`airflow dags test ioc_hourly_metrics 2024-01-15T1
 builds 14:00-15:00) and starts once that hour has ended.
 
 One task per metric table, each replacing the hour's partition (`date`, `hour`) with
-`include/ioc_analytics/sql/hourly/<name>.sql`, then holding it to the table's data contract
+`include/ioc_analytics/sql/hourly/<name>.sql` (on `aws`, a query still running after
+`IOC_ATHENA_DEFER_AFTER_S` waits in the triggerer, holding no worker slot), then holding it to the table's data contract
 (`docs/data-contract.md`: counts not negative, rates in 0-1, no NaN, known labels): a re-run or a
 backfill of an hour replaces exactly that hour.
 
@@ -32,8 +33,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, dag
 
+from ioc_analytics.analytics.operators import BuildOperator
 from ioc_analytics.lake.tables import HOURLY
 from ioc_analytics.operations.notify import task_defaults
 
@@ -48,19 +50,8 @@ from ioc_analytics.operations.notify import task_defaults
     default_args=task_defaults(retries=3, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(minutes=10)),
 )
 def ioc_hourly_metrics():
-    @task(multiple_outputs=False)
-    def build(name: str) -> dict:
-        from airflow.sdk import get_current_context
-
-        from ioc_analytics import runtime
-        from ioc_analytics.analytics import pipeline
-
-        with runtime.step() as (settings, _, tags):
-            hour = runtime.run_moment(get_current_context())
-            return pipeline.build_hourly(settings, hour, name, {**tags, "hour": hour.strftime("%H")})
-
     for name in HOURLY:
-        build.override(task_id=name)(name)
+        BuildOperator(task_id=name, table=name, hourly=True)
 
 
 ioc_hourly_metrics()

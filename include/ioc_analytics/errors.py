@@ -61,6 +61,12 @@ class QueryTimeoutError(QueryError):
 
     retryable = True
 
+    @classmethod
+    def stopped(cls, query_id: str, timeout_s: int) -> QueryTimeoutError:
+        """An Athena query stopped at its timeout (by the engine, or by its trigger)."""
+        return cls(f"Athena query {query_id} did not finish within {timeout_s} s and was stopped: "
+                   "make it scan less (filter on partition keys) or raise IOC_QUERY_TIMEOUT_S", query_id=query_id)
+
 
 class BytesScannedCutoffError(QueryError):
     """The query would scan more than the workgroup's per-query cutoff."""

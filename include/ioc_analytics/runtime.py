@@ -22,6 +22,8 @@ from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
 from ioc_analytics.backends import get_backend
+from ioc_analytics.engine.base import Resume
+from ioc_analytics.engine.base import resumable as _under
 from ioc_analytics.errors import IocError
 from ioc_analytics.settings import Settings, get_settings
 
@@ -69,3 +71,36 @@ def step() -> Iterator[tuple[Settings, dt.date, dict[str, str]]]:
         if error.retryable:
             raise
         raise AirflowFailException(f"{type(error).__name__}: {error}") from error
+
+
+@contextmanager
+def resumable(context: Mapping[str, Any], settings: Settings) -> Iterator[Resume | None]:
+    """Run the block's queries under a :class:`~ioc_analytics.engine.base.Resume` kept in the
+    task's ``task_state_store`` (see :mod:`ioc_analytics.analytics.operators`).
+
+    The store is cleared when the block returns or fails for good (a later clear of the task
+    rebuilds afresh); it is kept when the block defers, fails in a way a retry can cure, or dies.
+    """
+    from airflow.sdk.exceptions import TaskDeferred
+
+    store = context.get("task_state_store")
+    ti = context["ti"]
+    resume = None if store is None else Resume(
+        journal=store, scope=f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}", attempt=ti.try_number,
+        defer_after_s=settings.athena_defer_after_s)
+    try:
+        with _under(resume):
+            yield resume
+    except TaskDeferred:
+        raise
+    except IocError as error:
+        if store is not None and not error.retryable:
+            store.clear()
+        raise
+    except AirflowFailException:
+        if store is not None:
+            store.clear()
+        raise
+    else:
+        if store is not None:
+            store.clear()

@@ -61,6 +61,10 @@ class Settings:
     bytes_scanned_cutoff: int = 1_073_741_824
     #: How long a query may run before the engine stops it.
     query_timeout_s: int = 600
+    #: A build's Athena query still running after this many seconds is handed to Airflow's
+    #: triggerer, which waits for it without holding a worker slot (``aws``; 0 hands it over at
+    #: once). The query's timeout still counts from its start, and still stops it.
+    athena_defer_after_s: int = 20
     #: Assessment types whose partition must hold rows before a day is processed (comma-separated);
     #: the others are optional: a quiet day for them is normal.
     required_assessment_types: str = "personality"
@@ -104,6 +108,9 @@ class Settings:
             )
         if self.query_timeout_s <= 0:
             raise ConfigError(f"IOC_QUERY_TIMEOUT_S={self.query_timeout_s} must be a positive number of seconds")
+        if self.athena_defer_after_s < 0:
+            raise ConfigError(f"IOC_ATHENA_DEFER_AFTER_S={self.athena_defer_after_s} must be 0 (hand a build's query "
+                              "to the triggerer at once) or a positive number of seconds")
         if self.api_max_rows < 1:
             raise ConfigError(f"IOC_API_MAX_ROWS={self.api_max_rows} must be at least 1")
         if not 0 <= self.result_reuse_minutes <= 7 * 24 * 60:

@@ -132,6 +132,15 @@ def _current(ctx: Sources, name: str, day: dt.date) -> bool:
     return all(recorded(ctx.settings, name, values) == wanted for values in _partitions(name, day))
 
 
+def _embodies_since(ctx: Sources, name: str, day: dt.date, first: dt.date) -> bool:
+    """Whether ``day``'s state embodies exactly the days from ``first`` to it, as a fold begun
+    without a base at ``first`` leaves it: a base as good as a current one for a later day whose
+    window starts at ``first`` (so a build run again half-way, resumed or retried, goes on from
+    where it was instead of starting the fold over)."""
+    wanted = ctx.inputs(name, [d for d in window(name, day) if d >= first])
+    return all(recorded(ctx.settings, name, values) == wanted for values in _partitions(name, day))
+
+
 def ensure(settings: Settings, reader: str, day: dt.date, tags: Mapping[str, str] | None = None) -> list[str]:
     """Make current every state partition that ``reader`` (an aggregate or hourly metric) reads
     for ``day`` (:data:`~ioc_analytics.lake.tables.STATE_READS`); returns what was built, as
@@ -158,7 +167,7 @@ def _ensure_one(ctx: Sources, name: str, day: dt.date) -> list[str]:
         return [f"{name} {day}"]
     first = window(name, day)[0]
     base = day
-    while base >= first and not _current(ctx, name, base):
+    while base >= first and not (_current(ctx, name, base) or _embodies_since(ctx, name, base, first)):
         base -= dt.timedelta(days=1)
     if base == day:
         return []
@@ -204,6 +213,8 @@ def _build(ctx: Sources, name: str, day: dt.date, previous: bool, inputs: dict[s
     today = ctx.source(STATES[name][0], day)[0] != _EMPTY
     table = backend.catalog.table(name)
     for values in _partitions(name, day):
+        if len(_partitions(name, day)) > 1 and recorded(ctx.settings, name, values) == inputs:
+            continue  # a slice already written from these inputs (by this build, before it was resumed)
         if not today and not previous:  # nothing to read: the state is empty (written without a query)
             partitions.write_partition(backend.lake, backend.registry, table, values,
                                        table.arrow_schema.empty_table(), sidecars=sidecar)

@@ -28,7 +28,8 @@ Every later check and aggregate runs on this data, so it is shaped like the real
 Determinism: a day's rows depend only on (seed, day, events_per_day); generating a day alone or
 inside a longer run gives the same files. Re-generating a day replaces exactly that day's files.
 Writes are atomic (hidden temporary name, then rename). Everything is vectorised with numpy and
-pyarrow; scores are written in row groups so memory stays bounded by a chunk, not the day.
+pyarrow; a day is drawn hour by hour (each hour from its own seed) and its files written as the
+hours come, so memory holds the user pool and an hour, not the day.
 """
 
 from __future__ import annotations
@@ -112,7 +113,10 @@ _DARK_SIDE_LOADINGS = np.array([
 _HOUR_WEIGHTS = np.array([2, 1, 1, 1, 1, 2, 3, 4, 6, 7, 7, 7, 7, 8, 8, 8, 7, 7, 6, 5, 4, 4, 3, 3], dtype=float)
 
 EVENTS_FILE_MAX_ROWS = 2_000_000
-SCORES_CHUNK_ROWS = 250_000
+#: Rows of an events row group; score sets are drawn and written this many at a time (their
+#: facet maps make a row about 1.4 kB in memory).
+EVENTS_GROUP_ROWS = 250_000
+SCORES_CHUNK_ROWS = 100_000
 _DAY_MS = 86_400_000
 
 
@@ -129,36 +133,48 @@ class GenerateReport:
 
 @dataclass(frozen=True)
 class _Users:
-    """The user pool: three times a day's events. Held as small integers (a label's index) and the
-    trait profile; a user's id is made from their number when they are drawn (at 10,000,000
-    events a day the pool is 30,000,000 users: its ids alone would be 420 MB)."""
+    """The user pool: three times a day's events. Held as small numbers (a label's index, the
+    profile in half precision) and the draw's cumulative weights; a user's id is made from their
+    number when they are drawn. At 10,000,000 events a day the pool is 30,000,000 users: about
+    0.7 GB so (its ids alone would be 420 MB, the profile in double precision 1.2 GB)."""
 
-    weights: np.ndarray
+    cdf: np.ndarray  # cumulative draw weights, ending at 1: a user is drawn as ``rng.choice(p=...)`` draws
     industry: np.ndarray
     role: np.ndarray
     experience: np.ndarray
     region: np.ndarray
     age: np.ndarray
     device: np.ndarray
-    traits: np.ndarray  # (users, 5) stable profile
+    #: (users, 5) stable profile, float16: a profile needs no finer step than 0.06 points, as each
+    #: score adds noise (sd 4 or more) and is rounded to a tenth.
+    traits: np.ndarray
 
 
 @lru_cache(maxsize=4)
 def _user_pool(seed: int, events_per_day: int) -> _Users:
     size = max(1000, 3 * events_per_day)
     rng = np.random.default_rng(np.random.SeedSequence([seed, size, 0x10C]))
-    role = rng.choice(len(ROLES), size, p=[0.50, 0.20, 0.17, 0.09, 0.04])
-    # Seniority goes with experience: shift the experience bucket up with the role.
-    experience = np.clip(rng.choice(len(EXPERIENCE_LEVELS), size, p=[0.25, 0.3, 0.25, 0.15, 0.05]) + role // 2,
-                         0, len(EXPERIENCE_LEVELS) - 1)
-    industry = rng.choice(len(INDUSTRIES), size, p=[0.22, 0.14, 0.13, 0.11, 0.12, 0.10, 0.08, 0.10])
-    traits = 50 + _INDUSTRY_OFFSETS[industry] + _ROLE_OFFSETS[role] + rng.normal(0, 11, (size, 5))
     small = np.int8  # every vocabulary has fewer than 128 labels
+    role = rng.choice(len(ROLES), size, p=[0.50, 0.20, 0.17, 0.09, 0.04]).astype(small)
+    # Seniority goes with experience: shift the experience bucket up with the role.
+    experience = rng.choice(len(EXPERIENCE_LEVELS), size, p=[0.25, 0.3, 0.25, 0.15, 0.05]).astype(small)
+    experience += role // 2
+    np.minimum(experience, len(EXPERIENCE_LEVELS) - 1, out=experience)
+    industry = rng.choice(len(INDUSTRIES), size, p=[0.22, 0.14, 0.13, 0.11, 0.12, 0.10, 0.08, 0.10]).astype(small)
+    # One trait at a time, so that no (users, 5) array of doubles is ever made.
+    means = (50 + _INDUSTRY_OFFSETS[:, None, :] + _ROLE_OFFSETS[None, :, :]).astype(np.float32)
+    traits = np.empty((size, 5), np.float16)
+    for t in range(5):
+        traits[:, t] = means[industry, role, t] + 11 * rng.standard_normal(size, dtype=np.float32)
+    cdf = rng.pareto(1.5, size)  # the activity weights, made cumulative in place
+    cdf += 0.05
+    np.cumsum(cdf, out=cdf)
+    cdf /= cdf[-1]
     return _Users(
-        weights=(w := rng.pareto(1.5, size) + 0.05) / w.sum(),
-        industry=industry.astype(small),
-        role=role.astype(small),
-        experience=experience.astype(small),
+        cdf=cdf,
+        industry=industry,
+        role=role,
+        experience=experience,
         region=rng.choice(len(REGIONS), size, p=[0.35, 0.28, 0.22, 0.09, 0.06]).astype(small),
         age=rng.choice(len(AGE_RANGES), size, p=[0.10, 0.32, 0.27, 0.18, 0.10, 0.03]).astype(small),
         device=rng.choice(len(DEVICES), size, p=_DEVICE_WEIGHTS).astype(small),
@@ -174,16 +190,62 @@ def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
     return pc.binary_join_element_wise(prefix, pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), 8, "0"), "")
 
 
-def _write_atomic(path: Path, tables: Iterable[pa.Table] | pa.Table, schema: pa.Schema) -> int:
-    """Write row groups to a hidden temporary file, then rename it into place; return its size.
-    ``tables`` may be a generator: each table is written as it comes, so only one is in memory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    with pq.ParquetWriter(temporary, schema, compression="snappy") as writer:
-        for table in [tables] if isinstance(tables, pa.Table) else tables:
-            writer.write_table(table, row_group_size=SCORES_CHUNK_ROWS)
-    os.replace(temporary, path)
-    return path.stat().st_size
+class _Sink:
+    """The Parquet files of one partition, written as the hours come: rows are buffered until a
+    row group's worth (``group_rows``) and written; a file holds at most ``max_rows`` rows,
+    then the next part begins. Each file is written under a hidden temporary name and renamed into
+    place when the day is done (:meth:`close`), so a reader never sees half a day."""
+
+    def __init__(self, folder: Path, names: Iterable[str], schema: pa.Schema, max_rows: int, group_rows: int) -> None:
+        self.folder, self.names, self.schema, self.max_rows = folder, iter(names), schema, max_rows
+        self.group_rows = group_rows
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.writer: pq.ParquetWriter | None = None
+        self.in_file = 0
+        self.files: list[tuple[Path, Path]] = []  # (temporary, final)
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.pending.append(table)
+            self.pending_rows += table.num_rows
+            if self.pending_rows >= self.group_rows:
+                self._flush()
+
+    def _flush(self) -> None:
+        rows = pa.concat_tables(self.pending) if self.pending else None  # chunks side by side, not copied
+        self.pending, self.pending_rows = [], 0
+        offset = 0
+        while rows is not None and offset < rows.num_rows:
+            if self.writer is None:
+                final = self.folder / next(self.names)
+                temporary = self.folder / f".{final.name}.{uuid.uuid4().hex}.tmp"
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self.writer = pq.ParquetWriter(temporary, self.schema, compression="snappy")
+                self.files.append((temporary, final))
+                self.in_file = 0
+            part = rows.slice(offset, self.max_rows - self.in_file)
+            self.writer.write_table(part, row_group_size=self.group_rows)
+            offset += part.num_rows
+            self.in_file += part.num_rows
+            if self.in_file >= self.max_rows:
+                self.writer.close()
+                self.writer = None
+
+    def close(self) -> list[Path]:
+        """Write what is left, rename every file into place; returns the files."""
+        self._flush()
+        if self.writer is not None:
+            self.writer.close()
+        for temporary, final in self.files:
+            os.replace(temporary, final)
+        return [final for _, final in self.files]
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        for temporary, _ in self.files:
+            temporary.unlink(missing_ok=True)
 
 
 def _remove_stale(folder: Path, keep: set[str], pattern: str) -> None:
@@ -195,32 +257,71 @@ def _remove_stale(folder: Path, keep: set[str], pattern: str) -> None:
 
 def _generate_day(day: dt.date, events_per_day: int, seed: int, users: _Users, events: Table,
                   scores: Table, report: GenerateReport) -> None:
-    rng = np.random.default_rng(np.random.SeedSequence([seed, day.toordinal()]))
-    n = events_per_day
-    user = rng.choice(len(users.weights), n, p=users.weights)
+    """Draw the day hour by hour, each hour from its own seed, and write each partition's files
+    as the hours come: memory holds the user pool and an hour, whatever the day's volume."""
+    per_hour = np.random.default_rng(np.random.SeedSequence([seed, day.toordinal()])).multinomial(
+        events_per_day, _HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
+    day_ms = (day - dt.date(1970, 1, 1)).days * _DAY_MS  # UTC midnight, whatever the machine's time zone
+    stamp = day.strftime("%Y%m%d")
+    lake_date = day.strftime("%Y/%m/%d")
+    by_type = [_Sink(Path(events.partition_location({"date": lake_date, "assessment_type": kind})),
+                     (f"part-{n:05d}.parquet" for n in range(10**5)), events.arrow_schema, EVENTS_FILE_MAX_ROWS,
+                     EVENTS_GROUP_ROWS)
+               for kind in ASSESSMENT_TYPES]
+    month_folder = Path(scores.partition_location({"year": day.strftime("%Y"), "month": day.strftime("%m")}))
+    score_file = month_folder / f"part-{stamp}.parquet"
+    score_sink = _Sink(month_folder, [score_file.name], scores.arrow_schema, max_rows=2**62,
+                       group_rows=SCORES_CHUNK_ROWS)
+    sinks = [*by_type, score_sink]
+    scored = 0
+    try:
+        first = 0
+        for hour, n in enumerate(per_hour.tolist()):
+            rng = np.random.default_rng(np.random.SeedSequence([seed, day.toordinal(), hour]))
+            scored += _generate_hour(rng, hour, first, n, day_ms, stamp, users, events, scores, by_type, score_sink)
+            first += n
+        written = [sink.close() for sink in sinks]
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
+    for sink, files in zip(by_type, written[:-1], strict=True):
+        _remove_stale(sink.folder, {f.name for f in files}, "part-*.parquet")
+    if not written[-1] and score_file.exists():
+        score_file.unlink()
+    for files in written:
+        report.files += len(files)
+        report.bytes += sum(f.stat().st_size for f in files)
+    report.events += events_per_day
+    report.scores += scored
+    report.events_by_day[day.isoformat()] = events_per_day
+
+
+def _generate_hour(rng: np.random.Generator, hour: int, first: int, n: int, day_ms: int, stamp: str,
+                   users: _Users, events: Table, scores: Table, by_type: list[_Sink], score_sink: _Sink) -> int:
+    """The hour's ``n`` sessions (numbered from ``first`` in the day) into the sinks; returns how
+    many were scored."""
+    user = np.searchsorted(users.cdf, rng.random(n), side="right")  # as rng.choice(p=weights) draws
     kind = rng.choice(len(ASSESSMENT_TYPES), n, p=_TYPE_WEIGHTS)
     device = np.where(rng.random(n) < 0.8, users.device[user], rng.choice(len(DEVICES), n, p=_DEVICE_WEIGHTS))
     platform = (rng.random(n)[:, None] > _PLATFORM_GIVEN_DEVICE.cumsum(1)[device]).sum(1)
-    hour = rng.choice(24, n, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
     start_ms = hour * 3_600_000 + rng.integers(0, 3_600_000, n)
     abandoned = rng.random(n) < _TYPE_ABANDON[kind] * _DEVICE_ABANDON_FACTOR[device]
     duration = np.maximum(30, rng.lognormal(np.log(_TYPE_MEDIAN_S[kind]), 0.35)).astype(np.int32)
     null_time = abandoned & (rng.random(n) < 0.5)
+    version = rng.choice(len(VERSIONS), n, p=_VERSION_WEIGHTS)
 
     order = np.argsort(start_ms, kind="stable")
-    user, kind, device, platform, start_ms, abandoned, duration, null_time = (
-        a[order] for a in (user, kind, device, platform, start_ms, abandoned, duration, null_time))
-    day_ms = (day - dt.date(1970, 1, 1)).days * _DAY_MS  # UTC midnight, whatever the machine's time zone
-    stamp = day.strftime("%Y%m%d")
-    numbers = np.arange(n)
-
+    user, kind, device, platform, start_ms, abandoned, duration, null_time, version = (
+        a[order] for a in (user, kind, device, platform, start_ms, abandoned, duration, null_time, version))
+    numbers = np.arange(first, first + n)
     completion = pa.array(np.where(abandoned, 0, duration).astype(np.int32), mask=null_time)
     event_columns = {
         "anonymous_user_id": _ids("u-", user),
         "session_id": _ids(f"s-{stamp}-", numbers),
         "assessment_id": _ids(f"a-{stamp}-", numbers),
         "timestamp": pa.array(day_ms + start_ms, pa.int64()).cast(pa.timestamp("ms")),
-        "version": _labels(VERSIONS, rng.choice(len(VERSIONS), n, p=_VERSION_WEIGHTS)),
+        "version": _labels(VERSIONS, version),
         "completion_time": completion,
         "device": _labels(DEVICES, device),
         "platform": _labels(PLATFORMS, platform),
@@ -230,34 +331,14 @@ def _generate_day(day: dt.date, events_per_day: int, seed: int, users: _Users, e
         "experience": _labels(EXPERIENCE_LEVELS, users.experience[user]),
         "region": _labels(REGIONS, users.region[user]),
     }
-    day_table = pa.table(event_columns, schema=events.arrow_schema)
-    lake_date = day.strftime("%Y/%m/%d")
-    for k, assessment_type in enumerate(ASSESSMENT_TYPES):
-        folder = Path(events.partition_location({"date": lake_date, "assessment_type": assessment_type}))
-        rows = day_table.filter(pa.array(kind == k))
-        written = set()
-        for part, offset in enumerate(range(0, rows.num_rows, EVENTS_FILE_MAX_ROWS)):
-            name = f"part-{part:05d}.parquet"
-            report.bytes += _write_atomic(folder / name, rows.slice(offset, EVENTS_FILE_MAX_ROWS), events.arrow_schema)
-            report.files += 1
-            written.add(name)
-        _remove_stale(folder, written, "part-*.parquet")
-
+    hour_table = pa.table(event_columns, schema=events.arrow_schema)
+    for k, sink in enumerate(by_type):
+        sink.add(hour_table.filter(pa.array(kind == k)))
     done = np.flatnonzero(~abandoned)
-    # A generator: each chunk of score sets is written before the next is drawn.
-    chunks = (_score_chunk(rng, done[i:i + SCORES_CHUNK_ROWS], user, kind, start_ms, duration, day_ms, users,
-                           event_columns, scores)
-              for i in range(0, len(done), SCORES_CHUNK_ROWS))
-    month_folder = Path(scores.partition_location({"year": day.strftime("%Y"), "month": day.strftime("%m")}))
-    score_file = month_folder / f"part-{stamp}.parquet"
-    if len(done):
-        report.bytes += _write_atomic(score_file, chunks, scores.arrow_schema)
-        report.files += 1
-    elif score_file.exists():
-        score_file.unlink()
-    report.events += n
-    report.scores += len(done)
-    report.events_by_day[day.isoformat()] = n
+    for i in range(0, len(done), SCORES_CHUNK_ROWS):
+        score_sink.add(_score_chunk(rng, done[i:i + SCORES_CHUNK_ROWS], user, kind, start_ms, duration, day_ms,
+                                    users, event_columns, scores))
+    return len(done)
 
 
 def _score_chunk(rng: np.random.Generator, rows: np.ndarray, user: np.ndarray, kind: np.ndarray,

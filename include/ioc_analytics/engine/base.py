@@ -1,5 +1,5 @@
-"""What every query engine returns, what a query costs, how a query says who ran it, and what the
-query history records of each query."""
+"""What every query engine returns, what a query costs, how a query says who ran it, what the
+query history records of each query, and how a step's queries outlive its worker."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -187,3 +189,70 @@ def in_window(records: Iterable[QueryRecord], workgroup: str, first: dt.datetime
               last: dt.datetime) -> Iterator[QueryRecord]:
     """The records of ``workgroup`` submitted in [first, last): what the cost monitor counts."""
     return (r for r in records if r.workgroup == workgroup and first <= r.submitted_at < last)
+
+
+# -- queries that outlive the worker that started them ------------------------------------------
+
+
+class Journal(Protocol):
+    """Where a task keeps what it submitted, across its deferrals and its tries: Airflow's
+    ``task_state_store`` (a key-value store per task instance, in the metadata database)."""
+
+    def get(self, key: str, default: object = None) -> object: ...
+
+    def set(self, key: str, value: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class Resume:
+    """How an engine's queries may outlive the worker of the step that submits them.
+
+    Set around a step by the operator that runs it (``ioc_analytics.analytics.operators``). An
+    engine that submits work to a remote service (Athena) records each query in ``journal`` before
+    waiting on it, so that the step run again (resumed from a deferral, a retry after its worker
+    died) reconnects to the query instead of submitting it again; and, with ``defer_after_s``,
+    raises :class:`QueryPending` for a query still running after that long. An embedded engine
+    (DuckDB) runs its queries in the step's own process and ignores this.
+    """
+
+    journal: Journal
+    #: The task instance, as ``dag_id/run_id/task_id/map_index``: part of each submission's
+    #: idempotency token, so two tasks never share one.
+    scope: str
+    #: The task's try number: a query that failed in an earlier try is submitted afresh; one that
+    #: failed in this try (seen again after a deferral) is this try's failure.
+    attempt: int
+    #: Hand a query still running after this many seconds to the triggerer (``None``: wait in
+    #: the worker).
+    defer_after_s: float | None = None
+
+
+class QueryPending(Exception):  # noqa: N818 (a signal, not an error: the operator defers on it)
+    """A query is still running and the step may wait for it without a worker: ``trigger`` waits
+    (in Airflow's triggerer) and the step is run again when it fires; the journal then reconnects
+    the step to the query. Not an :class:`~ioc_analytics.errors.IocError`: nothing failed."""
+
+    def __init__(self, query_id: str, trigger: object, timeout: dt.timedelta) -> None:
+        super().__init__(f"query {query_id} is still running")
+        self.query_id = query_id
+        self.trigger = trigger
+        self.timeout = timeout
+
+
+_RESUME: ContextVar[Resume | None] = ContextVar("ioc_resume", default=None)
+
+
+@contextmanager
+def resumable(resume: Resume | None) -> Iterator[None]:
+    """Run the block's queries under ``resume`` (see :class:`Resume`)."""
+    token = _RESUME.set(resume)
+    try:
+        yield
+    finally:
+        _RESUME.reset(token)
+
+
+def current_resume() -> Resume | None:
+    """The :class:`Resume` the running step's queries are under (``None``: a plain call, such as
+    the CLI's, which waits for its queries)."""
+    return _RESUME.get()

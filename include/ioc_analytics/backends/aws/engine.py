@@ -10,7 +10,12 @@ How a query runs:
    Athena literal (:func:`athena_literal`).
 3. ``GetQueryExecution`` is polled until the query is final, for at most
    ``settings.query_timeout_s``; past that the query is stopped and :class:`QueryTimeoutError`
-   raised. A task killed while it waits (timeout, SIGTERM) stops the query too.
+   raised. A task killed while it waits (timeout, SIGTERM) stops the query too. Under a build's
+   :class:`~ioc_analytics.engine.base.Resume`, each query is recorded in the task's journal and
+   submitted with an idempotency token, so the build run again reconnects to it; and a query
+   still running after ``IOC_ATHENA_DEFER_AFTER_S`` is handed to the triggerer
+   (:class:`~ioc_analytics.backends.aws.trigger.AthenaQueryTrigger`), which stops it at the
+   timeout (see ``_execute``).
 4. A failed or cancelled query raises a :class:`QueryError` naming the query id and Athena's
    reason (:func:`athena_error` picks the subclass). A successful one is read page by page with
    ``GetQueryResults`` into a typed ``pyarrow.Table`` (:func:`result_table`), and its statistics
@@ -25,6 +30,8 @@ The Amazon provider is imported when an engine is built, never when this module 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import math
 import re
@@ -35,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from ioc_analytics.engine.base import QueryResult, QueryStats, athena_cost, with_tags
+from ioc_analytics.engine.base import QueryPending, QueryResult, QueryStats, athena_cost, current_resume, with_tags
 from ioc_analytics.errors import (
     BytesScannedCutoffError,
     QueryError,
@@ -128,26 +135,116 @@ class AthenaEngine:
         partitions.check_versioned(target)
         _check_select_columns(target, select_sql)
         self.registry.storage_descriptor(target)  # the Glue table must exist before anything runs
-        location = partitions.version_location(target, values, partitions.new_version())
+
+        def unload(entry: dict[str, Any]) -> str:
+            # The new version's prefix is chosen once per submission and kept with it, so that the
+            # step run again (after a deferral, or a retry after its worker died) reconnects to the
+            # same UNLOAD and publishes what it wrote.
+            location = entry.setdefault("location",
+                                        partitions.version_location(target, values, partitions.new_version()))
+            return unload_sql(select_sql, location)
+
+        identity = json.dumps({"partition": [table, values], "select": select_sql,
+                               "parameters": [athena_literal(p) for p in parameters],
+                               "sidecars": {k: hashlib.sha256(v).hexdigest() for k, v in (sidecars or {}).items()}},
+                              sort_keys=True)
+        entry: dict[str, Any] = {}
         try:
-            query_id, execution = self._execute(unload_sql(select_sql, location), parameters, tags)
-            partitions.write_sidecars(self.lake, location, sidecars)
+            query_id, execution = self._execute(unload, parameters, tags, identity=identity, entry=entry)
+            partitions.write_sidecars(self.lake, entry["location"], sidecars)
+        except QueryPending:
+            raise  # still running: the step comes back for it
         except BaseException:
-            self.lake.delete_prefix(location)
+            if "location" in entry:
+                self.lake.delete_prefix(entry["location"])
             raise
-        partitions.publish(self.lake, self.registry, target, values, location)
+        partitions.publish(self.lake, self.registry, target, values, entry["location"])
         return _stats(query_id, execution, tags)
 
     # -- running a query ------------------------------------------------------------------
 
     def _execute(
-        self, sql: str, parameters: Sequence[object], tags: Mapping[str, str] | None, reuse_minutes: int = 0
+        self,
+        sql: str | Callable[[dict[str, Any]], str],
+        parameters: Sequence[object],
+        tags: Mapping[str, str] | None,
+        reuse_minutes: int = 0,
+        *,
+        identity: str | None = None,
+        entry: dict[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """Start a query and wait for it; return its id and its final ``QueryExecution``."""
+        """Start a query (or, under a :class:`Resume`, reconnect to the one this step started) and
+        wait for it; return its id and its final ``QueryExecution``.
+
+        ``sql`` may be a function of the submission's record (``entry``), for a text that holds
+        something chosen once per submission (an UNLOAD's target); ``identity`` then names the
+        work, for the journal. Under a ``Resume`` (:func:`~ioc_analytics.engine.base.current_resume`):
+
+        - the record is kept in the task's journal *before* submitting (with the idempotency token
+          and the chosen target) and again with the query id after, so a step run again finds it;
+        - a query found there that is running or has succeeded is reconnected to, not submitted
+          again; one that failed or was cancelled in an earlier try is submitted afresh (a new
+          token, a new target);
+        - ``StartQueryExecution`` carries ``ClientRequestToken``, derived from the task instance,
+          the work and the number of earlier failures: a retry whose worker died between
+          submitting and recording submits the same request, which Athena answers with the query
+          already running instead of starting another;
+        - a query still running after ``defer_after_s`` raises :class:`QueryPending`, with the
+          trigger that waits for it; its timeout counts from when it was first submitted.
+        """
+        resume = current_resume()
+        entry = {} if entry is None else entry
+        query_id: str | None = None
+        key = ""
+        if resume is not None:
+            key = "athena-" + hashlib.sha256(
+                (identity or json.dumps([sql, [athena_literal(p) for p in parameters], reuse_minutes])).encode()
+            ).hexdigest()[:40]
+            entry.update(resume.journal.get(key) or {})
+            query_id = entry.get("query_id")
+            if query_id:
+                state = self.hook.get_query_info(query_id)["QueryExecution"]["Status"]["State"]
+                if state in ("FAILED", "CANCELLED") and entry.get("attempt", 0) < resume.attempt:
+                    log.warning("Athena query %s, submitted by try %s, ended %s: submitting it afresh",
+                                query_id, entry.get("attempt"), state)
+                    failures = entry.get("failures", 0) + 1
+                    entry.clear()
+                    entry["failures"] = failures
+                    query_id = None
+                else:
+                    log.info("Reconnecting to Athena query %s (%s), submitted by try %s of this task",
+                             query_id, state, entry.get("attempt"))
+        text = sql(entry) if callable(sql) else sql
+        if query_id is None:
+            if resume is not None:
+                entry.setdefault("token", hashlib.sha256(
+                    f"{resume.scope}|{key}|{entry.get('failures', 0)}".encode()).hexdigest())
+                entry.setdefault("started", time.time())
+                resume.journal.set(key, entry)
+            query_id = self._start(text, parameters, tags, reuse_minutes, entry.get("token"))
+            if resume is not None:
+                entry.update(query_id=query_id, attempt=resume.attempt)
+                resume.journal.set(key, entry)
+        deadline = entry.get("started", time.time()) + self.settings.query_timeout_s
+        execution = self._wait(query_id, deadline, resume.defer_after_s if resume else None)
+        if execution is None:
+            from ioc_analytics.backends.aws.trigger import AthenaQueryTrigger
+
+            trigger = AthenaQueryTrigger(query_id=query_id, deadline=deadline, timeout_s=self.settings.query_timeout_s,
+                                         aws_conn_id=self.settings.aws_conn_id, region_name=self.settings.region)
+            # Airflow's own timeout for the deferral is a backstop a minute past the trigger's.
+            raise QueryPending(query_id, trigger, dt.timedelta(seconds=max(deadline - time.time(), 0) + 60))
+        status = execution["Status"]
+        if status["State"] != "SUCCEEDED":
+            raise athena_error(query_id, status)
+        return query_id, execution
+
+    def _start(self, text: str, parameters: Sequence[object], tags: Mapping[str, str] | None,
+               reuse_minutes: int, token: str | None) -> str:
         from botocore.exceptions import ClientError
 
         request: dict[str, Any] = {
-            "QueryString": with_tags(sql, tags),
+            "QueryString": with_tags(text, tags),
             "QueryExecutionContext": {"Database": self.settings.database},
             # Passed per query, not left to the workgroup: GetQueryExecution then always reports
             # it (and a workgroup that enforces its own location still wins on real Athena).
@@ -159,13 +256,15 @@ class AthenaEngine:
         if reuse_minutes:
             request["ResultReuseConfiguration"] = {
                 "ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": reuse_minutes}}
+        if token:
+            request["ClientRequestToken"] = token
         log.info(
             "Starting Athena query in workgroup %s, database %s%s:\n%s",
             self.settings.workgroup, self.settings.database,
             f", parameters {request['ExecutionParameters']}" if parameters else "", request["QueryString"],
         )
         try:
-            query_id = self.hook.get_conn().start_query_execution(**request)["QueryExecutionId"]
+            return self.hook.get_conn().start_query_execution(**request)["QueryExecutionId"]
         except ClientError as err:
             error = err.response.get("Error", {})
             failure = athena_error(
@@ -176,42 +275,41 @@ class AthenaEngine:
             status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
             failure.retryable = error.get("Code") in _TRANSIENT_CODES or status >= 500
             raise failure from None
-        execution = self._wait(query_id)
-        status = execution["Status"]
-        if status["State"] != "SUCCEEDED":
-            raise athena_error(query_id, status)
-        return query_id, execution
 
-    def _wait(self, query_id: str) -> dict[str, Any]:
-        timeout = self.settings.query_timeout_s
-        deadline = time.monotonic() + timeout
+    def _wait(self, query_id: str, deadline: float, defer_after_s: float | None = None) -> dict[str, Any] | None:
+        """The query's final ``QueryExecution``; ``None`` if it is still running after
+        ``defer_after_s`` (the caller hands it to the triggerer). Past ``deadline`` (epoch
+        seconds) it is stopped and :class:`QueryTimeoutError` raised."""
+        handover = None if defer_after_s is None else time.monotonic() + defer_after_s
         delay = POLL_FIRST_S
         try:
             while True:
                 execution = self.hook.get_query_info(query_id)["QueryExecution"]
                 if execution["Status"]["State"] in self.hook.TERMINAL_STATES:
                     return execution
-                remaining = deadline - time.monotonic()
+                remaining = deadline - time.time()
                 if remaining <= 0:
                     break
-                time.sleep(min(delay, remaining))
+                if handover is not None and time.monotonic() >= handover:
+                    return None
+                pause = min(delay, remaining)
+                if handover is not None:
+                    pause = min(pause, max(handover - time.monotonic(), 0.0))
+                time.sleep(pause)
                 delay = min(delay * 1.5, POLL_MAX_S)
         except BaseException:
             # The task is being killed (or the connection broke): do not leave the query running.
             self._stop_quietly(query_id)
             raise
         self._stop_quietly(query_id)
-        raise QueryTimeoutError(
-            f"Athena query {query_id} did not finish within {timeout} s and was stopped: "
-            "make it scan less (filter on partition keys) or raise IOC_QUERY_TIMEOUT_S",
-            query_id=query_id,
-        )
+        raise QueryTimeoutError.stopped(query_id, self.settings.query_timeout_s)
 
     def _stop_quietly(self, query_id: str) -> None:
         try:
             self.hook.stop_query(query_id)
         except Exception as err:  # stopping is best effort; the original failure matters more
             log.warning("Could not stop Athena query %s: %s", query_id, err)
+
 
 # -- pure helpers: SQL text, literals, errors, results ------------------------------------------
 
