@@ -16,8 +16,8 @@ For each scale it measures, and writes as one markdown file (``--out``, rewritte
 scale, so a long run keeps what it measured):
 
 - the generator's throughput (rows a second: events and score sets), wall time and peak memory
-  (``--workers`` processes, 2 by default: each holds about 1.1 GiB plus 0.6 GiB per million
-  events a day). A finished lake is marked, and a re-run with ``--work`` reuses it if its shape
+  (``--workers`` processes, 2 by default: each holds the user pool and an hour, 0.65 GiB at
+  a million events a day, 1.5 GiB at ten million). A finished lake is marked, and a re-run with ``--work`` reuses it if its shape
   is the same;
 - the daily DAG's wall time under ``airflow dags test`` (Airflow's overhead included), task by
   task from the metadata database, and its peak memory (every task runs in that one process).
@@ -415,7 +415,7 @@ def main() -> None:
     parser.add_argument("--scales", default="small,medium,large")
     parser.add_argument("--large", type=int, default=SCALES["large"], help="events a day of the large scale")
     parser.add_argument("--workers", type=int, default=2,
-                        help="generator processes (each holds about 1.1 GiB + 0.6 GiB per million events a day)")
+                        help="generator processes (each peaks at about 0.65 GiB at 1M events a day, 1.5 GiB at 10M)")
     parser.add_argument("--work", type=Path, help="keep the generated lakes here, to re-run without generating")
     parser.add_argument("--peer-memory-gb", type=float, default=20.0, help="stop the pandas peer past this (GiB)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
