@@ -17,8 +17,8 @@ scale, so a long run keeps what it measured):
 
 - the generator's throughput (rows a second: events and score sets), wall time and peak memory
   (``--workers`` processes, 2 by default: each holds the user pool and an hour, 0.65 GiB at
-  a million events a day, 1.5 GiB at ten million). A finished lake is marked, and a re-run with ``--work`` reuses it if its shape
-  is the same;
+  a million events a day, 1.5 GiB at ten million). A finished lake is marked, and a re-run with
+  ``--work`` reuses it if its shape is the same;
 - the daily DAG's wall time under ``airflow dags test`` (Airflow's overhead included), task by
   task from the metadata database, and its peak memory (every task runs in that one process).
   The day before is run first, unmeasured, as the schedule would have: the state tables the

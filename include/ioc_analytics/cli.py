@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--events-per-day", type=_positive, metavar="N", default=10_000, help="assessment events a day")
     gen.add_argument("--seed", type=int, metavar="N", default=42, help="the same seed writes the same lake")
     gen.add_argument("--workers", type=_positive, metavar="N", default=1,
-                     help="processes writing days at once (the same lake; each holds the user pool and an hour in memory)")
+                     help="processes writing days at once (the same lake; each holds the user pool and an hour)")
 
     query = _command(sub, "query", "run Athena SQL on the configured backend (IOC_BACKEND)",
                      "ioc query \"SELECT device, count(*) AS n FROM assessment_events WHERE date = '2024/01/15' "

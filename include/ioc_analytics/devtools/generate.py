@@ -257,8 +257,9 @@ def _remove_stale(folder: Path, keep: set[str], pattern: str) -> None:
 
 def _generate_day(day: dt.date, events_per_day: int, seed: int, users: _Users, events: Table,
                   scores: Table, report: GenerateReport) -> None:
-    """Draw the day hour by hour, each hour from its own seed, and write each partition's files
-    as the hours come: memory holds the user pool and an hour, whatever the day's volume."""
+    """Draw the day an hour (or, at low volume, a run of hours) at a time, each from its own seed,
+    and write each partition's files as the hours come: memory holds the user pool and an hour,
+    whatever the day's volume."""
     per_hour = np.random.default_rng(np.random.SeedSequence([seed, day.toordinal()])).multinomial(
         events_per_day, _HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
     day_ms = (day - dt.date(1970, 1, 1)).days * _DAY_MS  # UTC midnight, whatever the machine's time zone
@@ -276,10 +277,12 @@ def _generate_day(day: dt.date, events_per_day: int, seed: int, users: _Users, e
     scored = 0
     try:
         first = 0
-        for hour, n in enumerate(per_hour.tolist()):
-            rng = np.random.default_rng(np.random.SeedSequence([seed, day.toordinal(), hour]))
-            scored += _generate_hour(rng, hour, first, n, day_ms, stamp, users, events, scores, by_type, score_sink)
-            first += n
+        for hours in _blocks(per_hour):
+            rng = np.random.default_rng(np.random.SeedSequence([seed, day.toordinal(), hours[0]]))
+            counts = per_hour[hours]
+            scored += _generate_hours(rng, hours, counts, first, day_ms, stamp, users, events, scores, by_type,
+                                      score_sink)
+            first += int(counts.sum())
         written = [sink.close() for sink in sinks]
     except BaseException:
         for sink in sinks:
@@ -297,15 +300,31 @@ def _generate_day(day: dt.date, events_per_day: int, seed: int, users: _Users, e
     report.events_by_day[day.isoformat()] = events_per_day
 
 
-def _generate_hour(rng: np.random.Generator, hour: int, first: int, n: int, day_ms: int, stamp: str,
-                   users: _Users, events: Table, scores: Table, by_type: list[_Sink], score_sink: _Sink) -> int:
-    """The hour's ``n`` sessions (numbered from ``first`` in the day) into the sinks; returns how
-    many were scored."""
+def _blocks(per_hour: np.ndarray) -> list[list[int]]:
+    """The day's hours in runs of consecutive hours holding at least ``EVENTS_GROUP_ROWS`` sessions
+    (the last run whatever is left): an hour each at ten million a day, the whole day at once at a
+    few thousand, where drawing hour by hour would cost more than it saves."""
+    blocks, current, rows = [], [], 0
+    for hour, n in enumerate(per_hour.tolist()):
+        current.append(hour)
+        rows += n
+        if rows >= EVENTS_GROUP_ROWS:
+            blocks.append(current)
+            current, rows = [], 0
+    return [*blocks, current] if current else blocks
+
+
+def _generate_hours(rng: np.random.Generator, hours: list[int], counts: np.ndarray, first: int, day_ms: int,
+                    stamp: str, users: _Users, events: Table, scores: Table, by_type: list[_Sink],
+                    score_sink: _Sink) -> int:
+    """The sessions of ``hours`` (``counts`` each, numbered from ``first`` in the day) into the
+    sinks; returns how many were scored."""
+    n = int(counts.sum())
     user = np.searchsorted(users.cdf, rng.random(n), side="right")  # as rng.choice(p=weights) draws
     kind = rng.choice(len(ASSESSMENT_TYPES), n, p=_TYPE_WEIGHTS)
     device = np.where(rng.random(n) < 0.8, users.device[user], rng.choice(len(DEVICES), n, p=_DEVICE_WEIGHTS))
     platform = (rng.random(n)[:, None] > _PLATFORM_GIVEN_DEVICE.cumsum(1)[device]).sum(1)
-    start_ms = hour * 3_600_000 + rng.integers(0, 3_600_000, n)
+    start_ms = np.repeat(np.asarray(hours, np.int64), counts) * 3_600_000 + rng.integers(0, 3_600_000, n)
     abandoned = rng.random(n) < _TYPE_ABANDON[kind] * _DEVICE_ABANDON_FACTOR[device]
     duration = np.maximum(30, rng.lognormal(np.log(_TYPE_MEDIAN_S[kind]), 0.35)).astype(np.int32)
     null_time = abandoned & (rng.random(n) < 0.5)
