@@ -146,6 +146,7 @@ def athena_runs_on_duckdb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sampl
     import datetime as dt
     import re
     import shutil
+    import threading
 
     import pyarrow as pa
     from moto.athena.models import AthenaBackend, QueryResults
@@ -182,7 +183,13 @@ def athena_runs_on_duckdb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sampl
             return {"VarCharValue": item.isoformat(sep=" ", timespec="milliseconds")}
         return {"VarCharValue": str(item)}
 
+    answering = threading.Lock()  # moto serves each request in a thread: one DuckDB answer at a time
+
     def answer(self: AthenaBackend, exec_id: str) -> None:
+        with answering:
+            _answer(self, exec_id)
+
+    def _answer(self: AthenaBackend, exec_id: str) -> None:
         if exec_id in self.query_results:
             return
         execution = self.executions[exec_id]
