@@ -122,6 +122,19 @@ def aws_settings(moto: MotoApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     )
 
 
+def ioc_environment(settings: Settings, state_dir: Path) -> dict[str, str]:
+    """The ``IOC_*`` variables that point an Airflow process at ``settings`` (the aws backend on moto)."""
+    return {
+        "IOC_BACKEND": "aws",
+        "IOC_LAKE_ROOT": settings.lake_root,
+        "IOC_EXPORTS_ROOT": settings.exports_root,
+        "IOC_ATHENA_OUTPUT": settings.athena_output,
+        "IOC_WORKGROUP": settings.workgroup,
+        "IOC_DATABASE": settings.database,
+        "IOC_STATE_DIR": str(state_dir),
+    }
+
+
 @pytest.fixture
 def glue_tables(aws_settings: Settings) -> None:
     """The Glue database and tables, made from the DDL as the setup step makes them."""

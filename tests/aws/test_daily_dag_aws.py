@@ -36,7 +36,7 @@ from ioc_analytics.lake import contract, sql
 from ioc_analytics.lake.catalog import load_catalog
 from ioc_analytics.lake.tables import AGGREGATES, STATES
 from ioc_analytics.publishing.exports import export_sql
-from tests.aws.conftest import DATABASE, LAKE_BUCKET, RESULTS_BUCKET, WORKGROUP
+from tests.aws.conftest import DATABASE, LAKE_BUCKET, RESULTS_BUCKET, WORKGROUP, ioc_environment
 from tests.helpers import TODAY, assert_matches_pandas, expected_aggregates, read_events, read_scores
 
 pytestmark = pytest.mark.integration
@@ -65,13 +65,7 @@ def test_daily_dag_on_aws(airflow_db, aws_settings, moto, sample_lake, athena_ru
     assert prebuilt
     env = {
         **os.environ,
-        "IOC_BACKEND": "aws",
-        "IOC_LAKE_ROOT": aws_settings.lake_root,
-        "IOC_EXPORTS_ROOT": aws_settings.exports_root,
-        "IOC_ATHENA_OUTPUT": aws_settings.athena_output,
-        "IOC_WORKGROUP": WORKGROUP,
-        "IOC_DATABASE": DATABASE,
-        "IOC_STATE_DIR": str(tmp_path / "state"),
+        **ioc_environment(aws_settings, tmp_path / "state"),
         # Every build's query is handed to the trigger at once: moto holds each query in QUEUED
         # for its first describe, as a long query is still running when the build looks.
         "IOC_ATHENA_DEFER_AFTER_S": "0",

@@ -38,7 +38,7 @@ from ioc_analytics.backends.aws.glue import ensure_tables
 from ioc_analytics.engine.base import read_tags
 from ioc_analytics.lake.catalog import load_catalog
 from ioc_analytics.lake.tables import AGGREGATES
-from tests.aws.conftest import DATABASE, LAKE_BUCKET, WORKGROUP
+from tests.aws.conftest import DATABASE, LAKE_BUCKET, WORKGROUP, ioc_environment
 from tests.aws.test_daily_dag_aws import _upload_day
 from tests.conftest import ROOT
 from tests.helpers import TODAY
@@ -86,7 +86,7 @@ def metadata_db():
 
 def _environment(tmp_path: Path, aws_settings, db: str, broker_db: int, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
-    return env | {
+    return env | ioc_environment(aws_settings, tmp_path / "state") | {
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}",
@@ -110,13 +110,6 @@ def _environment(tmp_path: Path, aws_settings, db: str, broker_db: int, port: in
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
         "PYTHONPATH": str(ROOT),
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "IOC_BACKEND": "aws",
-        "IOC_LAKE_ROOT": aws_settings.lake_root,
-        "IOC_EXPORTS_ROOT": aws_settings.exports_root,
-        "IOC_ATHENA_OUTPUT": aws_settings.athena_output,
-        "IOC_WORKGROUP": WORKGROUP,
-        "IOC_DATABASE": DATABASE,
-        "IOC_STATE_DIR": str(tmp_path / "state"),
         # The workers wait on their queries themselves (the deferral has its own test), so that
         # killing one kills a build in the middle of its query.
         "IOC_ATHENA_DEFER_AFTER_S": "3000",

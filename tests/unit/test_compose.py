@@ -42,7 +42,8 @@ def test_the_services_of_the_production_shape_are_there_each_with_its_health_che
 
 
 def test_compose_configures_what_the_production_test_runs():
-    tested = _environment(ROOT, SimpleNamespace(lake_root="", exports_root="", athena_output=""), "airflow", 0, 8080)
+    tested = _environment(ROOT, SimpleNamespace(lake_root="", exports_root="", athena_output="", workgroup="",
+                                                      database=""), "airflow", 0, 8080)
     for name in AIRFLOW_SERVICES:
         env = _env(name)
         assert env["AIRFLOW__CORE__EXECUTOR"] == tested["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
