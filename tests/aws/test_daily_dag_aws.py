@@ -8,7 +8,9 @@ is checked on real numbers: the aggregates' partitions in S3 against pandas, the
 exports computed from them. And what the DAG asks of AWS, the backend's contract: the freshness
 sensors read the day's S3 objects, every aggregate is UNLOADed into a new version prefix and its
 Glue partition pointed there, every query names the workgroup and the result location, carries
-its tags and binds the date as a parameter.
+its tags and binds the date as a parameter. And every build deferred: each build's query, held in
+QUEUED, is handed to the trigger (``IOC_ATHENA_DEFER_AFTER_S=0``), which `airflow dags test` runs
+inline; the resumed build reconnects to it, so each is submitted once.
 """
 
 from __future__ import annotations
