@@ -82,6 +82,9 @@ def _since(today: dt.date, days: int) -> str:
     return (today - dt.timedelta(days=days)).strftime("%Y/%m/%d")
 
 
+APPROX_DISTINCT_ERROR = 0.023
+
+
 def test_daily_active_users(recent):
     engine, lake = recent
     result, today = _on_one_date(engine, DAILY_ACTIVE_USERS)
@@ -94,8 +97,13 @@ def test_daily_active_users(recent):
     assert len(got) == 31  # today and the 30 days before it
     merged = got.set_index("date").join(expected)
     assert (merged["total_sessions"] == merged["sessions"]).all()
+    # The guide's query counts users with approx_distinct, whose standard error is 2.3 % (Trino's
+    # default; DuckDB's HyperLogLog is comparable). The lake follows the wall clock, so the days
+    # differ from run to run: no day is off by more than four standard errors, and the days
+    # together by two on average.
     relative_error = (merged["unique_users"] - merged["users"]).abs() / merged["users"]
-    assert relative_error.max() <= 0.05, relative_error.describe()
+    assert relative_error.max() <= 4 * APPROX_DISTINCT_ERROR, relative_error.describe()
+    assert relative_error.mean() <= 2 * APPROX_DISTINCT_ERROR, relative_error.describe()
     # 31 days x 5 assessment types: the filter on the partition key pruned the rest of the lake.
     assert result.stats.partitions_scanned == window.groupby(["date", "assessment_type"]).ngroups
 
