@@ -28,8 +28,9 @@ Every later check and aggregate runs on this data, so it is shaped like the real
 Determinism: a day's rows depend only on (seed, day, events_per_day); generating a day alone or
 inside a longer run gives the same files. Re-generating a day replaces exactly that day's files.
 Writes are atomic (hidden temporary name, then rename). Everything is vectorised with numpy and
-pyarrow; a day is drawn hour by hour (each hour from its own seed) and its files written as the
-hours come, so memory holds the user pool and an hour, not the day.
+pyarrow; a day is drawn an hour at a time (quiet hours together, up to a row group's worth), each
+from its own seed, and its files written as the hours come, so memory holds the user pool and an
+hour, not the day.
 """
 
 from __future__ import annotations
