@@ -32,15 +32,16 @@ $(STAMP): requirements-dev.lock pyproject.toml
 venv: $(STAMP)
 
 # Two pytest workers (pytest-xdist), each taking a whole test file at a time, so that a file's
-# module fixtures are built once. TEST_WORKERS=0 runs in one process.
+# module fixtures are built once. TEST_WORKERS=0 runs in one process. Files go out in collection
+# order, the slowest first (tests/conftest.py), not re-sorted by their number of tests.
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not integration"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not integration"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

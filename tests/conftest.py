@@ -36,8 +36,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 #: The slowest test files, longest first (the suite's --durations), run before the rest: each of
-#: the two workers takes a whole file at a time in collection order, so starting the long ones
-#: first lets the short ones fill in around them and both workers finish together.
+#: the two workers takes a whole file at a time in collection order (``--no-loadscope-reorder``,
+#: the Makefile), so starting the long ones first lets the short ones fill in around them and
+#: both workers finish together. The first two go to different workers: xdist gives a worker a
+#: second file at once while its first has 2 tests or fewer pending.
 SLOWEST_FIRST = (
     "tests/aws/test_production.py",
     "tests/system/test_airflow_e2e.py",
