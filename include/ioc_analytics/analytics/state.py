@@ -128,8 +128,7 @@ def recorded(settings: Settings, name: str, values: Mapping[str, str]) -> dict[s
 
 
 def _current(ctx: Sources, name: str, day: dt.date) -> bool:
-    wanted = ctx.inputs(name, window(name, day))
-    return all(recorded(ctx.settings, name, values) == wanted for values in _partitions(name, day))
+    return _embodies_since(ctx, name, day, window(name, day)[0])
 
 
 def _embodies_since(ctx: Sources, name: str, day: dt.date, first: dt.date) -> bool:
