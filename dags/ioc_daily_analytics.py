@@ -83,7 +83,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, TaskGroup, dag, task
 
-from ioc_analytics.analytics.operators import BuildOperator
+from ioc_analytics.analytics.operators import BuildOperator, CheckOperator, ExportOperator
 from ioc_analytics.analytics.sensors import LakeFreshnessSensor
 from ioc_analytics.lake.tables import AGGREGATES, RAW_TABLES
 from ioc_analytics.operations.notify import task_defaults
@@ -124,22 +124,6 @@ def ioc_daily_analytics():
         with runtime.step() as (settings, day, _):
             return pipeline.validate_source(settings, day, table)
 
-    @task(multiple_outputs=False)
-    def check(name: str) -> dict:
-        from ioc_analytics import runtime
-        from ioc_analytics.analytics import pipeline
-
-        with runtime.step() as (settings, day, tags):
-            return pipeline.quality_gate(settings, day, name, tags)
-
-    @task(multiple_outputs=False)
-    def export(name: str) -> dict:
-        from ioc_analytics import runtime
-        from ioc_analytics.publishing import exports
-
-        with runtime.step() as (settings, day, tags):
-            return exports.export_aggregate(settings, day, name, tags)
-
     @task(trigger_rule="all_done")  # whatever was exported, and the day's quality status
     def dashboard() -> str:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -170,9 +154,11 @@ def ioc_daily_analytics():
     exported, steps = [], [*waits.values(), *validated.values(), repaired]
     for name, sources in AGGREGATES.items():
         with TaskGroup(group_id=name):
+            # Their own operators, not TaskFlow tasks: each reports its lineage (what it read, wrote
+            # and cost) to OpenLineage (include/ioc_analytics/analytics/operators.py).
             built = BuildOperator(task_id="build", table=name)
-            checked = check.override(task_id="check", outlets=[Asset(name=f"ioc.{name}")])(name)
-            exported.append(export.override(task_id="export")(name))
+            checked = CheckOperator(task_id="check", table=name, outlets=[Asset(name=f"ioc.{name}")])
+            exported.append(ExportOperator(task_id="export", table=name))
             [repaired, *(validated[source] for source in sources)] >> built >> checked >> exported[-1]
             steps += [built, checked, exported[-1]]
     drawn = dashboard()

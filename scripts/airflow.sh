@@ -22,6 +22,8 @@ export IOC_BACKEND="${IOC_BACKEND:-local}"
 export IOC_LAKE_ROOT="${IOC_LAKE_ROOT:-$PWD/data/lake}"
 export IOC_STATE_DIR="${IOC_STATE_DIR:-$PWD/data/state}"
 export IOC_EXPORTS_ROOT="${IOC_EXPORTS_ROOT:-$PWD/data/exports}"
+# Lineage: a file under $IOC_STATE_DIR unless a transport is set (scripts/lineage.sh).
+source scripts/lineage.sh
 
 command -v airflow > /dev/null || { echo "airflow is not on PATH: run this through \`make airflow\`" >&2; exit 2; }
 echo "Airflow UI and REST API: http://localhost:$port (user admin; the password is printed below and kept in"

@@ -10,6 +10,8 @@ export IOC_BACKEND=local
 export IOC_LAKE_ROOT="${IOC_LAKE_ROOT:-$PWD/data/lake}"
 export IOC_STATE_DIR="${IOC_STATE_DIR:-$PWD/data/state}"
 export IOC_EXPORTS_ROOT="${IOC_EXPORTS_ROOT:-$PWD/data/exports}"
+# Lineage: a file under $IOC_STATE_DIR unless a transport is set (scripts/lineage.sh).
+source scripts/lineage.sh
 EVENTS_PER_DAY="${EVENTS_PER_DAY:-20000}"
 
 today=$(python -c 'import datetime as d; print(d.datetime.now(d.UTC).date())')

@@ -2,7 +2,9 @@
 two days and the cost monitor triggered, in one process; then a real scheduler and DAG processor
 started on the same metadata database, the DAG unpaused. The runs are ordinary ones (a backfill's,
 each with its day as the data interval and a duration of seconds; a manual one), every task did
-its work (the exports are there), and the scheduler carries on after them: it creates no run of
+its work (the exports are there), each build, check and export told OpenLineage what it read,
+wrote and cost (the demo's default file transport, ``scripts/lineage.sh``), and the scheduler
+carries on after them: it creates no run of
 its own for those days and never finds its next run already taken (what ``airflow dags test``'s
 runs made it say every second).
 
@@ -26,6 +28,7 @@ import pytest
 
 from ioc_analytics.devtools.generate import generate_lake
 from ioc_analytics.lake.tables import AGGREGATES
+from tests.conftest import ROOT
 from tests.helpers import EVENTS_PER_DAY, export_file
 
 pytestmark = pytest.mark.integration
@@ -50,6 +53,51 @@ def _runs(home: Path, dag_id: str) -> list[dict]:
             "end_date FROM dag_run WHERE dag_id = ? ORDER BY logical_date", (dag_id,))]
 
 
+def _assert_lineage(root: Path, days: list[dt.date]) -> None:
+    """The OpenLineage events of each day's builds, checks and exports: the tables and partitions
+    each read, the partition (the version the catalog now points at) or the files each wrote, and
+    its cost, which is what the engine's query log records for that task and day."""
+    events = [json.loads(line) for line in (root / "state" / "lineage.jsonl").read_text().splitlines()]
+    queries = [json.loads(line) for line in (root / "state" / "query_log.jsonl").read_text().splitlines()]
+    with sqlite3.connect(root / "state" / "catalog.sqlite") as con:
+        registered = {(t, json.loads(k)[0]): loc for t, k, loc in con.execute(
+            "SELECT table_name, key, location FROM partitions")}
+    for day in days:
+        lake_date = day.strftime("%Y/%m/%d")
+        done = {e["job"]["name"].removeprefix(f"{DAG}."): e for e in events if e["eventType"] == "COMPLETE"
+                and e["run"]["facets"]["nominalTime"]["nominalStartTime"].startswith(str(day))}
+        raw_dates = set()
+        for name in AGGREGATES:
+            for step in ("build", "check", "export"):
+                task = f"{name}.{step}"
+                assert task in done, (task, day, sorted(done))
+                event = done[task]
+                ran = [q for q in queries if q["tags"].get("task_id") == task and q["tags"].get("ds") == str(day)]
+                cost = event["run"]["facets"]["ioc_cost"]
+                assert cost["queries"] == len(ran) > 0 and cost["bytesScanned"] == sum(q["bytes_scanned"] for q in ran)
+                assert cost["costUsd"] == pytest.approx(sum(q["cost_usd"] for q in ran), abs=1e-8), (task, cost)
+                inputs = {i["name"]: i for i in event["inputs"]}
+                assert inputs and all(n.startswith("ioc_analytics.") for n in inputs), (task, inputs)
+                for read in inputs.values():
+                    partitions = read["inputFacets"]["subset"]["inputCondition"].get("partitions", [])
+                    if read["name"] == "ioc_analytics.assessment_events":
+                        raw_dates |= {p["dimensions"]["date"] for p in partitions}
+                outputs = {(o["namespace"], o["name"]): o for o in event["outputs"]}
+                if step == "build":
+                    [written] = [o for (_, n), o in outputs.items() if n == f"ioc_analytics.{name}"]
+                    assert written["outputFacets"]["subset"]["outputCondition"]["partitions"] == [
+                        {"dimensions": {"date": lake_date}, "identifier": registered[(name, lake_date)]}]
+                    assert written["outputFacets"]["ioc_cost"]["bytesScanned"] == cost["bytesScanned"]
+                elif step == "check":
+                    assert f"ioc_analytics.{name}" in inputs and not outputs, (task, inputs, outputs)
+                else:
+                    manifest = json.loads((root / "exports" / name / str(day) / "manifest.json").read_text())
+                    assert set(outputs) == {("file", f["path"]) for f in manifest["files"]} | {
+                        ("file", str(root / "exports" / name / str(day) / "manifest.json"))}, task
+        # The day's builds read the day's raw events (the first day also derives its look-back).
+        assert lake_date in raw_dates and max(raw_dates) == lake_date, (day, sorted(raw_dates))
+
+
 def test_the_demos_runs_are_ordinary_runs_and_a_later_scheduler_carries_on(tmp_path):
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     days = [yesterday - dt.timedelta(days=1), yesterday]
@@ -58,6 +106,11 @@ def test_the_demos_runs_are_ordinary_runs_and_a_later_scheduler_carries_on(tmp_p
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
            "IOC_BACKEND": "local", "IOC_LAKE_ROOT": str(tmp_path / "lake"), "IOC_STATE_DIR": str(tmp_path / "state"),
            "IOC_EXPORTS_ROOT": str(tmp_path / "exports"), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    # The demo's lineage setting, from the script `make demo` and `make airflow` source.
+    env["AIRFLOW__OPENLINEAGE__TRANSPORT"] = subprocess.run(
+        ["bash", "-c", 'source scripts/lineage.sh && printf %s "$AIRFLOW__OPENLINEAGE__TRANSPORT"'],
+        cwd=ROOT, env={k: v for k, v in env.items() if not k.startswith(("AIRFLOW__OPENLINEAGE", "OPENLINEAGE"))},
+        capture_output=True, text=True, check=True).stdout
     # A metadata database of its own (the session's holds the runs other tests made in-process).
     _airflow(env, "db", "migrate")
     generate_lake(tmp_path / "lake", days[0], len(days), EVENTS_PER_DAY, seed=5)
@@ -72,6 +125,7 @@ def test_the_demos_runs_are_ordinary_runs_and_a_later_scheduler_carries_on(tmp_p
     for day in days:
         for name in AGGREGATES:
             assert export_file(tmp_path / "exports", name, day) is not None, (name, day)
+    _assert_lineage(tmp_path, days)
 
     for run in _runs(home, DAG):
         day = dt.date.fromisoformat(run["logical_date"][:10])

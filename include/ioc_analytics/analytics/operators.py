@@ -1,5 +1,15 @@
-"""The build task: one aggregate's day, or one hourly metric's hour, built so that its queries
-outlive the worker that runs it.
+"""The pipeline's own operators: the build (one aggregate's day, or one hourly metric's hour, built
+so that its queries outlive the worker that runs it), the check and the export, each reporting its
+lineage to OpenLineage.
+
+Every one is a :class:`StepOperator`: its step runs under a lineage record
+(:mod:`ioc_analytics.engine.lineage`) that the engines, the partition switch and the exports report
+to, and the OpenLineage provider's listener asks the operator for it when the task ends
+(``get_openlineage_facets_on_complete`` / ``_on_failure``): the tables and partitions it read, the
+partition or files it wrote, and a cost facet with its bytes scanned and dollars. (TaskFlow tasks
+cannot answer the listener: the provider's Python extractor reports their source code only.)
+
+The build:
 
 A build is a few queries (the state it reads, made current first, then its own partition), each
 an UNLOAD on ``aws`` that may run for minutes. Run as a plain task, the worker would hold its slot
@@ -36,18 +46,46 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 
-class BuildOperator(BaseOperator):
+class StepOperator(BaseOperator):
+    """A step of the pipeline for ``table`` on the run's day, which records its lineage."""
+
+    def __init__(self, *, table: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.table = table
+        self._lineage: Any = None
+
+    def execute(self, context: Any) -> dict:
+        return self._recorded(context, self.run)
+
+    def run(self, context: Any, settings: Any, day: Any, tags: dict[str, str]) -> dict:
+        raise NotImplementedError
+
+    def _recorded(self, context: Any, step: Any) -> dict:
+        from ioc_analytics import runtime
+        from ioc_analytics.backends import get_backend
+        from ioc_analytics.engine import lineage
+
+        with runtime.step() as (settings, day, tags):
+            with lineage.recording(get_backend(settings).engine.lineage_name) as self._lineage:
+                return step(context, settings, day, tags)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        from ioc_analytics.engine import lineage
+
+        return lineage.operator_lineage(self._lineage)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self.get_openlineage_facets_on_complete(task_instance)
+
+
+class BuildOperator(StepOperator):
     """Builds ``table`` for the run's day (``hourly``: the run's hour); XCom: the query's statistics."""
 
     ui_color = "#fff3e0"
 
     def __init__(self, *, table: str, hourly: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.table = table
+        super().__init__(table=table, **kwargs)
         self.hourly = hourly
-
-    def execute(self, context: Any) -> dict:
-        return self._build(context)
 
     def resume(self, context: Any, event: dict[str, Any] | None = None) -> dict:
         """Back from the triggerer: the query it waited for is final (or was stopped at its timeout)."""
@@ -56,14 +94,14 @@ class BuildOperator(BaseOperator):
 
             # Retryable: the retry submits the query afresh (this one was cancelled).
             raise QueryTimeoutError(event["message"], query_id=event.get("query_id"))
-        return self._build(context)
+        return self._recorded(context, self.run)
 
-    def _build(self, context: Any) -> dict:
+    def run(self, context: Any, settings: Any, day: Any, tags: dict[str, str]) -> dict:
         from ioc_analytics import runtime
         from ioc_analytics.analytics import pipeline
         from ioc_analytics.engine.base import QueryPending
 
-        with runtime.step() as (settings, day, tags), runtime.resumable(context, settings):
+        with runtime.resumable(context, settings):
             try:
                 if self.hourly:
                     hour = runtime.run_moment(context)
@@ -72,3 +110,25 @@ class BuildOperator(BaseOperator):
             except QueryPending as pending:
                 self.log.info("%s: %s; the triggerer waits for it, holding no worker slot", self.table, pending)
                 self.defer(trigger=pending.trigger, method_name="resume", timeout=pending.timeout)
+
+
+class CheckOperator(StepOperator):
+    """Holds the day's partition of ``table`` to its checks (rolled back if it fails); XCom: the result."""
+
+    ui_color = "#e8f5e9"
+
+    def run(self, context: Any, settings: Any, day: Any, tags: dict[str, str]) -> dict:
+        from ioc_analytics.analytics import pipeline
+
+        return pipeline.quality_gate(settings, day, self.table, tags)
+
+
+class ExportOperator(StepOperator):
+    """Publishes the day's export set of ``table``; XCom: its manifest."""
+
+    ui_color = "#e3f2fd"
+
+    def run(self, context: Any, settings: Any, day: Any, tags: dict[str, str]) -> dict:
+        from ioc_analytics.publishing import exports
+
+        return exports.export_aggregate(settings, day, self.table, tags)

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ioc_analytics.engine import lineage
 from ioc_analytics.errors import ConfigError
 from ioc_analytics.lake.catalog import Table
 
@@ -143,8 +144,10 @@ def publish(lake: Lake, registry: PartitionRegistry, table: Table, values: Mappi
     if previous is not None and _is_version(previous) and _version_name(previous) > ours:
         log.warning("%s %s: a newer version %s is registered already (another run of the same day); "
                     "leaving it, the data is the same", table.name, dict(values), previous)
+        lineage.published(table.name, values, previous)
         return
     registry.register(table, values, location)
+    lineage.published(table.name, values, location)
     # Looked up again: a concurrent run may have registered its version in the meantime.
     now = registry.location(table, values) or location
     floor = min(ours, _version_name(now)) if _is_version(now) else ours

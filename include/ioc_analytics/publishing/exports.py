@@ -53,6 +53,7 @@ from sqlglot import exp
 
 from ioc_analytics import safety
 from ioc_analytics.backends import get_backend
+from ioc_analytics.engine import lineage
 from ioc_analytics.errors import DataQualityError
 from ioc_analytics.lake import partitions, sql
 from ioc_analytics.lake.catalog import Table
@@ -235,6 +236,7 @@ def export_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[
     files = render_files(data, f"{name}_{day.isoformat()}")
     for file in files:
         store.put_bytes(location + file.name, file.data)
+        lineage.wrote_file(location + file.name)
     manifest = {
         "table": name, "date": day.isoformat(), "version": version, "location": location,
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -247,6 +249,7 @@ def export_aggregate(settings: Settings, day: dt.date, name: str, tags: Mapping[
         "files": [file.describe(location) for file in files],
     }
     store.put_bytes(folder + MANIFEST, json.dumps(manifest, indent=2).encode())  # the commit point
+    lineage.wrote_file(folder + MANIFEST)
     keep = {location, previous.get("location")} if previous else {location}
     for old in {f.path.rsplit("/", 1)[0] + "/" for f in store.list_all(folder)} - keep - {folder}:
         store.delete_prefix(old)

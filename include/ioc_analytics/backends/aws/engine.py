@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from ioc_analytics.engine import lineage
 from ioc_analytics.engine.base import QueryPending, QueryResult, QueryStats, athena_cost, current_resume, with_tags
 from ioc_analytics.errors import (
     BytesScannedCutoffError,
@@ -84,6 +85,11 @@ class AthenaEngine:
         self.hook: AthenaHook = AthenaHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region)
 
     # -- the Engine interface -------------------------------------------------------------
+
+    def lineage_name(self, table: str) -> tuple[str, str]:
+        """A table's OpenLineage namespace and name, as OpenLineage names Athena's tables."""
+        namespace = f"awsathena://athena.{self.settings.region}.amazonaws.com"
+        return namespace, f"AwsDataCatalog.{self.catalog.database}.{table}"
 
     def query(
         self,
@@ -150,7 +156,8 @@ class AthenaEngine:
                               sort_keys=True)
         entry: dict[str, Any] = {}
         try:
-            query_id, execution = self._execute(unload, parameters, tags, identity=identity, entry=entry)
+            query_id, execution = self._execute(unload, parameters, tags, identity=identity, entry=entry,
+                                                select=select_sql)
             partitions.write_sidecars(self.lake, entry["location"], sidecars)
         except QueryPending:
             raise  # still running: the step comes back for it
@@ -172,13 +179,15 @@ class AthenaEngine:
         *,
         identity: str | None = None,
         entry: dict[str, Any] | None = None,
+        select: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Start a query (or, under a :class:`Resume`, reconnect to the one this step started) and
         wait for it; return its id and its final ``QueryExecution``.
 
         ``sql`` may be a function of the submission's record (``entry``), for a text that holds
         something chosen once per submission (an UNLOAD's target); ``identity`` then names the
-        work, for the journal. Under a ``Resume`` (:func:`~ioc_analytics.engine.base.current_resume`):
+        work, for the journal, and ``select`` is the query the text runs (for the task's lineage,
+        :mod:`ioc_analytics.engine.lineage`). Under a ``Resume`` (:func:`~ioc_analytics.engine.base.current_resume`):
 
         - the record is kept in the task's journal *before* submitting (with the idempotency token
           and the chosen target) and again with the query id after, so a step run again finds it;
@@ -235,6 +244,7 @@ class AthenaEngine:
             # Airflow's own timeout for the deferral is a backstop a minute past the trigger's.
             raise QueryPending(query_id, trigger, dt.timedelta(seconds=max(deadline - time.time(), 0) + 60))
         status = execution["Status"]
+        lineage.queried(self.catalog, select or text, parameters, _stats(query_id, execution, tags))
         if status["State"] != "SUCCEEDED":
             raise athena_error(query_id, status)
         return query_id, execution

@@ -50,12 +50,12 @@ from ioc_analytics.backends.local.planner import (
     check_columns,
     column_bounds,
     lake_tables,
-    parameter_index,
     parse_one,
     select_partitions,
     view_sql,
 )
 from ioc_analytics.backends.local.profile import ScanProfile, scanned_bytes, table_scans
+from ioc_analytics.engine import lineage
 from ioc_analytics.engine.base import MB, QueryResult, QueryStats, athena_cost, with_tags
 from ioc_analytics.errors import (
     BytesScannedCutoffError,
@@ -68,7 +68,7 @@ from ioc_analytics.errors import (
 from ioc_analytics.jsonlines import JsonLines
 from ioc_analytics.lake import partitions
 from ioc_analytics.lake.catalog import Catalog, Table
-from ioc_analytics.lake.filters import partition_conjuncts
+from ioc_analytics.lake.filters import parameter_index, partition_conjuncts
 from ioc_analytics.lake.partitions import PartitionRegistry
 from ioc_analytics.lake.tables import RAW_TABLES
 from ioc_analytics.settings import Settings
@@ -88,6 +88,10 @@ class LocalEngine:
         self.log = JsonLines(settings.query_log_path)
 
     # -- the Engine interface -------------------------------------------------------------
+
+    def lineage_name(self, table: str) -> tuple[str, str]:
+        """A table's OpenLineage namespace (DuckDB over this lake) and name."""
+        return f"duckdb://{self.settings.lake_uri}", f"{self.catalog.database}.{table}"
 
     def query(
         self,
@@ -121,6 +125,7 @@ class LocalEngine:
                 stats = QueryStats(query_id, "SUCCEEDED", elapsed_s=time.perf_counter() - started, rows=kept.num_rows,
                                    tags=dict(tags or {}), reused=True)
                 self.log.append({**record, **stats.as_dict()})
+                lineage.queried(self.catalog, sql, parameters, stats)
                 return QueryResult(kept, stats)
             self._read_footers(plan)
             table, bytes_scanned, rows = self._run(plan, list(parameters), sink=sink)
@@ -134,6 +139,7 @@ class LocalEngine:
                                elapsed_s=time.perf_counter() - started,
                                cost_usd=athena_cost(scanned) if scanned else 0.0, tags=dict(tags or {}), error=error)
             self.log.append({**record, **stats.as_dict()})
+            lineage.queried(self.catalog, sql, parameters, stats)
             raise
         stats = QueryStats(
             query_id,
@@ -147,6 +153,7 @@ class LocalEngine:
             tags=dict(tags or {}),
         )
         self.log.append({**record, **stats.as_dict()})
+        lineage.queried(self.catalog, sql, parameters, stats)
         if reuse_minutes and table is not None:
             try:
                 self._results.put(plan, list(parameters), table)

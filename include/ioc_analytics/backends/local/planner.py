@@ -21,7 +21,7 @@ from ioc_analytics.errors import (
     UnknownColumnError,
 )
 from ioc_analytics.lake.catalog import Table
-from ioc_analytics.lake.filters import where_conjuncts
+from ioc_analytics.lake.filters import number_placeholders, parameter_index, where_conjuncts
 from ioc_analytics.lake.store import Partition
 
 VIEW_PREFIX = "__ioc_"
@@ -62,32 +62,6 @@ class Scan:
 class Plan:
     duckdb_sql: str
     scans: list[Scan] = field(default_factory=list)
-
-
-PARAMETER = "__ioc_p"
-
-
-def number_placeholders(sql: str, count: int) -> str:
-    """Name each ``?`` after its place in the text (``:__ioc_p0``, ...), and check the count.
-
-    Parameters bind to ``?`` in the order of the SQL text (as Athena's ExecutionParameters do),
-    but sqlglot's tree keeps clauses in its own order (a SELECT's LIMIT before its WHERE, its
-    WITH last), so the placeholders are numbered from the tokens, before parsing.
-    """
-    try:
-        tokens = sqlglot.Dialect.get_or_raise("athena").tokenize(sql)
-    except sqlglot.errors.TokenError as err:
-        raise SqlSyntaxError(f"syntax error: {err} (an unterminated string or quoted name?)") from None
-    marks = [t for t in tokens if t.token_type == sqlglot.tokens.TokenType.PLACEHOLDER and t.text == "?"]
-    if len(marks) != count:
-        raise QueryError(f"the query has {len(marks)} ? placeholders but {count} parameters were given")
-    for i, token in reversed(list(enumerate(marks))):
-        sql = f"{sql[:token.start]}:{PARAMETER}{i}{sql[token.end + 1:]}"
-    return sql
-
-
-def parameter_index(node: exp.Placeholder) -> int:
-    return int(str(node.name).removeprefix(PARAMETER))
 
 
 def as_written(node: exp.Expression) -> str:
