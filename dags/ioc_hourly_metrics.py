@@ -18,6 +18,14 @@ backfill of an hour replaces exactly that hour.
 - `assessment_quality`: by assessment type, the hour's completed sessions, how many are scored,
   their mean consistency and completeness, and how many are reliable.
 
+Beside them, `cost_watch`: on-call within the hour for the incidents that cost money fast. The
+hour's queries (the workgroup's, whoever ran them) are judged once the hour has ended: a query over
+`IOC_QUERY_COST_ALERT_USD` is a *runaway query*; failures beyond what the usual failure rate of the
+24 hours before explains (at least 3, over `IOC_FAILURE_RATE_ALERT_PCT`) are a *failure burst*.
+Each is alerted once, explained as the daily cost monitor explains it (who ran it, the most
+expensive queries and why, the errors by task), and kept in `hourly_cost_anomalies`; the daily
+`ioc_cost_monitor` then does not alert it again (docs/operations.md, "Cost governance").
+
 **When a task fails**: *no data for the day* (`NoDataError`) means the hour's day has not
 landed in the lake yet: the daily DAG's `wait_for_assessment_events` says the same; clear the
 task once it has. *Breaks its data contract* (`DataQualityError`) means the raw data let a bad
@@ -33,7 +41,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, dag
+from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from ioc_analytics.analytics.operators import BuildOperator
 from ioc_analytics.lake.tables import HOURLY
@@ -52,6 +60,18 @@ from ioc_analytics.operations.notify import task_defaults
 def ioc_hourly_metrics():
     for name in HOURLY:
         BuildOperator(task_id=name, table=name, hourly=True)
+
+    @task(multiple_outputs=False)
+    def cost_watch() -> dict:
+        from airflow.sdk import get_current_context
+
+        from ioc_analytics import runtime
+        from ioc_analytics.cost import monitor
+
+        with runtime.step() as (settings, _, _tags):
+            return monitor.watch_hour(settings, runtime.run_moment(get_current_context()))
+
+    cost_watch()
 
 
 ioc_hourly_metrics()

@@ -32,7 +32,8 @@ def _facet_partitions(facet: dict) -> list[dict[str, str]]:
 def _statements() -> list[str]:
     """Every aggregate, state, hourly and check file of the pipeline."""
     names = [*AGGREGATES, *(f"checks/{n}" for n in AGGREGATES),
-             *(f"{folder}/{p.stem}" for folder in ("state", "hourly") for p in sorted((SQL_DIR / folder).glob("*.sql")))]
+             *(f"{folder}/{p.stem}" for folder in ("state", "hourly")
+               for p in sorted((SQL_DIR / folder).glob("*.sql")))]
     return [n for n in names if (SQL_DIR / f"{n}.sql").is_file()]
 
 
@@ -49,7 +50,8 @@ def test_the_partitions_a_query_is_said_to_read_are_those_the_engine_read(local_
     for table, condition in reads:
         dataset = lineage.Dataset("ns", table, conditions=[condition])
         facets = json.loads(Serde.to_json(lineage._input_facets(dataset)["subset"]))
-        scanned = {tuple(sorted(p.values.items())) for s in plan.scans if s.table.name == table for p in s.partitions}
+        scanned = {tuple(sorted(p.values.items()))
+                   for s in plan.scans if s.table.name == table for p in s.partitions}
         if facets["inputCondition"]["type"] != "partition":  # a range: every partition scanned is inside it
             bounds = [c["right"]["value"] for c in _leaves(facets["inputCondition"])]
             dates = {dict(p)["date"] for p in scanned}
@@ -59,8 +61,11 @@ def test_the_partitions_a_query_is_said_to_read_are_those_the_engine_read(local_
         # Each partition scanned is one the facet names (a key it leaves out is any value), and
         # each one it names was scanned, where the lake holds it (the raw tables, for the day;
         # this test derives no state).
-        assert all(any(all(dict(p)[k] == v for k, v in named.items()) for named in said) for p in scanned), name
-        assert table not in RAW_TABLES or all(any(all(dict(p)[k] == v for k, v in named.items()) for p in scanned) for named in said), name
+        def named_by(p, named):
+            return all(dict(p)[k] == v for k, v in named.items())
+
+        assert all(any(named_by(p, named) for named in said) for p in scanned), name
+        assert table not in RAW_TABLES or all(any(named_by(p, named) for p in scanned) for named in said), name
 
 
 def _leaves(condition: dict) -> list[dict]:

@@ -30,7 +30,24 @@ For one UTC day (the ``ioc_cost_monitor`` DAG's logical date):
    full-table scan; ``SELECT *`` on a raw table) and its bytes; for failures, the errors by task.
 4. **Alerts**: one per anomaly, not one per query (``alerts.send``). An anomaly of the same
    kind flagged the day before is going on, not new: it is recorded with ``alerted`` false, and
-   no second alert goes out for it.
+   no second alert goes out for it. A runaway query or a failure burst that the hourly watch
+   (below) alerted within its hour is recorded too, and not alerted again for the day.
+
+**Within the hour** (:func:`watch_hour`, the hourly DAG's ``cost_watch`` task): Cost Anomaly
+Detection and this daily monitor report a day late, and a runaway query or a broken deployment
+costs money by the hour. Each hour's queries are judged when the hour ends, with the daily
+monitor's explanations and alerts:
+
+- ``runaway_query``: a query of the hour over ``IOC_QUERY_COST_ALERT_USD``;
+- ``failure_burst``: at least 3 of the hour's queries failed, more than
+  ``IOC_FAILURE_RATE_ALERT_PCT`` of them, and more than the usual failure rate (the 24 hours
+  before, at least 1 %) explains: the chance of that many failures at the usual rate (a binomial
+  tail) is under 1 in 100,000. A busy hour needs a larger share to be a burst than a quiet one,
+  so ordinary failures in a quiet hour (3 of 10) do not page.
+
+They are kept in ``hourly_cost_anomalies`` (one partition per hour; a re-run alerts nothing already
+alerted). The daily monitor keeps the day-level detectors: spikes, level shifts and drifts, the
+budget, and the day-level failure rate (failures spread over the day).
 
 Why the detector is written here rather than taken from a library: the baseline is a median
 and a median absolute deviation over a calendar (weekday or weekend, 4 weeks), a few lines of
@@ -77,6 +94,10 @@ TREND_RATIO = 1.3
 NOISE_SHARE = 0.01
 #: A failure burst needs at least this many failed queries.
 MIN_FAILED = 3
+#: The hourly watch: an hour's failures are a burst when the usual failure rate would give that
+#: many with a chance under this; the usual rate is that of the 24 hours before, at least the floor.
+HOURLY_FAILURE_CHANCE = 1e-5
+MIN_FAILURE_RATE = 0.01
 #: Explanations list this many DAG tasks and queries.
 TOP = 3
 
@@ -236,17 +257,58 @@ def _trend(series: Mapping[dt.date, DailyUsage], day: dt.date) -> tuple[float, f
 
 
 def detect(series: Mapping[dt.date, DailyUsage], day: dt.date, settings: Settings,
-           previous: set[str] | None = None) -> list[Anomaly]:
+           previous: set[str] | None = None, alerted_hourly: frozenset[str] | set[str] = frozenset()
+           ) -> list[Anomaly]:
     """The anomalies of ``day``. One flagged the day before too is going on (``alerted`` false),
-    unless it is of the ``DAILY_KINDS``. ``previous`` is what was flagged the day before, as the
-    cost table keeps it; without it, the day before is judged again from ``series`` (the benchmark,
-    which runs every day)."""
+    unless it is of the ``DAILY_KINDS``; one of the ``DAILY_KINDS`` in ``alerted_hourly`` (the
+    hourly watch alerted it within its hour) is not alerted again. ``previous`` is what was flagged
+    the day before, as the cost table keeps it; without it, the day before is judged again from
+    ``series`` (the benchmark, which runs every day)."""
     if previous is None:
         before = day - dt.timedelta(days=1)
         previous = set(_flags(series, before, settings)) if before in series else set()
     found = list(_flags(series, day, settings).values())
     for anomaly in found:
-        anomaly.alerted = anomaly.kind in DAILY_KINDS or anomaly.kind not in previous
+        if anomaly.kind in DAILY_KINDS:
+            anomaly.alerted = anomaly.kind not in alerted_hourly
+        else:
+            anomaly.alerted = anomaly.kind not in previous
+    return found
+
+
+def failure_chance(failed: int, queries: int, rate: float) -> float:
+    """The chance of ``failed`` or more failures among ``queries`` at the failure rate ``rate``."""
+    from scipy.stats import binom  # the binomial tail, computed in log space where it is tiny
+
+    return float(binom.sf(failed - 1, queries, rate))
+
+
+def usual_failure_rate(before: list[QueryRecord] | DailyUsage) -> float:
+    """The failed share of the queries before the hour (at least ``MIN_FAILURE_RATE``)."""
+    if isinstance(before, DailyUsage):
+        failed, queries = before.failed, before.queries
+    else:
+        failed, queries = sum(r.state == "FAILED" for r in before), len(before)
+    return max(failed / queries if queries else 0.0, MIN_FAILURE_RATE)
+
+
+def detect_hour(hour: dt.datetime, totals: DailyUsage, usual_rate: float, settings: Settings) -> list[Anomaly]:
+    """A runaway query or a failure burst among one hour's queries (``totals``), the hour
+    starting at ``hour`` (UTC)."""
+    found = []
+    when = f"{hour:%Y-%m-%d %H}:00-{hour:%H}:59 UTC"
+    if totals.max_query_cost_usd > settings.query_cost_alert_usd:
+        found.append(Anomaly("runaway_query", hour.date(), totals.workgroup, round(totals.max_query_cost_usd, 6),
+                             None, settings.query_cost_alert_usd,
+                             f"a single query cost {_usd(totals.max_query_cost_usd)} in the hour {when}, over the "
+                             f"{_usd(settings.query_cost_alert_usd)} alarm"))
+    rate_limit = settings.failure_rate_alert_pct / 100
+    if (totals.failed >= MIN_FAILED and totals.failure_rate > rate_limit
+            and failure_chance(totals.failed, totals.queries, usual_rate) < HOURLY_FAILURE_CHANCE):
+        found.append(Anomaly("failure_burst", hour.date(), totals.workgroup, round(totals.failure_rate, 6),
+                             round(usual_rate, 6), rate_limit,
+                             f"{totals.failed} of {totals.queries} queries failed in the hour {when} "
+                             f"({totals.failure_rate:.0%}, against {usual_rate:.1%} usually)"))
     return found
 
 
@@ -321,31 +383,43 @@ def _table(settings: Settings, name: str):
     return get_backend(settings).catalog.table(name)
 
 
-def _write(settings: Settings, name: str, day: dt.date, rows: list[dict[str, object]]) -> None:
+def _partition(moment: dt.date | dt.datetime) -> dict[str, str]:
+    """A cost table's partition: a day's, or an hour's (``hourly_cost_anomalies``)."""
+    values = {"date": moment.strftime("%Y/%m/%d")}
+    return values | {"hour": moment.strftime("%H")} if isinstance(moment, dt.datetime) else values
+
+
+def _write(settings: Settings, name: str, moment: dt.date | dt.datetime, rows: list[dict[str, object]]) -> None:
     table = _table(settings, name)
     data = pa.Table.from_pylist(rows, schema=table.arrow_schema)
-    broken = [b for b in contract.check_rows(name, data, {"date": day.strftime("%Y/%m/%d")})
-              if b.rule.severity == contract.ERROR]
+    broken = [b for b in contract.check_rows(name, data, _partition(moment)) if b.rule.severity == contract.ERROR]
     if broken:  # the monitor's own output: a breach is a bug here, and nothing is written
-        raise DataQualityError(f"{name} for {day} breaks its data contract: "
+        raise DataQualityError(f"{name} for {moment} breaks its data contract: "
                                + "; ".join(b.describe() for b in broken))
     backend = get_backend(settings)
-    partitions.write_partition(backend.lake, backend.registry, table,
-                               {"date": day.strftime("%Y/%m/%d")}, data)
+    partitions.write_partition(backend.lake, backend.registry, table, _partition(moment), data)
 
 
-def _stored(settings: Settings, name: str, days: list[dt.date]) -> dict[dt.date, list[dict[str, object]]]:
-    """The rows the monitor kept for each of ``days`` that has a partition of cost table ``name``."""
+def _stored(settings: Settings, name: str, moments: list) -> dict:
+    """The rows the monitor kept for each of ``moments`` (days, or hours) that has a partition of
+    cost table ``name``."""
     backend = get_backend(settings)
     table, lake = _table(settings, name), backend.lake
     registered = backend.registry.partitions(table)
     found = {}
-    for day in days:
-        location = registered.get((day.strftime("%Y/%m/%d"),))
+    for moment in moments:
+        location = registered.get(tuple(_partition(moment).values()))
         if location is None:
             continue
-        found[day] = partitions.read_location(lake, table, location).to_pylist()
+        found[moment] = partitions.read_location(lake, table, location).to_pylist()
     return found
+
+
+def _alerted_hourly(settings: Settings, day: dt.date) -> set[str]:
+    """The kinds the hourly watch alerted on ``day``."""
+    hours = [dt.datetime.combine(day, dt.time(h)) for h in range(24)]
+    return {str(r["kind"]) for rows in _stored(settings, "hourly_cost_anomalies", hours).values()
+            for r in rows if r["alerted"]}
 
 
 def daily_totals(settings: Settings, start: dt.date, end: dt.date) -> dict[dt.date, DailyUsage]:
@@ -415,7 +489,8 @@ def flag_anomalies(settings: Settings, day: dt.date) -> dict[str, object]:
     # A day the monitor did not keep flagged nothing: what goes on from it is alerted again.
     previous = {str(r["kind"]) for r in kept.get(yesterday, [])}
     sent_before = {str(r["kind"]) for r in kept.get(day, []) if r["alerted"]}
-    found = detect(series, day, settings, previous=previous)
+    hourly = _alerted_hourly(settings, day)
+    found = detect(series, day, settings, previous=previous, alerted_hourly=hourly)
     today, usual = series[day], baseline(series, day)
     spent, projected = month_to_date(series, day), projected_month(series, day)
     # First: an alert that fails to send below must not keep the budget alarm (aws) blind.
@@ -424,12 +499,11 @@ def flag_anomalies(settings: Settings, day: dt.date) -> dict[str, object]:
     for anomaly in found:
         anomaly.explanation = explain(anomaly, records)
         if anomaly.alerted and anomaly.kind not in sent_before:
-            sent.append(alerts.send(settings, alerts.Alert(
-                source="ioc_cost_monitor", kind=anomaly.kind, day=day.isoformat(), title=anomaly.summary,
-                details=anomaly.explanation, runbook="docs/operations.md#cost-governance")))
-            log.warning("ALERT %s: %s", anomaly.kind, anomaly.summary)
+            sent.append(_send(settings, anomaly, day.isoformat()))
         elif anomaly.alerted:
             log.info("alerted by an earlier run of this day: %s", anomaly.summary)
+        elif anomaly.kind in hourly:
+            log.info("alerted within its hour by the hourly cost watch: %s", anomaly.summary)
         else:
             log.info("still going on (alerted before): %s", anomaly.summary)
         for line in anomaly.explanation:
@@ -450,3 +524,47 @@ def flag_anomalies(settings: Settings, day: dt.date) -> dict[str, object]:
              _usd(settings.monthly_budget_usd))
     return {"day": day.isoformat(), "cost_usd": today.cost_usd, "month_to_date_usd": spent,
             "projected_month_usd": projected, "anomalies": [a.as_dict() for a in found], "alerts": sent}
+
+
+def _send(settings: Settings, anomaly: Anomaly, day: str) -> dict[str, object]:
+    sent = alerts.send(settings, alerts.Alert(
+        source="ioc_cost_monitor", kind=anomaly.kind, day=day, title=anomaly.summary,
+        details=anomaly.explanation, runbook="docs/operations.md#cost-governance"))
+    log.warning("ALERT %s: %s", anomaly.kind, anomaly.summary)
+    return sent
+
+
+def watch_hour(settings: Settings, hour: dt.datetime) -> dict[str, object]:
+    """The hour's runaway queries and failure burst (:func:`detect_hour`), explained as the daily
+    monitor explains them, one alert each, kept in ``hourly_cost_anomalies``.
+
+    Idempotent: a re-run (or a retry) of the hour alerts nothing its kept partition says was sent.
+    """
+    hour = hour.replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    start, end = hour.replace(tzinfo=dt.UTC), (hour + dt.timedelta(hours=1)).replace(tzinfo=dt.UTC)
+    records = usage.query_history(settings, (hour - dt.timedelta(days=1)).date(), hour.date())
+    in_hour = [r for r in records if start <= r.submitted_at < end]
+    before = [r for r in records if start - dt.timedelta(days=1) <= r.submitted_at < start]
+    totals = DailyUsage(hour.date(), settings.workgroup)
+    for record in in_hour:
+        usage.add_query(totals, record)
+    found = detect_hour(hour, totals, usual_failure_rate(before), settings)
+    sent_before = {str(r["kind"]) for rows in _stored(settings, "hourly_cost_anomalies", [hour]).values()
+                   for r in rows if r["alerted"]}
+    sent = []
+    for anomaly in found:
+        anomaly.explanation = explain(anomaly, in_hour)
+        if anomaly.kind in sent_before:
+            log.info("alerted by an earlier run of this hour: %s", anomaly.summary)
+        else:
+            sent.append(_send(settings, anomaly, hour.date().isoformat()))
+        for line in anomaly.explanation:
+            log.info("  %s", line)
+    _write(settings, "hourly_cost_anomalies", hour, [{
+        "workgroup": a.workgroup, "kind": a.kind, "alerted": True, "value": a.value, "baseline": a.baseline,
+        "threshold": a.threshold, "summary": a.summary, "explanation": "\n".join(a.explanation),
+    } for a in found])
+    log.info("%s %s:00 UTC: %d queries (%d failed), %s; %s", settings.workgroup, f"{hour:%Y-%m-%d %H}", totals.queries,
+             totals.failed, _usd(totals.cost_usd), "; ".join(a.summary for a in found) or "nothing unusual")
+    return {"hour": hour.isoformat(), "queries": totals.queries, "failed": totals.failed, "cost_usd": totals.cost_usd,
+            "anomalies": [a.as_dict() for a in found], "alerts": sent}

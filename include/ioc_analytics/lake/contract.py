@@ -286,6 +286,17 @@ _RAW = "validate_<table> (Great Expectations on DuckDB)"
 _DAILY = "<table>.check (DuckDB over the built partition)"
 _HOURLY = "the hourly build (DuckDB over the built hour)"
 _COSTS = "the cost monitor, before it writes"
+#: An anomaly the cost monitor (daily) or its hourly watch flagged.
+_ANOMALY = (
+    Column("workgroup", "string", Text(), why="the workgroup"),
+    Column("kind", "string", Text(), why="the detector that flagged it"),
+    Column("alerted", "boolean", why="whether this run alerted on-call"),
+    Column("value", "double", Range(0, None), why="what was measured"),
+    Column("baseline", "double", Range(0, None), nullable=True, why="null where the kind has none"),
+    Column("threshold", "double", Range(0, None), why="the line it crossed"),
+    Column("summary", "string", Text(safe=False), why="the alert's text"),
+    Column("explanation", "string", Text(safe=False), why="the alert's explanation"),
+)
 _STATE = "nothing reads its rows to check them: it is re-derived whenever its sources change"
 _STATE_WHY = "derived state (ioc_analytics.analytics.state), read by the builds, never exported"
 
@@ -471,16 +482,9 @@ CONTRACTS: dict[str, TableContract] = {t.name: t for t in (
           for n in ("month_to_date_usd", "projected_month_usd", "budget_usd")),
         *_counts("anomalies", why="counts"),
     ), unique=(("workgroup",),), enforced_by=_COSTS),
-    _aggregate("cost_anomalies", (
-        Column("workgroup", "string", Text(), why="the workgroup"),
-        Column("kind", "string", Text(), why="the detector that flagged it"),
-        Column("alerted", "boolean", why="whether this run alerted on-call"),
-        Column("value", "double", Range(0, None), why="what was measured"),
-        Column("baseline", "double", Range(0, None), nullable=True, why="null where the kind has none"),
-        Column("threshold", "double", Range(0, None), why="the line it crossed"),
-        Column("summary", "string", Text(safe=False), why="the alert's text"),
-        Column("explanation", "string", Text(safe=False), why="the alert's explanation"),
-    ), enforced_by=_COSTS),
+    _aggregate("cost_anomalies", _ANOMALY, enforced_by=_COSTS),
+    _aggregate("hourly_cost_anomalies", _ANOMALY, partition_keys=(_LAKE_DATE, _HOUR),
+               enforced_by="the hourly cost watch, before it writes"),
 )}
 
 
