@@ -2,7 +2,8 @@
 on localhost; a 3-day backfill of the daily DAG created through the REST API whose first day is
 bad, so that it fails and stops the two days after it (the look-back); the day fixed and
 `ioc recover` run, which re-runs it and the days it blocked through the REST API; every run
-succeeded, the aggregates and exports checked against pandas, the grid screenshotted in headless
+succeeded, the aggregates and exports checked against pandas, the lineage events in the default
+file, the grid screenshotted in headless
 Chromium, and every process stopped.
 
 The simple auth manager runs with every user an admin (``SIMPLE_AUTH_MANAGER_ALL_ADMINS``) so
@@ -239,6 +240,15 @@ def test_a_bad_day_blocks_the_next_days_and_ioc_recover_turns_them_all_green(air
         succeeded = {r["tags"]["task_id"] for r in log
                      if r["state"] == "SUCCEEDED" and r["tags"]["ds"] == day.isoformat()}
         assert {f"{name}.{step}" for name in AGGREGATES for step in ("build", "check", "export")} <= succeeded, day
+
+    # Lineage went where `make airflow` sends it by default: each day's builds, checks and exports,
+    # each with the cost of its queries (tests/system/test_demo_runs.py reads them in full).
+    lineage = [json.loads(line) for line in (airflow["state"] / "lineage.jsonl").read_text().splitlines()]
+    for day in DAYS:
+        done = {e["job"]["name"] for e in lineage if e["eventType"] == "COMPLETE"
+                and e["run"]["facets"]["nominalTime"]["nominalStartTime"].startswith(str(day))
+                and e["run"]["facets"].get("ioc_cost", {}).get("queries", 0) > 0}
+        assert {f"{DAG}.{name}.{step}" for name in AGGREGATES for step in ("build", "check", "export")} <= done, day
 
     # The cost monitor, triggered through the API for today, costs those queries.
     today = dt.datetime.now(dt.UTC).date()

@@ -98,7 +98,7 @@ def test_a_quiet_hour_is_just_that(settings):
 
 
 @pytest.mark.parametrize(("queries", "failed", "usual", "burst"), [
-    (10, 3, 0.03, False),   # a quiet hour's ordinary bad luck: about 1 hour in 400 at 3 %
+    (10, 3, 0.03, False),   # a quiet hour's ordinary bad luck: about 1 hour in 360 at 3 %
     (10, 5, 0.03, True),    # half of them
     (200, 12, 0.03, False),  # 6 %: under the 10 % alarm
     (200, 16, 0.03, False),  # 8 %
