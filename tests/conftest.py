@@ -47,7 +47,6 @@ SLOWEST_FIRST = (
     "tests/unit/test_state.py",
     "tests/system/test_demo_runs.py",
     "tests/unit/test_costguard.py",
-    "tests/aws/test_daily_dag_aws.py",
     "tests/system/test_maintenance_dags.py",
 )
 

@@ -35,7 +35,6 @@ from tests.aws.conftest import DATABASE, RESULTS_BUCKET, WORKGROUP
 
 pytestmark = pytest.mark.integration
 
-TOMORROW = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
 TOPIC = "ioc-analytics-oncall"
 BUDGET, QUERY_COST, FAILURE_RATE = (f"{WORKGROUP}-month-to-date-budget", f"{WORKGROUP}-single-query-cost",
                                     f"{WORKGROUP}-query-failure-rate")
@@ -68,12 +67,15 @@ def fresh(aws_settings, moto):
 
 
 def test_setup_creates_everything_then_changes_nothing_then_repairs_exactly_the_drift(fresh, moto):
+    # The day after the wall clock's (as the setup DAG runs it), taken when the test starts: the queries
+    # below are stamped with the wall clock, and a suite can run past midnight.
+    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
     settings = fresh
     tables = set(load_catalog(settings.lake_uri, DATABASE).tables)
 
     # -- first run: a fresh account ------------------------------------------------------------
     moto.seed_athena_results(_count(9_000))
-    first = setup.ensure(settings, today=TOMORROW)
+    first = setup.ensure(settings, today=tomorrow)
 
     statuses = _statuses(first)
     datasets = {k for k in statuses if k[0] == "quicksight dataset"}
@@ -122,13 +124,13 @@ def test_setup_creates_everything_then_changes_nothing_then_repairs_exactly_the_
     [returned] = [m for m in rate["Metrics"] if m["ReturnData"]]
     assert "100 * FILL(failed, 0) / queries" in returned["Expression"] and "queries > 0" in returned["Expression"]
 
-    assert first.window == (TOMORROW - dt.timedelta(days=30), TOMORROW - dt.timedelta(days=1))
+    assert first.window == (tomorrow - dt.timedelta(days=30), tomorrow - dt.timedelta(days=1))
     assert _criteria(first) == {"MRR": (None, "not measured"), "Data volume": (9_000, "not met"),
                                 "Query frequency": (0, "not met"), "Team size": (None, "not measured")}
     readiness = [e for e in _executions(moto) if "assessment_events" in e["Query"]]
     assert len(readiness) == 1 and '"task_id": "readiness"' in readiness[0]["Query"]
     assert readiness[0]["ExecutionParameters"] == [
-        f"'{(TOMORROW - dt.timedelta(days=30)):%Y/%m/%d}'", f"'{TOMORROW:%Y/%m/%d}'"]
+        f"'{(tomorrow - dt.timedelta(days=30)):%Y/%m/%d}'", f"'{tomorrow:%Y/%m/%d}'"]
     assert any(n.startswith(f"nobody is subscribed to {topic}") for n in first.notes)
 
     # -- three analytics queries, then the second run: nothing to do ---------------------------
@@ -137,7 +139,7 @@ def test_setup_creates_everything_then_changes_nothing_then_repairs_exactly_the_
     for task in ("a", "b", "c"):
         engine.query("SELECT true AS ok", tags={"dag_id": "ioc_daily_analytics", "task_id": task})
     moto.seed_athena_results(_count(12_345))
-    second = setup.ensure(settings, today=TOMORROW)
+    second = setup.ensure(settings, today=tomorrow)
 
     assert {k: s for k, s in _statuses(second).items() if k[0] != "quicksight dataset"} == {
         k: "unchanged" for k in statuses if k[0] != "quicksight dataset"}, second.render()
@@ -155,7 +157,7 @@ def test_setup_creates_everything_then_changes_nothing_then_repairs_exactly_the_
     glue.update_table(DatabaseName=DATABASE, TableInput={
         k: events[k] for k in ("Name", "TableType", "Parameters", "PartitionKeys", "StorageDescriptor")})
     moto.seed_athena_results(_count(12_345))
-    third = setup.ensure(replace(settings, budget_alert_pct=90), today=TOMORROW)
+    third = setup.ensure(replace(settings, budget_alert_pct=90), today=tomorrow)
 
     changed = {r.name: r.detail for r in third.resources if r.status == "changed"}
     assert set(changed) == {BUDGET, "delete-old-query-results", "assessment_events"}, third.render()
