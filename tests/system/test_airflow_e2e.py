@@ -95,6 +95,10 @@ def airflow(sample_lake, tmp_path_factory):
     env = {**os.environ, "AIRFLOW_HOME": str(root / "home"), "AIRFLOW_PORT": str(port),
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
            "AIRFLOW__API_AUTH__JWT_SECRET": "a-test-only-secret",
+           # The log servers' ports too: another Airflow may be running on this machine (the
+           # production-shape test's, beside this one).
+           "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+           "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
            "IOC_LAKE_ROOT": str(lake), "IOC_STATE_DIR": str(root / "state"),
            "IOC_EXPORTS_ROOT": str(root / "exports"),
            "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
@@ -250,12 +254,13 @@ def test_a_bad_day_blocks_the_next_days_and_ioc_recover_turns_them_all_green(air
                 and e["run"]["facets"].get("ioc_cost", {}).get("queries", 0) > 0}
         assert {f"{DAG}.{name}.{step}" for name in AGGREGATES for step in ("build", "check", "export")} <= done, day
 
-    # The cost monitor, triggered through the API for today, costs those queries.
+    # The cost monitor, triggered through the API for today, costs those queries. (Its logical date
+    # is the start of today: a run whose logical date is still to come waits for it.)
     today = dt.datetime.now(dt.UTC).date()
     monitor = "ioc_cost_monitor"
     assert _api("PATCH", f"{base}/api/v2/dags/{monitor}", json={"is_paused": False}).status_code == 200
     run = _api("POST", f"{base}/api/v2/dags/{monitor}/dagRuns",
-               json={"logical_date": f"{today}T02:00:00Z", "dag_run_id": "e2e-today"})
+               json={"logical_date": f"{today}T00:00:00Z", "dag_run_id": "e2e-today"})
     assert run.status_code == 200, run.text
     deadline = time.monotonic() + 300
     while (state := _api("GET", f"{base}/api/v2/dags/{monitor}/dagRuns/e2e-today").json()["state"]) not in (

@@ -163,6 +163,35 @@ def test_two_days_in_either_order_give_the_same_tables(sample_lake, tmp_path):
             assert_same_aggregate(results[0][day][name], results[1][day][name], f"{name} {day}")
 
 
+def test_a_build_killed_mid_way_then_retried_leaves_a_clean_runs_tables(sample_lake, tmp_path, built):
+    """On local a build's queries run inside its task: a worker killed half-way through deriving the
+    30-day look-back (SIGKILL, nothing cleaned up) leaves versions it never published, and the
+    retry builds the same tables as a clean run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    lake, state = tmp_path / "lake", tmp_path / "state"
+    shutil.copytree(sample_lake, lake, ignore=shutil.ignore_patterns("aggregates"))
+    code = ("import datetime as dt, sys; from ioc_analytics.analytics import pipeline; "
+            "from ioc_analytics.settings import get_settings; "
+            "pipeline.build_aggregate(get_settings(backend='local', lake_root=sys.argv[1], state_dir=sys.argv[2]), "
+            "dt.date.fromisoformat(sys.argv[3]), 'daily_active_users', {'task_id': 'daily_active_users.build'})")
+    worker = subprocess.Popen([sys.executable, "-c", code, str(lake), str(state), DAY.isoformat()])
+    log = state / "query_log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and len(log.read_text().splitlines()) >= 5):  # 5 of the chain's 30 days
+        assert worker.poll() is None and time.monotonic() < deadline, "the build ended before it was killed"
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    assert worker.wait(timeout=30) == -signal.SIGKILL
+    _build_all(_settings(lake, state), DAY)  # the retry (and the day's other builds)
+    clean = _tables(built[1], DAY)
+    for name, table in _tables(state, DAY).items():
+        assert_same_aggregate(table, clean[name], name)
+
+
 def test_a_rerun_after_the_source_changed_reflects_the_change(sample_lake, tmp_path):
     lake, state = tmp_path / "lake", tmp_path / "state"
     shutil.copytree(sample_lake, lake, ignore=shutil.ignore_patterns("aggregates"))
