@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,8 @@ from ioc_analytics.lake.filters import number_placeholders, parameter_index, par
 if TYPE_CHECKING:
     from ioc_analytics.engine.base import QueryStats
     from ioc_analytics.lake.catalog import Catalog
+
+log = logging.getLogger(__name__)
 
 #: Where the ``ioc_cost`` facet's fields are described (docs/lineage.md).
 COST_FACET_SCHEMA = "https://github.com/ioc/ioc-analytics/blob/main/docs/lineage.md#the-ioc_cost-facet"
@@ -144,7 +147,8 @@ def reads(catalog: Catalog, sql: str, parameters: Sequence[object]) -> list[tupl
     partition keys, values bound (``""``: none, every partition), in the order they appear."""
     try:
         tree = sqlglot.parse_one(number_placeholders(sql, len(parameters)), read="athena")
-    except (sqlglot.errors.SqlglotError, ValueError):
+    except Exception:  # noqa: BLE001 (the engine ran it: lineage never fails a query it cannot read)
+        log.debug("lineage: the query's tables were not read from its SQL", exc_info=True)
         return []
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     found: list[tuple[str, str]] = []
