@@ -113,5 +113,5 @@ def test_a_failure_burst_is_more_failures_than_the_usual_rate_explains(settings,
 
 
 def test_the_usual_rate_has_a_floor():
-    assert monitor.usual_failure_rate([]) == monitor.MIN_FAILURE_RATE
+    assert monitor.usual_failure_rate(DailyUsage(HOUR.date(), WG)) == monitor.MIN_FAILURE_RATE
     assert monitor.usual_failure_rate(DailyUsage(HOUR.date(), WG, queries=100, failed=7)) == pytest.approx(0.07)

@@ -98,6 +98,14 @@ def test_a_build_reports_its_reads_what_it_published_and_its_queries_cost(local_
     assert DAY.strftime("%Y/%m/%d") in days
 
 
-def test_nothing_is_recorded_outside_a_recording(local_engine):
-    local_engine.query("SELECT 1 AS one")  # no error, nothing to report to
-    assert lineage.operator_lineage(None).inputs == []
+def test_each_task_records_only_its_own_queries(local_engine):
+    """A query outside a recording (the CLI) reports to none; two recordings one after the other (two
+    tasks of ``airflow dags test`` in one process) each hold their own."""
+    local_engine.query("SELECT count(*) AS n FROM assessment_events WHERE date = ?", [DAY.strftime("%Y/%m/%d")])
+    with lineage.recording(local_engine.lineage_name) as first:
+        local_engine.query("SELECT count(*) AS n FROM ocean_scores WHERE year = ? AND month = ?",
+                           [f"{DAY:%Y}", f"{DAY:%m}"])
+    with lineage.recording(local_engine.lineage_name) as second:
+        pass
+    assert first.queries == 1 and [n for _, n in first.inputs] == ["ioc_analytics.ocean_scores"]
+    assert second.queries == 0 and not second.inputs and lineage.operator_lineage(second).inputs == []

@@ -283,13 +283,9 @@ def failure_chance(failed: int, queries: int, rate: float) -> float:
     return float(binom.sf(failed - 1, queries, rate))
 
 
-def usual_failure_rate(before: list[QueryRecord] | DailyUsage) -> float:
+def usual_failure_rate(before: DailyUsage) -> float:
     """The failed share of the queries before the hour (at least ``MIN_FAILURE_RATE``)."""
-    if isinstance(before, DailyUsage):
-        failed, queries = before.failed, before.queries
-    else:
-        failed, queries = sum(r.state == "FAILED" for r in before), len(before)
-    return max(failed / queries if queries else 0.0, MIN_FAILURE_RATE)
+    return max(before.failure_rate, MIN_FAILURE_RATE)
 
 
 def detect_hour(hour: dt.datetime, totals: DailyUsage, usual_rate: float, settings: Settings) -> list[Anomaly]:
@@ -418,8 +414,12 @@ def _stored(settings: Settings, name: str, moments: list) -> dict:
 def _alerted_hourly(settings: Settings, day: dt.date) -> set[str]:
     """The kinds the hourly watch alerted on ``day``."""
     hours = [dt.datetime.combine(day, dt.time(h)) for h in range(24)]
-    return {str(r["kind"]) for rows in _stored(settings, "hourly_cost_anomalies", hours).values()
-            for r in rows if r["alerted"]}
+    return _alerted(_stored(settings, "hourly_cost_anomalies", hours))
+
+
+def _alerted(kept: Mapping[object, list[dict[str, object]]]) -> set[str]:
+    """The kinds the kept rows say were alerted."""
+    return {str(r["kind"]) for rows in kept.values() for r in rows if r["alerted"]}
 
 
 def daily_totals(settings: Settings, start: dt.date, end: dt.date) -> dict[dt.date, DailyUsage]:
@@ -488,7 +488,7 @@ def flag_anomalies(settings: Settings, day: dt.date) -> dict[str, object]:
     kept = _stored(settings, "cost_anomalies", [yesterday, day])
     # A day the monitor did not keep flagged nothing: what goes on from it is alerted again.
     previous = {str(r["kind"]) for r in kept.get(yesterday, [])}
-    sent_before = {str(r["kind"]) for r in kept.get(day, []) if r["alerted"]}
+    sent_before = _alerted({day: kept.get(day, [])})
     hourly = _alerted_hourly(settings, day)
     found = detect(series, day, settings, previous=previous, alerted_hourly=hourly)
     today, usual = series[day], baseline(series, day)
@@ -514,16 +514,19 @@ def flag_anomalies(settings: Settings, day: dt.date) -> dict[str, object]:
         "max_query_cost_usd": today.max_query_cost_usd, "baseline_usd": usual[0] if usual else None,
         "month_to_date_usd": spent, "projected_month_usd": projected, "budget_usd": settings.monthly_budget_usd,
         "anomalies": len(found)}])
-    _write(settings, "cost_anomalies", day, [{
-        "workgroup": a.workgroup, "kind": a.kind, "alerted": a.alerted, "value": a.value,
-        "baseline": a.baseline, "threshold": a.threshold, "summary": a.summary,
-        "explanation": "\n".join(a.explanation),
-    } for a in found])
+    _write(settings, "cost_anomalies", day, _rows(found))
     log.info("%s on %s: %s (usual %s); month to date %s, projected %s of %s", today.workgroup, day,
              _usd(today.cost_usd), _usd(usual[0]) if usual else "not known yet", _usd(spent), _usd(projected),
              _usd(settings.monthly_budget_usd))
     return {"day": day.isoformat(), "cost_usd": today.cost_usd, "month_to_date_usd": spent,
             "projected_month_usd": projected, "anomalies": [a.as_dict() for a in found], "alerts": sent}
+
+
+def _rows(found: list[Anomaly]) -> list[dict[str, object]]:
+    """Anomalies as the rows of ``cost_anomalies`` and ``hourly_cost_anomalies``."""
+    return [{"workgroup": a.workgroup, "kind": a.kind, "alerted": a.alerted, "value": a.value,
+             "baseline": a.baseline, "threshold": a.threshold, "summary": a.summary,
+             "explanation": "\n".join(a.explanation)} for a in found]
 
 
 def _send(settings: Settings, anomaly: Anomaly, day: str) -> dict[str, object]:
@@ -544,13 +547,14 @@ def watch_hour(settings: Settings, hour: dt.datetime) -> dict[str, object]:
     start, end = hour.replace(tzinfo=dt.UTC), (hour + dt.timedelta(hours=1)).replace(tzinfo=dt.UTC)
     records = usage.query_history(settings, (hour - dt.timedelta(days=1)).date(), hour.date())
     in_hour = [r for r in records if start <= r.submitted_at < end]
-    before = [r for r in records if start - dt.timedelta(days=1) <= r.submitted_at < start]
-    totals = DailyUsage(hour.date(), settings.workgroup)
+    totals, before = DailyUsage(hour.date(), settings.workgroup), DailyUsage(hour.date(), settings.workgroup)
     for record in in_hour:
         usage.add_query(totals, record)
+    for record in records:
+        if start - dt.timedelta(days=1) <= record.submitted_at < start:
+            usage.add_query(before, record)
     found = detect_hour(hour, totals, usual_failure_rate(before), settings)
-    sent_before = {str(r["kind"]) for rows in _stored(settings, "hourly_cost_anomalies", [hour]).values()
-                   for r in rows if r["alerted"]}
+    sent_before = _alerted(_stored(settings, "hourly_cost_anomalies", [hour]))
     sent = []
     for anomaly in found:
         anomaly.explanation = explain(anomaly, in_hour)
@@ -560,10 +564,7 @@ def watch_hour(settings: Settings, hour: dt.datetime) -> dict[str, object]:
             sent.append(_send(settings, anomaly, hour.date().isoformat()))
         for line in anomaly.explanation:
             log.info("  %s", line)
-    _write(settings, "hourly_cost_anomalies", hour, [{
-        "workgroup": a.workgroup, "kind": a.kind, "alerted": True, "value": a.value, "baseline": a.baseline,
-        "threshold": a.threshold, "summary": a.summary, "explanation": "\n".join(a.explanation),
-    } for a in found])
+    _write(settings, "hourly_cost_anomalies", hour, _rows(found))  # each alerted, by this run or an earlier
     log.info("%s %s:00 UTC: %d queries (%d failed), %s; %s", settings.workgroup, f"{hour:%Y-%m-%d %H}", totals.queries,
              totals.failed, _usd(totals.cost_usd), "; ".join(a.summary for a in found) or "nothing unusual")
     return {"hour": hour.isoformat(), "queries": totals.queries, "failed": totals.failed, "cost_usd": totals.cost_usd,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import sqlglot
 from sqlglot import exp
 
-from ioc_analytics.lake.filters import number_placeholders, parameter_index, partition_conjuncts
+from ioc_analytics.lake.filters import lake_tables, number_placeholders, parameter_index, partition_conjuncts
 
 if TYPE_CHECKING:
     from ioc_analytics.engine.base import QueryStats
@@ -152,9 +153,9 @@ def reads(catalog: Catalog, sql: str, parameters: Sequence[object]) -> list[tupl
         return []
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     found: list[tuple[str, str]] = []
-    for ref in tree.find_all(exp.Table):
+    for ref in lake_tables(tree, ctes):
         name = ref.name.lower()
-        if (name in ctes and not ref.db) or name not in catalog.tables:
+        if name not in catalog.tables:
             continue
         table = catalog.table(name)
         conjuncts = [c.copy() for c in partition_conjuncts(ref, table)]
@@ -190,6 +191,12 @@ def operator_lineage(record: Record | None) -> Any:
 
 
 def _cost_facet(record: Record) -> Any:
+    return _cost_facet_type()(**record.cost())
+
+
+@functools.cache
+def _cost_facet_type() -> type:
+    """The facet's class, defined once the provider asks for it (OpenLineage is not imported before)."""
     import attr
     from openlineage.client.generated.base import RunFacet
 
@@ -207,7 +214,7 @@ def _cost_facet(record: Record) -> Any:
         def _get_schema() -> str:
             return COST_FACET_SCHEMA
 
-    return IocCostFacet(**record.cost())
+    return IocCostFacet
 
 
 def _input_facets(dataset: Dataset) -> dict[str, Any]:

@@ -77,3 +77,8 @@ def number_placeholders(sql: str, count: int) -> str:
 
 def parameter_index(node: exp.Placeholder) -> int:
     return int(str(node.name).removeprefix(PARAMETER))
+
+
+def lake_tables(tree: exp.Expression, ctes: set[str]) -> list[exp.Table]:
+    """The query's references to tables of the lake (not to its own CTEs)."""
+    return [ref for ref in tree.find_all(exp.Table) if ref.name and not (ref.name.lower() in ctes and not ref.db)]

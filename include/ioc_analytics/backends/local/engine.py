@@ -49,7 +49,6 @@ from ioc_analytics.backends.local.planner import (
     as_written,
     check_columns,
     column_bounds,
-    lake_tables,
     parse_one,
     select_partitions,
     view_sql,
@@ -68,7 +67,7 @@ from ioc_analytics.errors import (
 from ioc_analytics.jsonlines import JsonLines
 from ioc_analytics.lake import partitions
 from ioc_analytics.lake.catalog import Catalog, Table
-from ioc_analytics.lake.filters import parameter_index, partition_conjuncts
+from ioc_analytics.lake.filters import lake_tables, parameter_index, partition_conjuncts
 from ioc_analytics.lake.partitions import PartitionRegistry
 from ioc_analytics.lake.tables import RAW_TABLES
 from ioc_analytics.settings import Settings

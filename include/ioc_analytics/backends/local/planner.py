@@ -93,11 +93,6 @@ def parse_one(sql: str, parameter_count: int) -> exp.Query:
     return tree
 
 
-def lake_tables(tree: exp.Expression, ctes: set[str]) -> list[exp.Table]:
-    """The query's references to tables of the lake (not to its own CTEs)."""
-    return [ref for ref in tree.find_all(exp.Table) if ref.name and not (ref.name.lower() in ctes and not ref.db)]
-
-
 def check_columns(tree: exp.Expression, tables: list[Table]) -> None:
     """Fail on a column that no table of the query has and that names no alias, with the nearest names.
 
