@@ -288,6 +288,11 @@ def test_celery_workers_on_postgres_and_redis_backfill_and_survive_a_killed_work
             return None
 
         victim, held = _wait("a build on worker-2 waiting on its query", a_build_waiting_in_worker_2, deployment, 420)
+        # And one of worker-1's builds handed its held query to the triggerer (the queries are held
+        # until then, so that worker-1 takes a build before the crash, whatever the timing).
+        _wait("a build of worker-1 in the triggerer", lambda: [
+            ti for ti in _task_instances(base) if ti["task_id"].endswith(".build") and ti["state"] == "deferred"],
+            deployment, 420)
         time.sleep(2)  # the query id reaches the task state store just after the submission
         deployment.kill("worker-2")
         deployment.killed.add("worker-2")
